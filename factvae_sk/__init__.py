@@ -1,0 +1,25 @@
+"""factvae_sk: FactVAE, a factorized VAE for paired single-cell RNA + ATAC, for scikit-learn.
+
+Architecture, one responsibility per module:
+
+- ``_estimator``: :class:`FactVAE`, the scikit-learn estimator users call.
+- ``_net``: the skorch net (main step + distillation step per batch).
+- ``_callbacks``: skorch callbacks (per-optimizer learning-rate decay, progress).
+- ``_modules``: pure torch modules (encoders, factorized decoders).
+- ``_losses``: the objective (criterion, prior loss, distillation loss).
+- ``_distributions``: NB / ZINB log-likelihoods and the Gaussian KL.
+- ``_preprocessing``: encoder inputs (RNA PCA, ATAC LSI).
+- ``_data``: sparse-preserving batching.
+- ``_validation``: input checks and :class:`GenePeakPrior`.
+- ``prior``: :func:`gene_peak_prior`, the gene x peak prior from coordinates.
+- ``datasets``: :func:`load_snare_cellline`, the bundled real data.
+"""
+
+from ._estimator import FactVAE
+from ._validation import GenePeakPrior
+from .datasets import load_snare_cellline
+from .prior import gene_peak_prior
+
+__version__ = "0.1.0"
+
+__all__ = ["FactVAE", "GenePeakPrior", "gene_peak_prior", "load_snare_cellline", "__version__"]

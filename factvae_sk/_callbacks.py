@@ -1,0 +1,70 @@
+"""skorch callbacks: per-optimizer learning-rate decay and a compact progress log."""
+
+import sys
+import time
+
+from skorch.callbacks import Callback
+from torch.optim.lr_scheduler import ExponentialLR
+
+REPORTED_TERMS = ("nll_rna", "kl_rna", "nll_atac", "kl_atac", "prior", "distill")
+
+
+class ExponentialLRDecay(Callback):
+    """Multiply one optimizer's learning rate by ``gamma`` after every epoch.
+
+    skorch's ``LRScheduler`` always drives ``net.optimizer_``; FactVAE has a second
+    optimizer (``optimizer_atac_``) that decays on its own schedule, so the optimizer is named.
+
+    Parameters
+    ----------
+    optimizer_name : str
+        The optimizer's name on the net, without the trailing underscore.
+    gamma : float
+        Decay factor per epoch.
+    """
+
+    def __init__(self, optimizer_name="optimizer", gamma=0.995):
+        self.optimizer_name = optimizer_name
+        self.gamma = gamma
+
+    def on_train_begin(self, net, **kwargs):
+        optimizer = getattr(net, self.optimizer_name + "_", None)
+        self.scheduler_ = None if optimizer is None else ExponentialLR(optimizer, self.gamma)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.scheduler_ is None:
+            return
+        net.history.record(f"lr_{self.optimizer_name}", self.scheduler_.get_last_lr()[0])
+        self.scheduler_.step()
+
+
+class ProgressLog(Callback):
+    """Print the epoch's mean loss terms about ten times during training.
+
+    Parameters
+    ----------
+    n_reports : int
+        How many lines to print over the run (the last epoch always prints).
+    sink : callable
+        Where lines go; stderr by default so results on stdout stay clean.
+    """
+
+    def __init__(self, n_reports=10, sink=None):
+        self.n_reports = n_reports
+        self.sink = sink
+
+    def on_train_begin(self, net, **kwargs):
+        self.start_ = time.perf_counter()
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = len(net.history)
+        every = max(1, net.max_epochs // self.n_reports)
+        if epoch % every and epoch != net.max_epochs:
+            return
+        row = net.history[-1]
+        terms = "  ".join(
+            f"{key}={row[key]:.4g}" for key in ("train_loss", *REPORTED_TERMS) if key in row
+        )
+        elapsed = time.perf_counter() - self.start_
+        line = f"epoch {epoch:>4}/{net.max_epochs}  {terms}  [{elapsed:.1f}s]"
+        (self.sink or (lambda text: print(text, file=sys.stderr, flush=True)))(line)

@@ -1,0 +1,529 @@
+"""``FactVAE``: the scikit-learn estimator users fit, transform, score and pickle."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import PassthroughScoring
+
+from ._callbacks import REPORTED_TERMS, ExponentialLRDecay, ProgressLog
+from ._data import PairedCountsDataset, collate_batch, iter_batches
+from ._losses import FactVAELoss, per_cell_kl, per_cell_nll
+from ._modules import FactVAEModule
+from ._net import FactVAENet
+from ._preprocessing import ATACEncoderInput, RNAEncoderInput
+from ._validation import (
+    SPARSE_FORMATS,
+    check_counts,
+    check_paired,
+    check_prior,
+    feature_names,
+    finish_counts,
+)
+
+
+def _resolve_device(device):
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class FactVAE(TransformerMixin, BaseEstimator):
+    """Factorized variational autoencoder for paired single-cell RNA + ATAC counts.
+
+    Each modality has an MLP encoder to a Gaussian latent code and a *factorized* decoder:
+    every gene (peak) has a feature embedding in latent space, and a cell's expected counts
+    are ``exp(log library) * softmax(z @ W)``. Gene and peak embeddings are tied to known
+    regulation through an optional gene x peak prior, and the ATAC encoder is additionally
+    distilled towards the RNA encoder's cell-cell similarity structure. The torch modules
+    are trained with skorch; defaults reproduce the published method.
+
+    Without ``X_atac`` the estimator fits the RNA half alone (a factorized RNA VAE). Without
+    a ``prior`` the prior term is off. Counts may be numpy arrays, scipy sparse matrices or
+    pandas DataFrames; sparse inputs stay sparse (one batch at a time is densified).
+
+    Parameters
+    ----------
+    n_latent : int, default=50
+        Size of the latent code (and of every gene and peak embedding).
+    rna_hidden_sizes : tuple of int, default=(512, 256)
+        Hidden layers of the RNA encoder.
+    atac_hidden_sizes : tuple of int, default=(256,)
+        Hidden layers of the ATAC encoder.
+    dropout : float, default=0.2
+        Dropout after each hidden layer of both encoders.
+    rna_likelihood, atac_likelihood : {"zinb", "nb"}, default="zinb"
+        Count likelihood of each modality.
+    rna_nll_weight : float, default=0.1
+    rna_kl_weight : float, default=0.001
+    atac_nll_weight : float, default=0.002
+    atac_kl_weight : float, default=0.001
+    prior_weight : float, default=1.0
+        Weights of the main objective
+        ``w_nll_r NLL_r + w_kl_r KL_r + w_nll_a NLL_a + w_kl_a KL_a + w_prior exp(L_prior)``.
+    lr : float, default=1e-3
+        Learning rate of the main Adam optimizer (all parameters).
+    lr_distillation : float, default=5e-4
+        Learning rate of the distillation Adam optimizer (ATAC encoder only); 0 turns
+        distillation off.
+    lr_decay : float, default=0.995
+        Both learning rates are multiplied by this after every epoch.
+    max_epochs : int, default=300
+    batch_size : int, default=128
+        Cells per batch; the incomplete last batch of an epoch is dropped (capped at the
+        number of cells, so small data still trains).
+    rna_n_components : int, default=100
+        Principal components of the RNA encoder input (normalize, log1p, scale, PCA).
+    atac_n_components : int, default=100
+        LSI components of the ATAC encoder input (TF-IDF, truncated SVD, per-cell scaling).
+    target_sum : float, default=1e4
+        Counts per cell after normalization, for the RNA encoder input.
+    embedding : {"rna", "atac", "joint"}, default="rna"
+        What :meth:`transform` returns: the RNA posterior mean, the ATAC posterior mean
+        (needs ``X_atac``), or both side by side.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, shuffling, sampling and the SVDs. The same value on the same machine
+        gives the same model. torch's global random state is left untouched.
+    device : str, default="auto"
+        torch device for training and inference; "auto" picks CUDA when available.
+    verbose : int, default=0
+        0: silent; 1: about ten progress lines on stderr; 2: skorch's per-epoch table.
+    callbacks : list of skorch callbacks or None, default=None
+        Extra callbacks for the skorch net (e.g. checkpoints).
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of genes seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Gene names, when ``X_rna`` was a DataFrame with string columns.
+    n_peaks_in_ : int
+        Number of peaks seen in ``fit`` (0 when fitted on RNA alone).
+    atac_feature_names_in_ : ndarray of shape (n_peaks_in_,) or None
+        Peak names, when ``X_atac`` was a DataFrame.
+    feature_embeddings_ : Bunch
+        ``rna``: gene embeddings (n_genes, n_latent); ``atac``: peak embeddings
+        (n_peaks, n_latent), absent without ATAC.
+    rna_encoder_input_, atac_encoder_input_ : fitted preprocessing transformers
+    net_ : FactVAENet
+        The trained skorch net; ``net_.history`` holds per-epoch loss terms.
+    module_ : FactVAEModule
+        The trained torch module (``net_.module_``).
+
+    See Also
+    --------
+    factvae_sk.gene_peak_prior : build the gene x peak prior from coordinates.
+
+    Examples
+    --------
+    >>> from factvae_sk import FactVAE, load_snare_cellline
+    >>> data = load_snare_cellline(n_cells=200)
+    >>> model = FactVAE(max_epochs=2, random_state=0)
+    >>> Z = model.fit_transform(data.rna[:, data.genes.highly_variable.to_numpy()], data.atac)
+    >>> Z.shape
+    (200, 50)
+    """
+
+    _parameter_constraints: dict = {
+        "n_latent": [Interval(Integral, 1, None, closed="left")],
+        "rna_hidden_sizes": [tuple, list],
+        "atac_hidden_sizes": [tuple, list],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "rna_likelihood": [StrOptions({"zinb", "nb"})],
+        "atac_likelihood": [StrOptions({"zinb", "nb"})],
+        "rna_nll_weight": [Interval(Real, 0, None, closed="left")],
+        "rna_kl_weight": [Interval(Real, 0, None, closed="left")],
+        "atac_nll_weight": [Interval(Real, 0, None, closed="left")],
+        "atac_kl_weight": [Interval(Real, 0, None, closed="left")],
+        "prior_weight": [Interval(Real, 0, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr_distillation": [Interval(Real, 0, None, closed="left")],
+        "lr_decay": [Interval(Real, 0, 1, closed="right")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "rna_n_components": [Interval(Integral, 1, None, closed="left")],
+        "atac_n_components": [Interval(Integral, 1, None, closed="left")],
+        "target_sum": [Interval(Real, 0, None, closed="neither")],
+        "embedding": [StrOptions({"rna", "atac", "joint"})],
+        "random_state": ["random_state"],
+        "device": [str, torch.device],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+    }
+
+    def __init__(
+        self,
+        n_latent=50,
+        *,
+        rna_hidden_sizes=(512, 256),
+        atac_hidden_sizes=(256,),
+        dropout=0.2,
+        rna_likelihood="zinb",
+        atac_likelihood="zinb",
+        rna_nll_weight=0.1,
+        rna_kl_weight=0.001,
+        atac_nll_weight=0.002,
+        atac_kl_weight=0.001,
+        prior_weight=1.0,
+        lr=1e-3,
+        lr_distillation=5e-4,
+        lr_decay=0.995,
+        max_epochs=300,
+        batch_size=128,
+        rna_n_components=100,
+        atac_n_components=100,
+        target_sum=1e4,
+        embedding="rna",
+        random_state=None,
+        device="auto",
+        verbose=0,
+        callbacks=None,
+    ):
+        self.n_latent = n_latent
+        self.rna_hidden_sizes = rna_hidden_sizes
+        self.atac_hidden_sizes = atac_hidden_sizes
+        self.dropout = dropout
+        self.rna_likelihood = rna_likelihood
+        self.atac_likelihood = atac_likelihood
+        self.rna_nll_weight = rna_nll_weight
+        self.rna_kl_weight = rna_kl_weight
+        self.atac_nll_weight = atac_nll_weight
+        self.atac_kl_weight = atac_kl_weight
+        self.prior_weight = prior_weight
+        self.lr = lr
+        self.lr_distillation = lr_distillation
+        self.lr_decay = lr_decay
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.rna_n_components = rna_n_components
+        self.atac_n_components = atac_n_components
+        self.target_sum = target_sum
+        self.embedding = embedding
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    # ------------------------------------------------------------------ fitting
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X_rna, X_atac=None, prior=None):
+        """Fit the preprocessing and train the model.
+
+        Parameters
+        ----------
+        X_rna : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_genes)
+            Raw RNA counts.
+        X_atac : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks), default=None
+            Raw ATAC counts of the same cells; ``None`` fits the RNA half alone. Sits in
+            scikit-learn's ``y`` slot, so Pipeline and cross-validation split it by cells.
+        prior : {array-like, sparse matrix, GenePeakPrior} of shape (n_genes, n_peaks), default=None
+            Known gene-peak links (see :func:`factvae_sk.gene_peak_prior`). Only its
+            non-zero entries are used. ``None`` turns the prior term off. In
+            cross-validation pass it wrapped as ``GenePeakPrior(prior)``.
+
+        Returns
+        -------
+        self : FactVAE
+        """
+        self._check_hidden_sizes()
+        X_rna, X_atac = self._validate_counts(X_rna, X_atac, reset=True)
+        if X_atac is None and self.embedding != "rna":
+            raise ValueError(f"embedding={self.embedding!r} needs X_atac at fit.")
+        if prior is not None and X_atac is None:
+            raise ValueError("A prior links genes to peaks: it needs X_atac.")
+        prior_entries = (
+            None if prior is None else check_prior(prior, X_rna.shape[1], X_atac.shape[1])
+        )
+
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        self.rna_encoder_input_ = RNAEncoderInput(
+            self.rna_n_components, target_sum=self.target_sum, random_state=seed
+        ).fit(X_rna)
+        self.atac_encoder_input_ = (
+            None
+            if X_atac is None
+            else ATACEncoderInput(self.atac_n_components, random_state=seed).fit(X_atac)
+        )
+        dataset = self._dataset(X_rna, X_atac, with_counts=True)
+
+        device = _resolve_device(self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net_ = self._build_net(dataset, X_rna.shape[1], X_atac, prior_entries, device)
+            if device != "cpu" and torch.cuda.is_available():
+                torch.cuda.manual_seed_all(seed)
+            self.net_.fit(dataset, y=None)
+
+        module = self.net_.module_
+        self.feature_embeddings_ = Bunch(
+            rna=module.decoder_rna.feature_embedding.detach().cpu().numpy().T.copy()
+        )
+        if module.has_atac:
+            self.feature_embeddings_.atac = (
+                module.decoder_atac.feature_embedding.detach().cpu().numpy().T.copy()
+            )
+        return self
+
+    def _check_hidden_sizes(self):
+        for name in ("rna_hidden_sizes", "atac_hidden_sizes"):
+            sizes = getattr(self, name)
+            if not all(isinstance(s, Integral) and s >= 1 for s in sizes):
+                raise ValueError(
+                    f"The '{name}' parameter of FactVAE must be a sequence of positive "
+                    f"integers. Got {sizes!r} instead."
+                )
+
+    def _build_net(self, dataset, n_genes, X_atac, prior_entries, device):
+        has_atac = X_atac is not None
+        callbacks = [
+            ("decay", ExponentialLRDecay("optimizer", self.lr_decay)),
+            ("decay_atac", ExponentialLRDecay("optimizer_atac", self.lr_decay)),
+        ]
+        callbacks += [
+            (name, PassthroughScoring(name, on_train=True))
+            for name in REPORTED_TERMS
+            if has_atac or name.endswith("_rna")
+            if name != "prior" or prior_entries is not None
+        ]
+        if self.verbose == 1:
+            callbacks.append(("progress", ProgressLog()))
+        callbacks += list(self.callbacks or [])
+        return FactVAENet(
+            module=FactVAEModule,
+            module__n_input_rna=self.rna_encoder_input_.pca_.n_components_,
+            module__n_genes=n_genes,
+            module__n_input_atac=(self.atac_encoder_input_.svd_.n_components if has_atac else None),
+            module__n_peaks=X_atac.shape[1] if has_atac else None,
+            module__n_latent=self.n_latent,
+            module__rna_hidden_sizes=tuple(self.rna_hidden_sizes),
+            module__atac_hidden_sizes=tuple(self.atac_hidden_sizes),
+            module__dropout=self.dropout,
+            criterion=FactVAELoss,
+            criterion__rna_likelihood=self.rna_likelihood,
+            criterion__atac_likelihood=self.atac_likelihood,
+            criterion__rna_nll_weight=self.rna_nll_weight,
+            criterion__rna_kl_weight=self.rna_kl_weight,
+            criterion__atac_nll_weight=self.atac_nll_weight,
+            criterion__atac_kl_weight=self.atac_kl_weight,
+            criterion__prior_weight=self.prior_weight,
+            criterion__prior=prior_entries,
+            optimizer=torch.optim.Adam,
+            lr=self.lr,
+            optimizer_atac=torch.optim.Adam,
+            max_epochs=self.max_epochs,
+            batch_size=min(self.batch_size, len(dataset)),
+            iterator_train__shuffle=True,
+            iterator_train__drop_last=True,
+            iterator_train__collate_fn=collate_batch,
+            iterator_valid__collate_fn=collate_batch,
+            train_split=None,
+            callbacks=callbacks,
+            device=device,
+            verbose=1 if self.verbose >= 2 else 0,
+            # The distillation optimizer exists only with ATAC; skorch rejects its
+            # parameters otherwise.
+            **({"optimizer_atac__lr": self.lr_distillation} if has_atac else {}),
+        )
+
+    # ------------------------------------------------------------------ inputs
+
+    def _validate_counts(self, X_rna, X_atac, reset):
+        """Validate both modalities; return float32 CSR matrices (X_atac may be None)."""
+        X_rna = validate_data(
+            self,
+            X_rna,
+            accept_sparse=SPARSE_FORMATS,
+            dtype=(np.float32, np.float64),
+            ensure_min_samples=1 if not reset else 2,
+            reset=reset,
+        )
+        X_rna = finish_counts(X_rna, what="X_rna")
+        if X_atac is None:
+            if reset:
+                self.n_peaks_in_ = 0
+                self.atac_feature_names_in_ = None
+            return X_rna, None
+        if reset:
+            X_atac_checked = check_counts(X_atac, what="X_atac")
+            self.n_peaks_in_ = X_atac_checked.shape[1]
+            self.atac_feature_names_in_ = feature_names(X_atac)
+        else:
+            if not self.n_peaks_in_:
+                raise ValueError("This FactVAE was fitted without X_atac; it cannot use X_atac.")
+            X_atac_checked = check_counts(X_atac, what="X_atac", n_features=self.n_peaks_in_)
+        check_paired(X_rna, X_atac_checked)
+        return X_rna, X_atac_checked
+
+    def _dataset(self, X_rna, X_atac, with_counts):
+        return PairedCountsDataset(
+            rna_input=self.rna_encoder_input_.transform(X_rna),
+            rna_counts=X_rna if with_counts else None,
+            atac_input=None if X_atac is None else self.atac_encoder_input_.transform(X_atac),
+            atac_counts=X_atac if with_counts else None,
+        )
+
+    def _needs_atac(self, X_atac, what):
+        if X_atac is None:
+            raise ValueError(f"{what} needs X_atac (the ATAC counts of the same cells).")
+
+    # ------------------------------------------------------------------ outputs
+
+    def _inference_batches(self, dataset):
+        """Yield ``(X, y)`` batches on the module's device with the module in eval mode."""
+        module = self.net_.module_
+        module.eval()
+        device = next(module.parameters()).device
+        yield from iter_batches(dataset, max(self.batch_size, 256), device)
+
+    def transform(self, X_rna, X_atac=None):
+        """Cell embeddings: posterior means of the latent code.
+
+        Parameters
+        ----------
+        X_rna : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_genes)
+        X_atac : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks), default=None
+            Needed when ``embedding`` is "atac" or "joint".
+
+        Returns
+        -------
+        Z : ndarray of shape (n_cells, n_latent) or (n_cells, 2 * n_latent) for "joint"
+        """
+        check_is_fitted(self)
+        if self.embedding != "rna":
+            self._needs_atac(X_atac, f"transform with embedding={self.embedding!r}")
+        X_rna, X_atac = self._validate_counts(
+            X_rna, X_atac if self.embedding != "rna" else None, reset=False
+        )
+        dataset = self._dataset(X_rna, X_atac, with_counts=False)
+        module = self.net_.module_
+        parts = []
+        with torch.no_grad():
+            for X, _ in self._inference_batches(dataset):
+                codes = []
+                if self.embedding in ("rna", "joint"):
+                    codes.append(module.encoder_rna(X["rna_input"])[0])
+                if self.embedding in ("atac", "joint"):
+                    codes.append(module.encoder_atac(X["atac_input"])[0])
+                parts.append(torch.cat(codes, dim=1).cpu().numpy())
+        return np.concatenate(parts, axis=0)
+
+    def fit_transform(self, X_rna, X_atac=None, prior=None):
+        """Fit, then return the embeddings of the training cells (see :meth:`transform`)."""
+        return self.fit(X_rna, X_atac, prior=prior).transform(X_rna, X_atac)
+
+    def score(self, X_rna, X_atac=None):
+        """Mean per-cell evidence lower bound of held-out cells (higher is better).
+
+        Deterministic: the latent code is the posterior mean. The likelihood is unweighted
+        (the loss weights are training choices), so scores compare across hyperparameters.
+        With ``X_atac`` (and a model fitted with ATAC) both modalities' terms are summed.
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self)
+        X_rna, X_atac = self._validate_counts(X_rna, X_atac, reset=False)
+        dataset = self._dataset(X_rna, X_atac, with_counts=True)
+        module = self.net_.module_
+        total = 0.0
+        with torch.no_grad():
+            for X, y in self._inference_batches(dataset):
+                outputs = module(**X)
+                elbo = -per_cell_nll(self.rna_likelihood, y["rna"], outputs["rna"])
+                elbo = elbo - per_cell_kl(outputs["rna"])
+                if "atac" in outputs:
+                    elbo = elbo - per_cell_nll(self.atac_likelihood, y["atac"], outputs["atac"])
+                    elbo = elbo - per_cell_kl(outputs["atac"])
+                total += elbo.double().sum().item()
+        return total / X_rna.shape[0]
+
+    def impute_atac(self, X_atac, X_rna=None):
+        """Denoised ("augmented") accessibility: ``exp(s_a) * softmax(z_a @ W_a)``.
+
+        Parameters
+        ----------
+        X_atac : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks)
+            ATAC counts of the cells to impute.
+        X_rna : ignored
+            Accepted for symmetry with :meth:`transform`; imputation uses the ATAC code.
+
+        Returns
+        -------
+        ndarray of shape (n_cells, n_peaks), float32
+            Dense: mind ``n_cells * n_peaks * 4`` bytes, and call it on chunks of cells
+            for very large data.
+        """
+        check_is_fitted(self)
+        if not self.n_peaks_in_:
+            raise ValueError("This FactVAE was fitted without X_atac; it cannot impute ATAC.")
+        X_atac = check_counts(X_atac, what="X_atac", n_features=self.n_peaks_in_)
+        dataset = PairedCountsDataset(
+            atac_input=self.atac_encoder_input_.transform(X_atac), atac_counts=X_atac
+        )
+        module = self.net_.module_
+        parts = []
+        with torch.no_grad():
+            for X, _ in self._inference_batches(dataset):
+                mean, _, _ = module.encoder_atac(X["atac_input"])
+                log_mu, _, _ = module.decoder_atac(mean, X["atac_log_library"])
+                parts.append(log_mu.exp().cpu().numpy())
+        return np.concatenate(parts, axis=0)
+
+    def regulatory_scores(self, pairs=None):
+        """Gene-peak regulatory scores: cosine similarity of gene and peak embeddings.
+
+        Parameters
+        ----------
+        pairs : sparse matrix or array-like of shape (n_genes, n_peaks), default=None
+            Which gene-peak pairs to score (its non-zero pattern, e.g. a prior or a
+            distance window). ``None`` scores every pair (dense: n_genes x n_peaks).
+
+        Returns
+        -------
+        scores : csr_matrix (with ``pairs``) or ndarray of shape (n_genes, n_peaks)
+        """
+        check_is_fitted(self, "feature_embeddings_")
+        if "atac" not in self.feature_embeddings_:
+            raise ValueError("This FactVAE was fitted without X_atac: it has no peak embeddings.")
+        genes = self.feature_embeddings_.rna
+        peaks = self.feature_embeddings_.atac
+        genes = genes / np.linalg.norm(genes, axis=1, keepdims=True)
+        peaks = peaks / np.linalg.norm(peaks, axis=1, keepdims=True)
+        if pairs is None:
+            return genes @ peaks.T
+        rows, cols, _ = check_prior(pairs, len(genes), len(peaks))
+        values = np.einsum("ij,ij->i", genes[rows], peaks[cols])
+        return sp.csr_matrix((values, (rows, cols)), shape=(len(genes), len(peaks)))
+
+    @property
+    def module_(self):
+        check_is_fitted(self, "net_")
+        return self.net_.module_
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the embedding columns, e.g. ``factvae_rna0`` ... ``factvae_atac49``."""
+        check_is_fitted(self, "n_features_in_")
+        blocks = {"rna": ["rna"], "atac": ["atac"], "joint": ["rna", "atac"]}[self.embedding]
+        return np.asarray(
+            [f"factvae_{block}{i}" for block in blocks for i in range(self.n_latent)],
+            dtype=object,
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True
+        # The y slot carries X_atac: an optional, non-negative 2-D count matrix.
+        tags.target_tags.required = False
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = False
+        tags.target_tags.positive_only = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags

@@ -1,0 +1,130 @@
+"""FactVAE's objective: the weighted main loss (a skorch criterion) and the distillation loss."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._distributions import count_log_prob, gaussian_kl
+
+
+def per_cell_nll(likelihood, counts, out):
+    """Negative log-likelihood of each cell's counts, summed over features: shape (n,)."""
+    log_prob = count_log_prob(likelihood, counts, out["log_mu"], out["log_theta"], out["pi_logits"])
+    return -log_prob.sum(dim=-1)
+
+
+def per_cell_kl(out):
+    """KL(q(z|x) || N(0, I)) of each cell: shape (n,)."""
+    return gaussian_kl(out["mean"], out["logvar"])
+
+
+def prior_loss(rna_embedding, atac_embedding, rows, cols, values):
+    """Mean squared gap between embedding cosines and the prior, over the prior's non-zeros.
+
+    Only the listed (gene, peak) pairs are touched: the dense genes x peaks similarity is
+    never formed.
+
+    Parameters
+    ----------
+    rna_embedding : Tensor of shape (n_latent, n_genes)
+    atac_embedding : Tensor of shape (n_latent, n_peaks)
+    rows, cols : LongTensor of shape (nnz,)
+        Gene and peak index of each non-zero prior entry.
+    values : Tensor of shape (nnz,)
+        The prior's value at each entry.
+
+    Returns
+    -------
+    Tensor
+        Scalar ``mean((cos(W_r[:, g], W_a[:, p]) - B[g, p]) ** 2)``.
+    """
+    # Normalizing columns first makes each cosine one gathered dot product.
+    rna_unit = F.normalize(rna_embedding, dim=0)
+    atac_unit = F.normalize(atac_embedding, dim=0)
+    cosine = (rna_unit[:, rows] * atac_unit[:, cols]).sum(dim=0)
+    return (cosine - values).pow(2).mean()
+
+
+def similarity_distillation_loss(z_teacher, z_student):
+    """``mean_i (1 - cos(S_t[i], S_s[i]))`` where S are cell-by-cell cosine-similarity matrices.
+
+    The caller detaches the teacher; this function only compares the two structures.
+    """
+    unit_t = F.normalize(z_teacher, dim=1)
+    unit_s = F.normalize(z_student, dim=1)
+    sim_t = unit_t @ unit_t.T
+    sim_s = unit_s @ unit_s.T
+    return (1.0 - F.cosine_similarity(sim_t, sim_s, dim=1)).mean()
+
+
+class FactVAELoss(nn.Module):
+    """The main objective, used as the skorch criterion.
+
+    ``L = w_nll_r NLL_r + w_kl_r KL_r + w_nll_a NLL_a + w_kl_a KL_a + w_prior exp(L_prior)``,
+    NLL and KL summed over features / latent dimensions and averaged over the batch's cells.
+
+    Parameters
+    ----------
+    rna_likelihood, atac_likelihood : {"zinb", "nb"}
+    rna_nll_weight, rna_kl_weight, atac_nll_weight, atac_kl_weight, prior_weight : float
+    prior : tuple of arrays (rows, cols, values) or None
+        The prior's non-zero entries; ``None`` switches the prior term off. Stored as buffers
+        so they follow the criterion to its device and into pickles.
+    """
+
+    def __init__(
+        self,
+        rna_likelihood="zinb",
+        atac_likelihood="zinb",
+        rna_nll_weight=0.1,
+        rna_kl_weight=0.001,
+        atac_nll_weight=0.002,
+        atac_kl_weight=0.001,
+        prior_weight=1.0,
+        prior=None,
+    ):
+        super().__init__()
+        self.rna_likelihood = rna_likelihood
+        self.atac_likelihood = atac_likelihood
+        self.rna_nll_weight = rna_nll_weight
+        self.rna_kl_weight = rna_kl_weight
+        self.atac_nll_weight = atac_nll_weight
+        self.atac_kl_weight = atac_kl_weight
+        self.prior_weight = prior_weight
+        self.has_prior = prior is not None and len(prior[0]) > 0
+        if self.has_prior:
+            rows, cols, values = prior
+            self.register_buffer("prior_rows", torch.as_tensor(np.asarray(rows), dtype=torch.long))
+            self.register_buffer("prior_cols", torch.as_tensor(np.asarray(cols), dtype=torch.long))
+            self.register_buffer(
+                "prior_values", torch.as_tensor(np.asarray(values), dtype=torch.float32)
+            )
+
+    def forward(self, outputs, counts, rna_embedding=None, atac_embedding=None):
+        """Return ``(loss, terms)``; ``terms`` maps each unweighted term's name to a float."""
+        terms = {
+            "nll_rna": per_cell_nll(self.rna_likelihood, counts["rna"], outputs["rna"]).mean(),
+            "kl_rna": per_cell_kl(outputs["rna"]).mean(),
+        }
+        loss = self.rna_nll_weight * terms["nll_rna"] + self.rna_kl_weight * terms["kl_rna"]
+        if "atac" in outputs:
+            terms["nll_atac"] = per_cell_nll(
+                self.atac_likelihood, counts["atac"], outputs["atac"]
+            ).mean()
+            terms["kl_atac"] = per_cell_kl(outputs["atac"]).mean()
+            loss = (
+                loss
+                + self.atac_nll_weight * terms["nll_atac"]
+                + self.atac_kl_weight * terms["kl_atac"]
+            )
+            if self.has_prior:
+                terms["prior"] = prior_loss(
+                    rna_embedding,
+                    atac_embedding,
+                    self.prior_rows,
+                    self.prior_cols,
+                    self.prior_values,
+                )
+                loss = loss + self.prior_weight * terms["prior"].exp()
+        return loss, {name: value.item() for name, value in terms.items()}

@@ -1,0 +1,146 @@
+"""The FactVAE torch modules: encoders, factorized decoders and the model that joins them.
+
+Pure torch: no data handling, no preprocessing, no losses. Tensors in, tensors out.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _xavier_init(module):
+    """Xavier-normal weights and zero biases for every Linear layer (the method's init)."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_normal_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class Encoder(nn.Module):
+    """MLP encoder giving a diagonal Gaussian posterior q(z | x).
+
+    Parameters
+    ----------
+    n_input : int
+        Size of the encoder input (e.g. 100 principal components).
+    hidden_sizes : sequence of int
+        Width of each hidden layer (Linear -> ELU -> Dropout).
+    n_latent : int
+        Size of the latent code.
+    dropout : float
+        Dropout probability after every hidden layer.
+    """
+
+    def __init__(self, n_input, hidden_sizes, n_latent, dropout):
+        super().__init__()
+        layers = []
+        for n_in, n_out in zip((n_input, *hidden_sizes[:-1]), hidden_sizes, strict=True):
+            layers += [nn.Linear(n_in, n_out), nn.ELU(), nn.Dropout(dropout)]
+        self.body = nn.Sequential(*layers)
+        n_last = hidden_sizes[-1] if len(hidden_sizes) else n_input
+        self.mean = nn.Linear(n_last, n_latent)
+        self.logvar = nn.Linear(n_last, n_latent)
+        self.apply(_xavier_init)
+
+    def forward(self, x):
+        """Return ``(mean, logvar, z)``; z is sampled in training and is the mean in eval."""
+        h = self.body(x)
+        mean, logvar = self.mean(h), self.logvar(h)
+        if self.training:
+            z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
+        else:
+            z = mean
+        return mean, logvar, z
+
+
+class FactorizedDecoder(nn.Module):
+    """Decoder whose parameters are per-feature embeddings in latent space.
+
+    For a code ``z`` and log library size ``s``: ``mu = exp(s) * softmax(z @ W)``,
+    ``theta = exp(softmax(z @ D))`` and zero-inflation logits ``z @ Pi``. The columns of
+    ``W`` are the feature (gene or peak) embeddings.
+
+    Parameters
+    ----------
+    n_latent : int
+    n_features : int
+    """
+
+    def __init__(self, n_latent, n_features):
+        super().__init__()
+        self.feature_embedding = nn.Parameter(torch.empty(n_latent, n_features))
+        self.dispersion_embedding = nn.Parameter(torch.empty(n_latent, n_features))
+        self.dropout_embedding = nn.Parameter(torch.empty(n_latent, n_features))
+        for weight in (self.feature_embedding, self.dispersion_embedding, self.dropout_embedding):
+            nn.init.xavier_normal_(weight)
+
+    def forward(self, z, log_library):
+        """Return ``(log_mu, log_theta, pi_logits)``, each of shape (n, n_features)."""
+        log_mu = log_library.unsqueeze(-1) + F.log_softmax(z @ self.feature_embedding, dim=-1)
+        # The reference's dispersion: theta = exp(softmax(.)), so log theta is the softmax.
+        log_theta = F.softmax(z @ self.dispersion_embedding, dim=-1)
+        pi_logits = z @ self.dropout_embedding
+        return log_mu, log_theta, pi_logits
+
+
+class FactVAEModule(nn.Module):
+    """Encoders and factorized decoders for RNA and, optionally, ATAC.
+
+    Parameters
+    ----------
+    n_input_rna, n_genes : int
+        Encoder-input size and number of genes.
+    n_input_atac, n_peaks : int or None
+        The same for ATAC; ``None`` builds the RNA half alone.
+    n_latent : int
+    rna_hidden_sizes, atac_hidden_sizes : sequence of int
+    dropout : float
+    """
+
+    def __init__(
+        self,
+        n_input_rna,
+        n_genes,
+        n_input_atac=None,
+        n_peaks=None,
+        n_latent=50,
+        rna_hidden_sizes=(512, 256),
+        atac_hidden_sizes=(256,),
+        dropout=0.2,
+    ):
+        super().__init__()
+        self.encoder_rna = Encoder(n_input_rna, tuple(rna_hidden_sizes), n_latent, dropout)
+        self.decoder_rna = FactorizedDecoder(n_latent, n_genes)
+        self.has_atac = n_peaks is not None
+        if self.has_atac:
+            self.encoder_atac = Encoder(n_input_atac, tuple(atac_hidden_sizes), n_latent, dropout)
+            self.decoder_atac = FactorizedDecoder(n_latent, n_peaks)
+
+    def forward(self, rna_input, rna_log_library, atac_input=None, atac_log_library=None):
+        """Encode, sample and decode each modality present.
+
+        Returns
+        -------
+        dict
+            ``{"rna": out, "atac": out}`` (``"atac"`` only with ATAC), each ``out`` a dict
+            with ``mean``, ``logvar``, ``z``, ``log_mu``, ``log_theta``, ``pi_logits``.
+        """
+        outputs = {"rna": self._run(self.encoder_rna, self.decoder_rna, rna_input, rna_log_library)}
+        if self.has_atac and atac_input is not None:
+            outputs["atac"] = self._run(
+                self.encoder_atac, self.decoder_atac, atac_input, atac_log_library
+            )
+        return outputs
+
+    @staticmethod
+    def _run(encoder, decoder, x, log_library):
+        mean, logvar, z = encoder(x)
+        log_mu, log_theta, pi_logits = decoder(z, log_library)
+        return {
+            "mean": mean,
+            "logvar": logvar,
+            "z": z,
+            "log_mu": log_mu,
+            "log_theta": log_theta,
+            "pi_logits": pi_logits,
+        }

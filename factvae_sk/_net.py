@@ -1,0 +1,94 @@
+"""The skorch net that trains FactVAE: a main step, then a distillation step, per batch.
+
+Everything is done through skorch's documented hooks: ``initialize_optimizer`` registers the
+second optimizer (so ``set_params(optimizer_atac__lr=...)`` works like any optimizer
+parameter), ``train_step`` runs the two updates, ``get_loss`` calls the criterion with the
+decoders' feature embeddings and logs each loss term in the history.
+"""
+
+import torch
+from skorch import NeuralNet
+from skorch.dataset import unpack_data
+from skorch.utils import TeeGenerator, to_tensor
+
+from ._losses import similarity_distillation_loss
+
+
+class FactVAENet(NeuralNet):
+    """skorch ``NeuralNet`` for :class:`~factvae_sk._modules.FactVAEModule`.
+
+    Per batch: (1) one step of ``optimizer_`` over all parameters on the criterion's loss;
+    (2) when the module has ATAC, one step of ``optimizer_atac_`` over the ATAC encoder
+    alone on the similarity-distillation loss, with the RNA encoder as a detached teacher.
+
+    Parameters
+    ----------
+    optimizer_atac : torch optimizer class, default=torch.optim.Adam
+        Optimizer of the distillation step. Its arguments take the ``optimizer_atac__``
+        prefix (e.g. ``optimizer_atac__lr``).
+    *args, **kwargs
+        As for :class:`skorch.NeuralNet`.
+    """
+
+    def __init__(self, *args, optimizer_atac=torch.optim.Adam, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.optimizer_atac = optimizer_atac
+
+    def initialize_optimizer(self, *args, **kwargs):
+        named_parameters = self.get_all_learnable_params()
+        args, kwargs = self.get_params_for_optimizer("optimizer", named_parameters)
+        self.optimizer_ = self.optimizer(*args, **kwargs)
+        if self.module_.has_atac:
+            named_parameters = self.module_.encoder_atac.named_parameters()
+            args, kwargs = self.get_params_for_optimizer("optimizer_atac", named_parameters)
+            self.optimizer_atac_ = self.optimizer_atac(*args, **kwargs)
+        return self
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        module = self.module_
+        y_true = to_tensor(y_true, device=self.device)
+        atac_embedding = module.decoder_atac.feature_embedding if module.has_atac else None
+        loss, terms = self.criterion_(
+            y_pred,
+            y_true,
+            rna_embedding=module.decoder_rna.feature_embedding,
+            atac_embedding=atac_embedding,
+        )
+        if training:
+            for name, value in terms.items():
+                self.history.record_batch(name, value)
+        return loss
+
+    def train_step(self, batch, **fit_params):
+        self._set_training(True)
+        X, y = unpack_data(batch)
+        X = to_tensor(X, device=self.device)
+
+        self.optimizer_.zero_grad()
+        y_pred = self.infer(X, **fit_params)
+        loss = self.get_loss(y_pred, y, X=X, training=True)
+        loss.backward()
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+            training=True,
+        )
+        self.optimizer_.step()
+
+        if self.module_.has_atac:
+            self.history.record_batch("distill", self.distillation_step(X))
+        return {"loss": loss, "y_pred": y_pred}
+
+    def distillation_step(self, X):
+        """One step of ``optimizer_atac_``: pull the ATAC codes' cell-cell similarity
+        structure towards the RNA codes' (posterior means of the batch, after the main step)."""
+        module = self.module_
+        self.optimizer_atac_.zero_grad()
+        with torch.no_grad():
+            teacher, _, _ = module.encoder_rna(X["rna_input"])
+        student, _, _ = module.encoder_atac(X["atac_input"])
+        loss = similarity_distillation_loss(teacher, student)
+        loss.backward()
+        self.optimizer_atac_.step()
+        return loss.item()

@@ -1,0 +1,124 @@
+"""Input checks with errors that name the problem. Nothing here modifies the caller's data."""
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils.validation import check_array, check_non_negative
+
+SPARSE_FORMATS = ("csr", "csc", "coo")
+
+
+class GenePeakPrior:
+    """A gene x peak prior that cross-validation tools will not split by rows.
+
+    scikit-learn's ``GridSearchCV``, ``cross_validate`` and ``cross_val_score`` slice every
+    fit parameter whose length equals the number of cells. A prior is per gene, not per
+    cell, but when the number of genes happens to equal the number of training cells a
+    plain matrix would be cut. This wrapper has no length or shape, so it always reaches
+    :meth:`FactVAE.fit` whole.
+
+    Parameters
+    ----------
+    matrix : array-like, sparse matrix or DataFrame of shape (n_genes, n_peaks)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from factvae_sk import GenePeakPrior
+    >>> prior = GenePeakPrior(np.eye(3))
+    >>> prior.matrix.shape
+    (3, 3)
+    """
+
+    def __init__(self, matrix):
+        self.matrix = matrix
+
+    def __repr__(self):
+        shape = getattr(self.matrix, "shape", None)
+        return f"GenePeakPrior(shape={shape})"
+
+
+def feature_names(X):
+    """Column names of a DataFrame as an object array, or None."""
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    return np.asarray([str(c) for c in columns], dtype=object)
+
+
+def check_counts(X, *, what, estimator_name="FactVAE", n_features=None):
+    """Validate a cells x features count matrix; return it as float32 CSR.
+
+    Checks: 2-D, finite, non-negative, at least two cells, every cell with a positive
+    total (its log library size is part of the model), and, when given, the feature count.
+    ``what`` names the input in messages (e.g. ``"X_atac"``).
+    """
+    X = check_array(
+        X,
+        accept_sparse=SPARSE_FORMATS,
+        dtype=(np.float32, np.float64),
+        ensure_min_samples=2,
+        input_name=what,
+        estimator=estimator_name,
+    )
+    return finish_counts(X, what=what, estimator_name=estimator_name, n_features=n_features)
+
+
+def finish_counts(X, *, what, estimator_name="FactVAE", n_features=None):
+    """The count-specific checks on an array already passed through ``check_array``."""
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(
+            f"{what} has {X.shape[1]} features, but {estimator_name} was fitted with "
+            f"{n_features} {what} features."
+        )
+    check_non_negative(X, f"{estimator_name} ({what})")
+    # float32 holds integer counts exactly up to 2**24 and halves the memory of float64.
+    X = sp.csr_matrix(X, dtype=np.float32)
+    totals = np.asarray(X.sum(axis=1)).ravel()
+    empty = np.flatnonzero(totals <= 0)
+    if len(empty):
+        raise ValueError(
+            f"{what} has {len(empty)} cell(s) with zero total counts (first at row "
+            f"{empty[0]}); remove them before fitting, their library size is undefined."
+        )
+    return X
+
+
+def check_paired(X_rna, X_atac):
+    """Both modalities must describe the same cells."""
+    if X_rna.shape[0] != X_atac.shape[0]:
+        raise ValueError(
+            f"X_rna and X_atac must have the same cells (rows): X_rna has {X_rna.shape[0]}, "
+            f"X_atac has {X_atac.shape[0]}."
+        )
+
+
+def check_prior(prior, n_genes, n_peaks):
+    """Return the prior's non-zero entries as ``(rows, cols, values)`` arrays.
+
+    Accepts a :class:`GenePeakPrior`, a scipy sparse matrix, an ndarray or a DataFrame of
+    shape (n_genes, n_peaks).
+    """
+    if isinstance(prior, GenePeakPrior):
+        prior = prior.matrix
+    if _is_sparse_frame(prior):
+        prior = prior.sparse.to_coo()
+    matrix = check_array(prior, accept_sparse=SPARSE_FORMATS, dtype=np.float32, input_name="prior")
+    if matrix.shape != (n_genes, n_peaks):
+        raise ValueError(
+            f"prior must have shape (n_genes, n_peaks) = ({n_genes}, {n_peaks}), got "
+            f"{matrix.shape}. If it came through GridSearchCV or cross_validate, which split "
+            "fit parameters with one entry per cell, pass it as GenePeakPrior(prior)."
+        )
+    coo = sp.coo_matrix(matrix)
+    keep = coo.data != 0
+    return coo.row[keep].astype(np.int64), coo.col[keep].astype(np.int64), coo.data[keep]
+
+
+def _is_sparse_frame(X):
+    """A DataFrame whose columns are all pandas sparse (densifying it could be huge)."""
+    dtypes = getattr(X, "dtypes", None)
+    return (
+        hasattr(X, "columns")
+        and len(dtypes) > 0
+        and all(str(dtype).startswith("Sparse") for dtype in dtypes)
+    )

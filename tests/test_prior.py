@@ -1,0 +1,256 @@
+"""Tests of the gene-peak prior (gene body + upstream promoter overlap)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from factvae_sk.prior import gene_peak_prior
+
+DATA = Path(__file__).resolve().parent.parent / "factvae_sk" / "data" / "snare_cellline"
+
+
+def _brute_force(genes, peaks, upstream):
+    """Reference: plain double loop over genes and peaks, as a dense 0/1 array."""
+    out = np.zeros((len(genes), len(peaks)), dtype=np.float32)
+    for i, g in enumerate(genes.itertuples(index=False)):
+        if pd.isna(g.start) or pd.isna(g.end) or pd.isna(g.chrom):
+            continue
+        if g.strand == "+":
+            rs, re_ = g.start - upstream, g.end
+        elif g.strand == "-":
+            rs, re_ = g.start, g.end + upstream
+        else:
+            rs, re_ = g.start - upstream, g.end + upstream
+        rs = max(rs, 0)
+        for j, p in enumerate(peaks.itertuples(index=False)):
+            if p.chrom == g.chrom and p.start < re_ and p.end > rs:
+                out[i, j] = 1.0
+    return out
+
+
+@pytest.fixture
+def toy():
+    genes = pd.DataFrame(
+        {
+            "gene": ["gplus", "gminus", "gnan", "gdot", "gnear0"],
+            "chrom": ["chr1", "chr1", "chr1", "chr2", "chr2"],
+            "start": [1000.0, 5000.0, np.nan, 3000.0, 500.0],
+            "end": [2000.0, 6000.0, np.nan, 3100.0, 600.0],
+            "strand": ["+", "-", "+", ".", "+"],
+        }
+    )
+    # upstream = 100 in the test below. Regions:
+    #   gplus  chr1 [900, 2000)     gminus chr1 [5000, 6100)
+    #   gnan   none                 gdot   chr2 [2900, 3200)   gnear0 chr2 [400, 600)
+    peaks = pd.DataFrame(
+        {
+            "peak": [f"p{k}" for k in range(11)],
+            "chrom": ["chr1"] * 7 + ["chr2"] * 3 + ["chr3"],
+            "start": [800, 850, 1990, 2000, 4990, 6099, 6100, 3200, 2000, 0, 950],
+            "end": [900, 950, 2500, 2100, 5001, 6200, 6300, 3300, 2901, 401, 1500],
+        }
+    )
+    # p0 [800, 900)   touches gplus region start   -> no
+    # p1 [850, 950)   overlaps gplus promoter      -> gplus
+    # p2 [1990, 2500) overlaps gplus body end, long, overlaps p3
+    # p3 [2000, 2100) touches gplus end            -> no
+    # p4 [4990, 5001) overlaps gminus body start   -> gminus
+    # p5 [6099, 6200) overlaps last bp of gminus promoter -> gminus
+    # p6 [6100, 6300) touches gminus region end    -> no
+    # p7 chr2 [3200, 3300) touches gdot region end -> no
+    # p8 chr2 [2000, 2901) long, overlaps gdot upstream side by 1 bp -> gdot
+    # p9 chr2 [0, 401)  overlaps gnear0 promoter by 1 bp -> gnear0
+    # p10 chr3: same coordinates as gplus but another chromosome -> no
+    return genes, peaks
+
+
+def test_small_hand_made(toy):
+    genes, peaks = toy
+    expected = np.array(
+        [
+            # p0 p1 p2 p3 p4 p5 p6 p7 p8 p9 p10
+            [0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0],  # gplus
+            [0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0],  # gminus
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],  # gnan
+            [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0],  # gdot
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0],  # gnear0
+        ],
+        dtype=np.float32,
+    )
+    prior = gene_peak_prior(genes, peaks, upstream=100)
+    assert isinstance(prior, sp.csr_matrix)
+    assert prior.dtype == np.float32
+    assert prior.shape == (5, 11)
+    assert prior.has_sorted_indices
+    np.testing.assert_array_equal(prior.toarray(), expected)
+    np.testing.assert_array_equal(prior.data, 1.0)
+    np.testing.assert_array_equal(prior.toarray(), _brute_force(genes, peaks, 100))
+
+
+def test_clip_at_zero():
+    genes = pd.DataFrame({"chrom": ["c"], "start": [10], "end": [20], "strand": ["+"]})
+    peaks = pd.DataFrame({"chrom": ["c", "c"], "start": [0, 20], "end": [1, 30]})
+    np.testing.assert_array_equal(gene_peak_prior(genes, peaks).toarray(), [[1, 0]])
+
+
+def test_shuffled_rows_permute_output(toy):
+    genes, peaks = toy
+    prior = gene_peak_prior(genes, peaks, upstream=100).toarray()
+    rng = np.random.default_rng(0)
+    gi = rng.permutation(len(genes))
+    pi = rng.permutation(len(peaks))
+    shuffled = gene_peak_prior(genes.iloc[gi], peaks.iloc[pi], upstream=100).toarray()
+    np.testing.assert_array_equal(shuffled, prior[np.ix_(gi, pi)])
+
+
+def test_names_select_and_order(toy):
+    genes, peaks = toy
+    prior = gene_peak_prior(genes, peaks, upstream=100).toarray()
+    sub = gene_peak_prior(
+        genes, peaks, upstream=100, gene_names=["gminus", "gplus"], peak_names=["p5", "p1", "p4"]
+    ).toarray()
+    np.testing.assert_array_equal(sub, prior[np.ix_([1, 0], [5, 1, 4])])
+    with pytest.raises(ValueError, match="gene_names"):
+        gene_peak_prior(genes, peaks, gene_names=["gplus", "nope"])
+    with pytest.raises(ValueError, match="peak_names"):
+        gene_peak_prior(genes, peaks, peak_names=["nope"])
+    # Without a "gene" column the names are looked up in the index.
+    indexed = genes.set_index("gene")
+    via_index = gene_peak_prior(indexed, peaks, upstream=100, gene_names=["gminus", "gplus"])
+    np.testing.assert_array_equal(via_index.toarray(), prior[[1, 0]])
+
+
+def test_no_shared_chromosome_and_empty():
+    genes = pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [10], "strand": ["+"]})
+    peaks = pd.DataFrame({"chrom": ["chr2"], "start": [0], "end": [10]})
+    prior = gene_peak_prior(genes, peaks)
+    assert prior.shape == (1, 1) and prior.nnz == 0 and prior.dtype == np.float32
+    empty = gene_peak_prior(genes.iloc[:0], peaks)
+    assert empty.shape == (0, 1) and empty.nnz == 0
+
+
+def test_upstream_monotone(toy):
+    genes, peaks = toy
+    p0 = gene_peak_prior(genes, peaks, upstream=0)
+    p2k = gene_peak_prior(genes, peaks, upstream=2000)
+    # Every link without the promoter is kept with it, and the promoter adds links here.
+    assert (p0 - p0.multiply(p2k)).nnz == 0
+    assert p2k.nnz > p0.nnz
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda g, p: (g.drop(columns="strand"), p), "genes is missing the column"),
+        (lambda g, p: (g, p.drop(columns=["chrom", "end"])), "peaks is missing the column"),
+        (lambda g, p: (g.assign(end=g["start"] - 1), p), "genes has .* end < start"),
+        (lambda g, p: (g, p.assign(start=p["end"] + 1)), "peaks has .* end < start"),
+        (lambda g, p: (g.assign(start="x"), p), "must be numeric"),
+    ],
+)
+def test_bad_tables(toy, change, match):
+    genes, peaks = change(*toy)
+    with pytest.raises(ValueError, match=match):
+        gene_peak_prior(genes, peaks)
+
+
+def test_not_a_dataframe(toy):
+    genes, peaks = toy
+    with pytest.raises(TypeError, match="genes must be a pandas DataFrame"):
+        gene_peak_prior(genes.to_numpy(), peaks)
+    with pytest.raises(TypeError, match="peaks must be a pandas DataFrame"):
+        gene_peak_prior(genes, peaks.to_dict())
+
+
+@pytest.mark.parametrize("upstream", [-1, -0.5, np.nan, np.inf])
+def test_bad_upstream_value(toy, upstream):
+    genes, peaks = toy
+    with pytest.raises(ValueError, match="upstream"):
+        gene_peak_prior(genes, peaks, upstream=upstream)
+
+
+@pytest.mark.parametrize("upstream", ["2000", True, None])
+def test_bad_upstream_type(toy, upstream):
+    genes, peaks = toy
+    with pytest.raises(TypeError, match="upstream"):
+        gene_peak_prior(genes, peaks, upstream=upstream)
+
+
+def test_duplicate_names_rejected(toy):
+    genes, peaks = toy
+    doubled = pd.concat([genes, genes.iloc[:1]])
+    with pytest.raises(ValueError, match="duplicate"):
+        gene_peak_prior(doubled, peaks, gene_names=["gplus"])
+
+
+def test_inputs_not_modified(toy):
+    genes, peaks = toy
+    genes_before, peaks_before = genes.copy(deep=True), peaks.copy(deep=True)
+    gene_peak_prior(genes, peaks, upstream=100, gene_names=["gnan", "gplus"])
+    gene_peak_prior(genes, peaks, upstream=100)
+    pd.testing.assert_frame_equal(genes, genes_before)
+    pd.testing.assert_frame_equal(peaks, peaks_before)
+
+
+@pytest.fixture(scope="module")
+def real():
+    genes = pd.read_csv(DATA / "genes.tsv.gz", sep="\t")
+    peaks = pd.read_csv(DATA / "peaks.tsv.gz", sep="\t")
+    return genes[genes["highly_variable"]].reset_index(drop=True), peaks
+
+
+@pytest.mark.parametrize("upstream", [0, 2000])
+def test_real_data_matches_brute_force(real, upstream):
+    hvg, peaks = real
+    chroms = ["chr19", "chr21", "chr22", "chrY", "chrM"]
+    genes = hvg[hvg["chrom"].isin(chroms) | hvg["start"].isna()].reset_index(drop=True)
+    # Keep all peaks of these chromosomes plus a few from others, which must never match.
+    peaks = pd.concat(
+        [peaks[peaks["chrom"].isin(chroms)], peaks[~peaks["chrom"].isin(chroms)][:50]]
+    )
+    peaks = peaks.reset_index(drop=True)
+    prior = gene_peak_prior(genes, peaks, upstream=upstream)
+    expected = _brute_force(genes, peaks, upstream)
+    assert expected.sum() > 0
+    np.testing.assert_array_equal(prior.toarray(), expected)
+
+
+def test_real_data_full_hvg_prior(real):
+    hvg, peaks = real
+    prior = gene_peak_prior(hvg, peaks)
+    assert prior.shape == (2000, len(peaks))
+    print(f"full HVG x peaks prior: shape {prior.shape}, nnz {prior.nnz}")
+    assert prior.nnz > 0
+    # The promoter only adds links.
+    body = gene_peak_prior(hvg, peaks, upstream=0)
+    assert (body - body.multiply(prior)).nnz == 0
+    assert prior.nnz >= body.nnz
+
+
+def test_random_against_brute_force():
+    # Many overlapping peaks of very different lengths, duplicates, zero-length intervals,
+    # every strand kind and a few NaN genes, checked against the double loop.
+    rng = np.random.default_rng(42)
+    n_genes, n_peaks = 60, 300
+    g_start = rng.integers(0, 20_000, n_genes).astype(float)
+    genes = pd.DataFrame(
+        {
+            "chrom": rng.choice(["a", "b", "c"], n_genes),
+            "start": g_start,
+            "end": g_start + rng.integers(0, 3_000, n_genes),
+            "strand": rng.choice(["+", "-", "."], n_genes),
+        }
+    )
+    genes.loc[rng.choice(n_genes, 5, replace=False), ["start", "end"]] = np.nan
+    p_start = rng.integers(0, 25_000, n_peaks)
+    p_len = np.where(rng.random(n_peaks) < 0.1, rng.integers(0, 5_000, n_peaks), 200)
+    peaks = pd.DataFrame(
+        {"chrom": rng.choice(["a", "b", "d"], n_peaks), "start": p_start, "end": p_start + p_len}
+    )
+    peaks = pd.concat([peaks, peaks.iloc[:10]], ignore_index=True)
+    for upstream in (0, 500, 2000):
+        prior = gene_peak_prior(genes, peaks, upstream=upstream)
+        np.testing.assert_array_equal(prior.toarray(), _brute_force(genes, peaks, upstream))
