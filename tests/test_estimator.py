@@ -1,0 +1,235 @@
+"""FactVAE's behaviour on real data: outputs, reproducibility, validation, sparsity."""
+
+import sys
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from conftest import FAST
+
+from factvae_sk import FactVAE
+
+
+@pytest.fixture(scope="module")
+def fitted(small):
+    model = FactVAE(embedding="joint", random_state=0, **FAST)
+    return model.fit(small["rna"], small["atac"], prior=small["prior"])
+
+
+def test_same_random_state_gives_identical_embeddings(small):
+    def embed(seed):
+        model = FactVAE(embedding="joint", random_state=seed, **FAST)
+        return model.fit_transform(small["rna"], small["atac"], prior=small["prior"])
+
+    first, second = embed(3), embed(3)
+    assert np.array_equal(first, second)
+    assert not np.allclose(first, embed(4))
+
+
+def test_fit_leaves_torch_global_rng_alone(small):
+    import torch
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    FactVAE(random_state=0, **FAST).fit(small["rna"][:80])
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_transform_columns_for_each_embedding(fitted, small):
+    n_latent = FAST["n_latent"]
+    rna, atac = small["rna"][:50], small["atac"][:50]
+    assert fitted.transform(rna, atac).shape == (50, 2 * n_latent)
+    for embedding, width in [("rna", n_latent), ("atac", n_latent), ("joint", 2 * n_latent)]:
+        fitted.set_params(embedding=embedding)
+        assert fitted.transform(rna, atac).shape == (50, width)
+        assert len(fitted.get_feature_names_out()) == width
+    fitted.set_params(embedding="rna")
+    # RNA embedding: the same columns whether or not X_atac is passed.
+    assert np.array_equal(fitted.transform(rna), fitted.transform(rna, atac))
+    fitted.set_params(embedding="joint")
+    with pytest.raises(ValueError, match="needs X_atac"):
+        fitted.transform(rna)
+
+
+def test_joint_embedding_is_rna_then_atac(fitted, small):
+    rna, atac = small["rna"][:40], small["atac"][:40]
+    joint = fitted.transform(rna, atac)
+    fitted.set_params(embedding="atac")
+    atac_only = fitted.transform(rna, atac)
+    fitted.set_params(embedding="joint")
+    assert np.array_equal(joint[:, FAST["n_latent"] :], atac_only)
+
+
+def test_feature_embeddings_are_the_decoder_weights(fitted, small):
+    emb = fitted.feature_embeddings_
+    assert emb.rna.shape == (small["rna"].shape[1], FAST["n_latent"])
+    assert emb.atac.shape == (small["atac"].shape[1], FAST["n_latent"])
+    W_a = fitted.module_.decoder_atac.feature_embedding.detach().numpy()
+    assert np.array_equal(emb.atac, W_a.T)
+
+
+def test_regulatory_scores_are_embedding_cosines(fitted, small):
+    scores = fitted.regulatory_scores(small["prior"])
+    dense = fitted.regulatory_scores()
+    assert sp.issparse(scores) and scores.nnz == small["prior"].nnz
+    rows, cols = small["prior"].nonzero()
+    np.testing.assert_allclose(
+        np.asarray(scores[rows, cols]).ravel(), dense[rows, cols], rtol=1e-5, atol=1e-6
+    )
+    g, p = fitted.feature_embeddings_.rna[7], fitted.feature_embeddings_.atac[11]
+    assert dense[7, 11] == pytest.approx(g @ p / np.linalg.norm(g) / np.linalg.norm(p), rel=1e-5)
+
+
+def test_impute_atac_preserves_library_size(fitted, small):
+    atac = small["atac"][:60]
+    imputed = fitted.impute_atac(atac)
+    assert imputed.shape == atac.shape and imputed.dtype == np.float32
+    assert (imputed > 0).all()
+    # mu = exp(s_a) softmax(.): each cell's imputed profile sums to its observed depth.
+    np.testing.assert_allclose(imputed.sum(axis=1), np.asarray(atac.sum(axis=1)).ravel(), rtol=1e-3)
+
+
+def test_score_improves_with_training(small):
+    train, test = slice(0, 200), slice(200, 300)
+    scores = []
+    for epochs in (1, 25):
+        model = FactVAE(random_state=0, **{**FAST, "max_epochs": epochs})
+        model.fit(small["rna"][train], small["atac"][train], prior=small["prior"])
+        scores.append(model.score(small["rna"][test], small["atac"][test]))
+    assert np.isfinite(scores).all()
+    assert scores[1] > scores[0]
+
+
+def test_rna_only_model(small):
+    model = FactVAE(random_state=0, **FAST).fit(small["rna"])
+    assert model.n_peaks_in_ == 0 and "atac" not in model.feature_embeddings_
+    assert model.transform(small["rna"]).shape == (300, FAST["n_latent"])
+    assert not hasattr(model.net_, "optimizer_atac_")
+    with pytest.raises(ValueError, match="without X_atac"):
+        model.impute_atac(small["atac"])
+    with pytest.raises(ValueError, match="needs X_atac"):
+        FactVAE(embedding="atac", **FAST).fit(small["rna"])
+    with pytest.raises(ValueError, match="needs X_atac"):
+        FactVAE(**FAST).fit(small["rna"], prior=small["prior"])
+
+
+def test_verbose_prints_progress(small, capsys):
+    FactVAE(random_state=0, verbose=1, **{**FAST, "max_epochs": 20}).fit(small["rna"][:100])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch")]
+    assert len(lines) == 10 and "nll_rna=" in lines[-1] and "20/20" in lines[-1]
+    FactVAE(random_state=0, **FAST).fit(small["rna"][:100])
+    assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda r, a, p: (r, a[:-1], p), "same cells"),
+        (lambda r, a, p: (r, a, p[:-1]), "prior must have shape"),
+        (lambda r, a, p: (r, a, p.T), "prior must have shape"),
+        (lambda r, a, p: (-r, a, p), r"Negative values .*X_rna"),
+        (lambda r, a, p: (r, a.multiply(-1).tocsr(), p), r"Negative values .*X_atac"),
+        (lambda r, a, p: (_with(r, 0, 0, np.nan), a, p), "NaN"),
+        (lambda r, a, p: (r, _with(a, 0, 0, np.inf), p), "infinity"),
+        (lambda r, a, p: (_zero_row(r, 5), a, p), r"X_rna has 1 cell\(s\) with zero total"),
+        (lambda r, a, p: (r, _zero_row(a, 9), p), r"X_atac has 1 cell\(s\) with zero total"),
+        (lambda r, a, p: (r, a, _with(p, 0, 0, np.nan)), "prior"),
+    ],
+)
+def test_bad_input_errors_name_the_problem(small, mutate, message):
+    rna, atac, prior = mutate(small["rna"][:40], small["atac"][:40], small["prior"])
+    with pytest.raises(ValueError, match=message):
+        FactVAE(**FAST).fit(rna, atac, prior=prior)
+
+
+def _with(matrix, i, j, value):
+    out = matrix.toarray().astype(float)
+    out[i, j] = value
+    return out
+
+
+def _zero_row(matrix, i):
+    out = matrix.tolil(copy=True)
+    out[i, :] = 0
+    return out.tocsr()
+
+
+def test_wrong_feature_count_at_transform(fitted, small):
+    with pytest.raises(ValueError, match="features"):
+        fitted.transform(small["rna"][:10, :-1], small["atac"][:10])
+    with pytest.raises(ValueError, match="X_atac has 4999 features"):
+        fitted.transform(small["rna"][:10], small["atac"][:10, :-1])
+    with pytest.raises(ValueError, match="X_atac has 4999 features"):
+        fitted.impute_atac(small["atac"][:10, :-1])
+
+
+@pytest.mark.parametrize("kind", ["dense", "csr", "csc", "frame"])
+def test_caller_arrays_are_not_modified(small, kind):
+    rna, atac, prior = small["rna"][:60], small["atac"][:60, :300], small["prior"][:, :300]
+    convert = {
+        "dense": lambda m: m.toarray(),
+        "csr": lambda m: m.tocsr(copy=True),
+        "csc": lambda m: m.tocsc(copy=True),
+        "frame": lambda m: pd.DataFrame(m.toarray()),
+    }[kind]
+    rna, atac, prior = convert(rna), convert(atac), convert(prior)
+    snapshot = [_copy(x) for x in (rna, atac, prior)]
+    model = FactVAE(embedding="joint", random_state=0, **FAST).fit(rna, atac, prior=prior)
+    model.transform(rna, atac)
+    model.score(rna, atac)
+    model.impute_atac(atac)
+    for before, after in zip(snapshot, (rna, atac, prior), strict=True):
+        assert type(before) is type(after)
+        assert np.array_equal(_dense(before), _dense(after))
+
+
+def _copy(x):
+    return x.copy()
+
+
+def _dense(x):
+    return x.toarray() if sp.issparse(x) else np.asarray(x)
+
+
+def test_dataframe_feature_names_are_kept(small):
+    genes = [f"g{i}" for i in range(small["rna"].shape[1])]
+    peaks = [f"p{i}" for i in range(300)]
+    rna = pd.DataFrame(small["rna"][:60].toarray(), columns=genes)
+    atac = pd.DataFrame(small["atac"][:60, :300].toarray(), columns=peaks)
+    model = FactVAE(random_state=0, **FAST).fit(rna, atac)
+    assert list(model.feature_names_in_) == genes
+    assert list(model.atac_feature_names_in_) == peaks
+
+
+# ---------------------------------------------------------------- sparse stays sparse
+
+
+def test_fit_never_densifies_the_count_matrices():
+    """Memory must not grow with cells x features: fit on counts whose dense copy would take
+    ~400 MB must stay far below that (numpy allocations are traced; a batch is 32 cells)."""
+    rng = np.random.default_rng(0)
+    n_cells, n_genes, n_peaks = 2000, 300, 50_000
+    rna = sp.random(n_cells, n_genes, density=0.05, format="csr", random_state=1,
+                    data_rvs=lambda k: rng.integers(1, 5, k))
+    rna = (rna + sp.eye(n_cells, n_genes, format="csr")).tocsr()
+    atac = sp.random(n_cells, n_peaks, density=0.002, format="csr", random_state=2,
+                     data_rvs=lambda k: rng.integers(1, 3, k))
+    atac = (atac + sp.eye(n_cells, n_peaks, format="csr")).tocsr()
+    dense_bytes = n_cells * n_peaks * 4
+    model = FactVAE(embedding="joint", random_state=0, **{**FAST, "max_epochs": 1, "batch_size": 32})
+    tracemalloc.start()
+    try:
+        model.fit(rna, atac)
+        model.transform(rna, atac)
+        model.score(rna, atac)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    print(f"traced peak {peak / 1e6:.1f} MB vs dense ATAC {dense_bytes / 1e6:.0f} MB", file=sys.stderr)
+    assert peak < dense_bytes / 8
