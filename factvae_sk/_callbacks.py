@@ -37,6 +37,12 @@ class ExponentialLRDecay(Callback):
         net.history.record(f"lr_{self.optimizer_name}", self.scheduler_.get_last_lr()[0])
         self.scheduler_.step()
 
+    def on_train_end(self, net, **kwargs):
+        # The scheduler holds its optimizer: pickled through the callback, a GPU optimizer's
+        # state would bypass skorch's device mapping and not load on a CPU-only machine.
+        # It is only needed while training; the next fit makes a new one.
+        self.scheduler_ = None
+
 
 class ProgressLog(Callback):
     """Print the epoch's mean loss terms about ten times during training.

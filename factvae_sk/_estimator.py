@@ -6,9 +6,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils import Bunch, check_random_state, metadata_routing
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.callbacks import PassthroughScoring
 
 from ._callbacks import REPORTED_TERMS, ExponentialLRDecay, ProgressLog
@@ -30,7 +30,55 @@ from ._validation import (
 def _resolve_device(device):
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise InvalidParameterError(
+            f"The 'device' parameter of FactVAE must be 'auto' or a torch device such as "
+            f"'cpu' or 'cuda:0'. Got {device!r} instead."
+        ) from error
     return device
+
+
+def _atac_arg(X_atac, y):
+    """The ATAC counts, given positionally, as ``X_atac=`` or as ``y=``.
+
+    scikit-learn's tools pass the second argument positionally, but some callers (its own
+    estimator checks among them) name it ``y``.
+    """
+    if y is None:
+        return X_atac
+    if X_atac is not None:
+        raise TypeError("Pass the ATAC counts once: as X_atac or as y, not both.")
+    return y
+
+
+def _check_cell_weights(sample_weight, n_cells):
+    weights = check_array(
+        sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight"
+    )
+    if weights.shape != (n_cells,):
+        raise ValueError(
+            f"sample_weight must have shape ({n_cells},), one weight per cell; got {weights.shape}."
+        )
+    if (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError("sample_weight must be non-negative with a positive sum.")
+    return weights
+
+
+def _atac_or_none(X_atac):
+    """X_atac, or None when it is a 1-D target.
+
+    A Pipeline hands its ``y`` to every step, so in front of a classifier FactVAE receives
+    class labels in the X_atac slot: a 1-D array is never a cells x peaks matrix, so it is
+    treated as such a target and ignored, as transformers ignore ``y``.
+    """
+    if X_atac is None:
+        return None
+    ndim = getattr(X_atac, "ndim", None)
+    if ndim is None:  # a list, or another object that only converts to an array
+        ndim = np.asarray(X_atac).ndim
+    return None if ndim == 1 else X_atac
 
 
 class FactVAE(TransformerMixin, BaseEstimator):
@@ -118,6 +166,54 @@ class FactVAE(TransformerMixin, BaseEstimator):
     See Also
     --------
     factvae_sk.gene_peak_prior : build the gene x peak prior from coordinates.
+    factvae_sk.GenePeakPrior : wrap the prior so cross-validation never splits it.
+
+    Notes
+    -----
+    **scikit-learn tools.** ``X_rna`` is scikit-learn's ``X`` and ``X_atac`` its ``y``
+    (also accepted as ``y=``): Pipeline, GridSearchCV and ``cross_val_score`` split both
+    by cells, and :meth:`score` (mean ELBO, higher is better) is what a search maximizes
+    when no ``scoring`` is given. A 1-D ``y`` (class labels that a Pipeline hands to every
+    step, e.g. in front of a classifier) is ignored and the RNA half is fitted alone.
+    ``cross_val_score`` and ``cross_validate`` (not GridSearchCV) refuse a sparse ``y``
+    in scikit-learn's own parameter check: give them a dense ``X_atac``, or call them
+    inside ``sklearn.config_context(skip_parameter_validation=True)``.
+
+    The prior is a fit parameter: ``pipe.fit(X_rna, X_atac, factvae__prior=GenePeakPrior(B))``;
+    with ``sklearn.set_config(enable_metadata_routing=True)``, request it with
+    ``FactVAE().set_fit_request(prior=True)`` and pass ``prior=GenePeakPrior(B)`` to any
+    meta-estimator. Search tools cut every fit parameter with one row per cell, so a bare
+    prior with as many genes as cells would be cut too: :class:`GenePeakPrior` has no rows
+    to cut, and a bare prior that arrives cut is refused with an error saying so.
+
+    **Pickling and devices.** A fitted model pickles with ``pickle`` or ``joblib`` and
+    transforms identically after loading, in another process too. Its torch state is
+    saved by skorch, which maps tensors saved on a GPU to the CPU when no GPU is present
+    (with a ``DeviceWarning``); inference runs on the device the loaded module is on,
+    whatever ``device`` says. To train again on the CPU, ``set_params(device="cpu")``.
+
+    **Parallel and distributed search.** ``GridSearchCV(..., n_jobs=k)`` fits in worker
+    processes. joblib's default (loky) workers get ``OMP_NUM_THREADS=cpu_count // k``
+    unless it is set, and torch takes its thread count from it, so the workers do not
+    oversubscribe the cores. The same code runs on a Dask cluster (``pip install
+    "factvae_sk[distributed]"``): connect a ``dask.distributed.Client``, then call ``fit``
+    inside ``joblib.parallel_config(backend="dask")``. Dask's nanny starts workers with
+    ``OMP_NUM_THREADS=1`` (setting ``distributed.nanny.pre-spawn-environ``), so torch
+    trains on one thread per worker process.
+
+    **Past one GPU.** A fit trains on one device; a search with one GPU per Dask worker is
+    the simple way to use several. To spread one fit over several GPUs (or to train in
+    mixed precision), the route is skorch's :class:`skorch.hf.AccelerateMixin` with
+    Hugging Face ``accelerate`` (``pip install accelerate``; not a dependency):
+    ``class AcceleratedFactVAENet(AccelerateMixin, FactVAENet)``, constructed with
+    ``accelerator=Accelerator()`` and ``device=None`` and run under ``accelerate launch``.
+    The mixin prepares every registered module, criterion and optimizer (the distillation
+    optimizer ``optimizer_atac_`` included) and the data loaders, but
+    ``FactVAENet.train_step`` replaces skorch's step with its own two updates, so the
+    subclass must call ``self.accelerator.backward(loss)`` instead of ``loss.backward()``
+    in both. FactVAE builds its net in ``_build_net``: a subclass of FactVAE overriding it
+    returns the accelerated net. skorch does not support pickling accelerated nets: save
+    them with ``net_.save_params`` / ``load_params``.
 
     Examples
     --------
@@ -154,6 +250,18 @@ class FactVAE(TransformerMixin, BaseEstimator):
         "device": [str, torch.device],
         "verbose": ["verbose"],
         "callbacks": [list, None],
+    }
+
+    # X_rna and X_atac are the data (scikit-learn's X and y), not metadata to route: only
+    # `prior` is requestable, through `set_fit_request(prior=True)`.
+    __metadata_request__fit = {"X_rna": metadata_routing.UNUSED, "X_atac": metadata_routing.UNUSED}
+    __metadata_request__transform = {
+        "X_rna": metadata_routing.UNUSED,
+        "X_atac": metadata_routing.UNUSED,
+    }
+    __metadata_request__score = {
+        "X_rna": metadata_routing.UNUSED,
+        "X_atac": metadata_routing.UNUSED,
     }
 
     def __init__(
@@ -212,7 +320,7 @@ class FactVAE(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ fitting
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X_rna, X_atac=None, prior=None):
+    def fit(self, X_rna, X_atac=None, prior=None, *, y=None):
         """Fit the preprocessing and train the model.
 
         Parameters
@@ -222,23 +330,32 @@ class FactVAE(TransformerMixin, BaseEstimator):
         X_atac : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks), default=None
             Raw ATAC counts of the same cells; ``None`` fits the RNA half alone. Sits in
             scikit-learn's ``y`` slot, so Pipeline and cross-validation split it by cells.
+            A 1-D array (class labels a Pipeline passes to every step) is ignored.
         prior : {array-like, sparse matrix, GenePeakPrior} of shape (n_genes, n_peaks), default=None
             Known gene-peak links (see :func:`factvae_sk.gene_peak_prior`). Only its
             non-zero entries are used. ``None`` turns the prior term off. In
-            cross-validation pass it wrapped as ``GenePeakPrior(prior)``.
+            cross-validation pass it wrapped as ``GenePeakPrior(prior)``: search tools
+            split any fit parameter with one row per cell, and a prior that arrives split
+            is refused.
+        y : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks), default=None
+            Another name for ``X_atac`` (scikit-learn's name for the second argument).
 
         Returns
         -------
         self : FactVAE
         """
+        X_atac = _atac_arg(X_atac, y)
         self._check_hidden_sizes()
+        device = _resolve_device(self.device)
         X_rna, X_atac = self._validate_counts(X_rna, X_atac, reset=True)
         if X_atac is None and self.embedding != "rna":
             raise ValueError(f"embedding={self.embedding!r} needs X_atac at fit.")
         if prior is not None and X_atac is None:
             raise ValueError("A prior links genes to peaks: it needs X_atac.")
         prior_entries = (
-            None if prior is None else check_prior(prior, X_rna.shape[1], X_atac.shape[1])
+            None
+            if prior is None
+            else check_prior(prior, X_rna.shape[1], X_atac.shape[1], n_cells=X_rna.shape[0])
         )
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -252,12 +369,12 @@ class FactVAE(TransformerMixin, BaseEstimator):
         )
         dataset = self._dataset(X_rna, X_atac, with_counts=True)
 
-        device = _resolve_device(self.device)
-        with torch.random.fork_rng(devices=[]):
+        # Seed torch inside a forked RNG state (CPU and, when training there, the GPUs) so
+        # that fitting neither depends on nor disturbs the caller's global random state.
+        gpus = range(torch.cuda.device_count()) if str(device).startswith("cuda") else []
+        with torch.random.fork_rng(devices=list(gpus)):
             torch.manual_seed(seed)
             self.net_ = self._build_net(dataset, X_rna.shape[1], X_atac, prior_entries, device)
-            if device != "cpu" and torch.cuda.is_available():
-                torch.cuda.manual_seed_all(seed)
             self.net_.fit(dataset, y=None)
 
         module = self.net_.module_
@@ -335,12 +452,16 @@ class FactVAE(TransformerMixin, BaseEstimator):
 
     def _validate_counts(self, X_rna, X_atac, reset):
         """Validate both modalities; return float32 CSR matrices (X_atac may be None)."""
+        X_atac = _atac_or_none(X_atac)
         X_rna = validate_data(
             self,
             X_rna,
             accept_sparse=SPARSE_FORMATS,
             dtype=(np.float32, np.float64),
-            ensure_min_samples=1 if not reset else 2,
+            ensure_min_samples=2 if reset else 1,
+            # One gene normalizes to the same value in every cell: no signal to encode.
+            # (After fit, a wrong gene count is reported by the feature-count check.)
+            ensure_min_features=2 if reset else 1,
             reset=reset,
         )
         X_rna = finish_counts(X_rna, what="X_rna")
@@ -356,7 +477,9 @@ class FactVAE(TransformerMixin, BaseEstimator):
         else:
             if not self.n_peaks_in_:
                 raise ValueError("This FactVAE was fitted without X_atac; it cannot use X_atac.")
-            X_atac_checked = check_counts(X_atac, what="X_atac", n_features=self.n_peaks_in_)
+            X_atac_checked = check_counts(
+                X_atac, what="X_atac", n_features=self.n_peaks_in_, ensure_min_samples=1
+            )
         check_paired(X_rna, X_atac_checked)
         return X_rna, X_atac_checked
 
@@ -370,7 +493,9 @@ class FactVAE(TransformerMixin, BaseEstimator):
 
     def _needs_atac(self, X_atac, what):
         if X_atac is None:
-            raise ValueError(f"{what} needs X_atac (the ATAC counts of the same cells).")
+            raise ValueError(
+                f"{what} needs X_atac (the ATAC counts of the same cells, a 2-D matrix)."
+            )
 
     # ------------------------------------------------------------------ outputs
 
@@ -395,6 +520,7 @@ class FactVAE(TransformerMixin, BaseEstimator):
         Z : ndarray of shape (n_cells, n_latent) or (n_cells, 2 * n_latent) for "joint"
         """
         check_is_fitted(self)
+        X_atac = _atac_or_none(X_atac)
         if self.embedding != "rna":
             self._needs_atac(X_atac, f"transform with embedding={self.embedding!r}")
         X_rna, X_atac = self._validate_counts(
@@ -413,26 +539,49 @@ class FactVAE(TransformerMixin, BaseEstimator):
                 parts.append(torch.cat(codes, dim=1).cpu().numpy())
         return np.concatenate(parts, axis=0)
 
-    def fit_transform(self, X_rna, X_atac=None, prior=None):
-        """Fit, then return the embeddings of the training cells (see :meth:`transform`)."""
+    def fit_transform(self, X_rna, X_atac=None, prior=None, *, y=None):
+        """Fit, then return the embeddings of the training cells.
+
+        Parameters are those of :meth:`fit`; the output is that of :meth:`transform`.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_cells, n_latent) or (n_cells, 2 * n_latent) for "joint"
+        """
+        X_atac = _atac_arg(X_atac, y)
         return self.fit(X_rna, X_atac, prior=prior).transform(X_rna, X_atac)
 
-    def score(self, X_rna, X_atac=None):
+    def score(self, X_rna, X_atac=None, sample_weight=None, *, y=None):
         """Mean per-cell evidence lower bound of held-out cells (higher is better).
 
         Deterministic: the latent code is the posterior mean. The likelihood is unweighted
         (the loss weights are training choices), so scores compare across hyperparameters.
         With ``X_atac`` (and a model fitted with ATAC) both modalities' terms are summed.
+        This is what GridSearchCV and ``cross_val_score`` maximize when no ``scoring`` is
+        given.
+
+        Parameters
+        ----------
+        X_rna : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_genes)
+        X_atac : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks), default=None
+            A 1-D array (class labels) is ignored, as in :meth:`fit`.
+        sample_weight : array-like of shape (n_cells,), default=None
+            Non-negative cell weights: the score is then their weighted mean ELBO.
+        y : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks), default=None
+            Another name for ``X_atac``.
 
         Returns
         -------
         score : float
         """
         check_is_fitted(self)
+        X_atac = _atac_arg(X_atac, y)
         X_rna, X_atac = self._validate_counts(X_rna, X_atac, reset=False)
+        if sample_weight is not None:
+            sample_weight = _check_cell_weights(sample_weight, X_rna.shape[0])
         dataset = self._dataset(X_rna, X_atac, with_counts=True)
         module = self.net_.module_
-        total = 0.0
+        elbos = []
         with torch.no_grad():
             for X, y in self._inference_batches(dataset):
                 outputs = module(**X)
@@ -441,8 +590,8 @@ class FactVAE(TransformerMixin, BaseEstimator):
                 if "atac" in outputs:
                     elbo = elbo - per_cell_nll(self.atac_likelihood, y["atac"], outputs["atac"])
                     elbo = elbo - per_cell_kl(outputs["atac"])
-                total += elbo.double().sum().item()
-        return total / X_rna.shape[0]
+                elbos.append(elbo.double().cpu().numpy())
+        return float(np.average(np.concatenate(elbos), weights=sample_weight))
 
     def impute_atac(self, X_atac, X_rna=None):
         """Denoised ("augmented") accessibility: ``exp(s_a) * softmax(z_a @ W_a)``.
@@ -463,7 +612,9 @@ class FactVAE(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         if not self.n_peaks_in_:
             raise ValueError("This FactVAE was fitted without X_atac; it cannot impute ATAC.")
-        X_atac = check_counts(X_atac, what="X_atac", n_features=self.n_peaks_in_)
+        X_atac = check_counts(
+            X_atac, what="X_atac", n_features=self.n_peaks_in_, ensure_min_samples=1
+        )
         dataset = PairedCountsDataset(
             atac_input=self.atac_encoder_input_.transform(X_atac), atac_counts=X_atac
         )
@@ -508,8 +659,29 @@ class FactVAE(TransformerMixin, BaseEstimator):
         return self.net_.module_
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the embedding columns, e.g. ``factvae_rna0`` ... ``factvae_atac49``."""
+        """Names of the embedding columns, e.g. ``factvae_rna0`` ... ``factvae_atac49``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Only checked against the genes seen in ``fit``: the output columns are latent
+            dimensions, not genes.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
         check_is_fitted(self, "n_features_in_")
+        if input_features is not None:
+            input_features = np.asarray(input_features, dtype=object)
+            names_in = getattr(self, "feature_names_in_", None)
+            if names_in is not None and not np.array_equal(names_in, input_features):
+                raise ValueError("input_features is not equal to feature_names_in_")
+            if len(input_features) != self.n_features_in_:
+                raise ValueError(
+                    f"input_features should have length equal to number of features "
+                    f"({self.n_features_in_}), got {len(input_features)}"
+                )
         blocks = {"rna": ["rna"], "atac": ["atac"], "joint": ["rna", "atac"]}[self.embedding]
         return np.asarray(
             [f"factvae_{block}{i}" for block in blocks for i in range(self.n_latent)],
@@ -520,10 +692,11 @@ class FactVAE(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.input_tags.positive_only = True
-        # The y slot carries X_atac: an optional, non-negative 2-D count matrix.
+        # The y slot carries X_atac, an optional non-negative 2-D count matrix; a 1-D y
+        # (labels meant for a later Pipeline step) is accepted and ignored.
         tags.target_tags.required = False
         tags.target_tags.multi_output = True
-        tags.target_tags.single_output = False
+        tags.target_tags.single_output = True
         tags.target_tags.positive_only = True
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags

@@ -45,18 +45,22 @@ def feature_names(X):
     return np.asarray([str(c) for c in columns], dtype=object)
 
 
-def check_counts(X, *, what, estimator_name="FactVAE", n_features=None):
+def check_counts(X, *, what, estimator_name="FactVAE", n_features=None, ensure_min_samples=2):
     """Validate a cells x features count matrix; return it as float32 CSR.
 
-    Checks: 2-D, finite, non-negative, at least two cells, every cell with a positive
-    total (its log library size is part of the model), and, when given, the feature count.
-    ``what`` names the input in messages (e.g. ``"X_atac"``).
+    Checks: 2-D, finite, non-negative, at least ``ensure_min_samples`` cells (two to fit,
+    one to transform) and two features, every cell with a positive total (its log library
+    size is part of the model), and, when given, the feature count. ``what`` names the
+    input in messages (e.g. ``"X_atac"``).
     """
     X = check_array(
         X,
         accept_sparse=SPARSE_FORMATS,
         dtype=(np.float32, np.float64),
-        ensure_min_samples=2,
+        ensure_min_samples=ensure_min_samples,
+        # LSI needs two peaks, and a softmax over one feature has nothing to learn. (After
+        # fit, n_features is given and a wrong count gets its own message below.)
+        ensure_min_features=2 if n_features is None else 1,
         input_name=what,
         estimator=estimator_name,
     )
@@ -92,17 +96,26 @@ def check_paired(X_rna, X_atac):
         )
 
 
-def check_prior(prior, n_genes, n_peaks):
+def check_prior(prior, n_genes, n_peaks, n_cells=None):
     """Return the prior's non-zero entries as ``(rows, cols, values)`` arrays.
 
     Accepts a :class:`GenePeakPrior`, a scipy sparse matrix, an ndarray or a DataFrame of
-    shape (n_genes, n_peaks).
+    shape (n_genes, n_peaks). ``n_cells``, the number of training cells, lets the error
+    say so when a cross-validation tool has cut the prior by cells.
     """
-    if isinstance(prior, GenePeakPrior):
+    wrapped = isinstance(prior, GenePeakPrior)
+    if wrapped:
         prior = prior.matrix
     if _is_sparse_frame(prior):
         prior = prior.sparse.to_coo()
     matrix = check_array(prior, accept_sparse=SPARSE_FORMATS, dtype=np.float32, input_name="prior")
+    if not wrapped and matrix.shape == (n_cells, n_peaks) and n_cells != n_genes:
+        raise ValueError(
+            f"prior has {n_cells} rows, as many as the training cells, but needs one per "
+            f"gene ({n_genes}): it was probably split by cells by a cross-validation tool "
+            "(GridSearchCV, cross_validate, ...), which splits every fit parameter with one "
+            "row per cell. Pass it wrapped as factvae_sk.GenePeakPrior(prior)."
+        )
     if matrix.shape != (n_genes, n_peaks):
         raise ValueError(
             f"prior must have shape (n_genes, n_peaks) = ({n_genes}, {n_peaks}), got "

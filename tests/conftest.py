@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+import torch
+from threadpoolctl import threadpool_limits
 
 from factvae_sk import gene_peak_prior, load_snare_cellline
 
@@ -41,3 +43,14 @@ FAST = dict(
     atac_n_components=20,
     batch_size=64,
 )
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from several threads, and on a shared machine (CI runners,
+    other jobs) OpenMP threads competing for busy cores slow them down many times over."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)

@@ -11,6 +11,8 @@ from conftest import FAST
 
 from factvae_sk import FactVAE
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
 def fitted(small):
