@@ -86,7 +86,8 @@ def _likelihood_step(kind, x, logits, dispersion, pi_logits):
 
 
 def epoch_table(epochs):
-    print(f"\n2. Training on the bundled SNARE-seq data ({epochs} epochs, seconds per epoch)")
+    print(f"\n2. Fit on the bundled SNARE-seq data: seconds per epoch ({epochs} epochs, fit time")
+    print("   including preprocessing, divided by epochs)")
     data = load_snare_cellline()
     rna = data.rna[:, data.genes.highly_variable.to_numpy()]
     print(f"{'model':<24} {'s/epoch':>8}")

@@ -217,12 +217,18 @@ class FactVAE(TransformerMixin, BaseEstimator):
 
     Examples
     --------
-    >>> from factvae_sk import FactVAE, load_snare_cellline
-    >>> data = load_snare_cellline(n_cells=200)
+    >>> from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline
+    >>> data = load_snare_cellline()
+    >>> hvg = data.genes.highly_variable.to_numpy()
+    >>> X_rna, X_atac = data.rna[:200, hvg], data.atac[:200]  # 200 cells, for a quick look
+    >>> prior = gene_peak_prior(data.genes[hvg], data.peaks)
     >>> model = FactVAE(max_epochs=2, random_state=0)
-    >>> Z = model.fit_transform(data.rna[:, data.genes.highly_variable.to_numpy()], data.atac)
-    >>> Z.shape
+    >>> model.fit_transform(X_rna, X_atac, prior=prior).shape
     (200, 50)
+    >>> model.set_params(embedding="joint").transform(X_rna, X_atac).shape
+    (200, 100)
+    >>> model.feature_embeddings_.atac.shape
+    (27399, 50)
     """
 
     _parameter_constraints: dict = {
