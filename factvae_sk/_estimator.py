@@ -8,7 +8,12 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import Bunch, check_random_state, metadata_routing
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 from skorch.callbacks import PassthroughScoring
 
 from ._callbacks import REPORTED_TERMS, ExponentialLRDecay, ProgressLog
@@ -260,12 +265,7 @@ class FactVAE(TransformerMixin, BaseEstimator):
 
     # X_rna and X_atac are the data (scikit-learn's X and y), not metadata to route: only
     # `prior` is requestable, through `set_fit_request(prior=True)`.
-    __metadata_request__fit = {"X_rna": metadata_routing.UNUSED, "X_atac": metadata_routing.UNUSED}
-    __metadata_request__transform = {
-        "X_rna": metadata_routing.UNUSED,
-        "X_atac": metadata_routing.UNUSED,
-    }
-    __metadata_request__score = {
+    __metadata_request__fit = __metadata_request__transform = __metadata_request__score = {
         "X_rna": metadata_routing.UNUSED,
         "X_atac": metadata_routing.UNUSED,
     }
@@ -678,16 +678,7 @@ class FactVAE(TransformerMixin, BaseEstimator):
         feature_names_out : ndarray of str objects
         """
         check_is_fitted(self, "n_features_in_")
-        if input_features is not None:
-            input_features = np.asarray(input_features, dtype=object)
-            names_in = getattr(self, "feature_names_in_", None)
-            if names_in is not None and not np.array_equal(names_in, input_features):
-                raise ValueError("input_features is not equal to feature_names_in_")
-            if len(input_features) != self.n_features_in_:
-                raise ValueError(
-                    f"input_features should have length equal to number of features "
-                    f"({self.n_features_in_}), got {len(input_features)}"
-                )
+        _check_feature_names_in(self, input_features, generate_names=False)
         blocks = {"rna": ["rna"], "atac": ["atac"], "joint": ["rna", "atac"]}[self.embedding]
         return np.asarray(
             [f"factvae_{block}{i}" for block in blocks for i in range(self.n_latent)],
