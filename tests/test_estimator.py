@@ -70,7 +70,7 @@ def test_feature_embeddings_are_the_decoder_weights(fitted, small):
     assert emb.rna.shape == (small["rna"].shape[1], FAST["n_latent"])
     assert emb.atac.shape == (small["atac"].shape[1], FAST["n_latent"])
     W_a = fitted.module_.decoder_atac.feature_embedding.detach().numpy()
-    assert np.array_equal(emb.atac, W_a.T)
+    assert np.array_equal(emb.atac.to_numpy(), W_a.T)
 
 
 def test_regulatory_scores_are_embedding_cosines(fitted, small):
@@ -81,7 +81,8 @@ def test_regulatory_scores_are_embedding_cosines(fitted, small):
     np.testing.assert_allclose(
         np.asarray(scores[rows, cols]).ravel(), dense[rows, cols], rtol=1e-5, atol=1e-6
     )
-    g, p = fitted.feature_embeddings_.rna[7], fitted.feature_embeddings_.atac[11]
+    g = fitted.feature_embeddings_.rna.to_numpy()[7]
+    p = fitted.feature_embeddings_.atac.to_numpy()[11]
     assert dense[7, 11] == pytest.approx(g @ p / np.linalg.norm(g) / np.linalg.norm(p), rel=1e-5)
 
 

@@ -1,0 +1,225 @@
+"""Downstream outputs: augmented accessibility, cross-modal imputation, regulatory links,
+labelled feature embeddings and differential peaks, each against an independent reference."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from conftest import FAST
+from scipy import stats
+
+from factvae_sk import FactVAE, _accessibility, _links
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def fitted(small):
+    return FactVAE(random_state=0, **FAST).fit(small["rna"], small["atac"], prior=small["prior"])
+
+
+@pytest.fixture(scope="module")
+def named(snare, small):
+    """The same model fitted on DataFrames, so it knows gene and peak names."""
+    cells = np.arange(0, 900, 3)
+    peak_order = np.argsort(-np.asarray(snare.atac.sum(axis=0)).ravel(), kind="stable")
+    peaks = np.sort(peak_order[:5000])
+    gene_names = snare.genes_hvg.gene.to_numpy()
+    peak_names = snare.peaks.peak.to_numpy()[peaks]
+    rna = pd.DataFrame.sparse.from_spmatrix(small["rna"], columns=gene_names)
+    atac = pd.DataFrame.sparse.from_spmatrix(small["atac"], columns=peak_names)
+    model = FactVAE(random_state=0, **FAST).fit(rna, atac, prior=small["prior"])
+    return model, snare.genes_hvg, snare.peaks.iloc[peaks].reset_index(drop=True), cells
+
+
+def _decoder_reference(model, atac):
+    """Augmented ATAC straight from the torch decoder: the formula, no blocks, no shortcuts."""
+    module = model.module_.eval()
+    x = torch.from_numpy(model.atac_encoder_input_.transform(atac).astype(np.float32))
+    log_library = torch.from_numpy(np.log(np.asarray(atac.sum(axis=1), np.float32).ravel()))
+    with torch.no_grad():
+        z = module.encoder_atac(x)[0]
+        return module.decoder_atac(z, log_library)[0].exp().numpy()
+
+
+def test_impute_atac_matches_the_decoder_and_is_the_same_in_any_blocks(fitted, small, monkeypatch):
+    atac = small["atac"][:70]
+    imputed = fitted.impute_atac(atac)
+    np.testing.assert_allclose(imputed, _decoder_reference(fitted, atac), rtol=2e-4, atol=1e-7)
+    # Blocks of 3 cells x all peaks and 1 cell x 1000 peaks: the same numbers.
+    monkeypatch.setattr(_accessibility, "BLOCK_ENTRIES", 3 * atac.shape[1])
+    np.testing.assert_allclose(fitted.impute_atac(atac), imputed, rtol=1e-5, atol=1e-9)
+    monkeypatch.setattr(_accessibility, "BLOCK_ENTRIES", 1000)
+    np.testing.assert_allclose(fitted.impute_atac(atac), imputed, rtol=1e-5, atol=1e-9)
+
+
+def test_impute_atac_subset_of_peaks_equals_the_columns_of_the_full_result(fitted, small):
+    atac = small["atac"][:40]
+    full = fitted.impute_atac(atac)
+    index = np.array([4999, 0, 17, 17, 2500])
+    np.testing.assert_allclose(fitted.impute_atac(atac, peaks=index), full[:, index], rtol=1e-5)
+    mask = np.zeros(atac.shape[1], bool)
+    mask[[3, 9, 400]] = True
+    np.testing.assert_allclose(fitted.impute_atac(atac, peaks=mask), full[:, mask], rtol=1e-5)
+    with pytest.raises(ValueError, match="outside"):
+        fitted.impute_atac(atac, peaks=[5000])
+    with pytest.raises(ValueError, match="no peak names"):
+        fitted.impute_atac(atac, peaks=["chr1:1-2"])
+
+
+def test_impute_atac_library_size_options(fitted, small):
+    atac = small["atac"][:30]
+    observed = fitted.impute_atac(atac)
+    np.testing.assert_allclose(observed.sum(1), np.asarray(atac.sum(1)).ravel(), rtol=1e-3)
+    normalized = fitted.impute_atac(atac, library_size=1e4)
+    np.testing.assert_allclose(normalized.sum(1), 1e4, rtol=1e-3)
+    # Only the scale changes: the same profile per cell.
+    np.testing.assert_allclose(
+        normalized, observed * (1e4 / observed.sum(1, keepdims=True)), rtol=1e-3
+    )
+    for bad in (0, -1.0, np.inf, "1e4"):
+        with pytest.raises(ValueError, match="library_size"):
+            fitted.impute_atac(atac, library_size=bad)
+
+
+def test_cross_modal_imputation_decodes_the_mapped_rna_code(fitted, small):
+    rna = small["rna"][:25]
+    imputed = fitted.impute_atac(X_rna=rna, peaks=np.arange(100))
+    assert imputed.shape == (25, 100) and np.isfinite(imputed).all()
+    z_rna = fitted.set_params(embedding="rna").transform(rna)
+    z_atac = torch.from_numpy(fitted.rna_to_atac_.predict(z_rna).astype(np.float32))
+    library = torch.full((25,), fitted.atac_log_library_median_)
+    with torch.no_grad():
+        expected = fitted.module_.decoder_atac(z_atac, library)[0].exp().numpy()[:, :100]
+    np.testing.assert_allclose(imputed, expected, rtol=2e-4, atol=1e-8)
+    # The map was fitted on the paired training cells' posterior means.
+    assert fitted.rna_to_atac_.n_features_in_ == FAST["n_latent"]
+    with pytest.raises(ValueError, match="X_atac, or X_rna"):
+        fitted.impute_atac()
+
+
+def test_feature_embeddings_are_labelled_tables(named, fitted):
+    model, genes, peaks, _ = named
+    emb = model.feature_embeddings_
+    assert list(emb.rna.index[:3]) == list(genes.gene[:3]) and emb.rna.index.name == "gene"
+    assert list(emb.atac.index) == list(peaks.peak) and emb.atac.index.name == "peak"
+    assert list(emb.rna.columns) == [f"latent{i}" for i in range(FAST["n_latent"])]
+    # Without names: positions as the index.
+    assert list(fitted.feature_embeddings_.atac.index[:3]) == [0, 1, 2]
+
+
+def test_impute_atac_selects_peaks_by_name(named, small):
+    model, _, peaks, _ = named
+    atac = pd.DataFrame.sparse.from_spmatrix(small["atac"][:10], columns=peaks.peak)
+    chosen = peaks.peak.to_numpy()[[10, 3]]
+    np.testing.assert_allclose(
+        model.impute_atac(atac, peaks=chosen), model.impute_atac(atac)[:, [10, 3]], rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="Unknown peak name"):
+        model.impute_atac(atac, peaks=["chrZ:1-2"])
+
+
+def test_regulatory_links_on_the_prior_pairs(named, small):
+    model, genes, peaks, _ = named
+    links = model.regulatory_links(gene_table=genes, peak_table=peaks)
+    prior = small["prior"]
+    assert len(links) == prior.nnz
+    assert list(links.columns) == ["gene", "peak", "score", "distance"]
+    dense = model.regulatory_scores()
+    gene_pos = pd.Index(genes.gene).get_indexer(links.gene)
+    peak_pos = pd.Index(peaks.peak).get_indexer(links.peak)
+    assert prior[gene_pos, peak_pos].min() > 0  # every link is a prior pair
+    np.testing.assert_allclose(links.score, dense[gene_pos, peak_pos], rtol=1e-5, atol=1e-6)
+    # Distance by hand for a few links, from the TSS (start on '+', end - 1 on '-').
+    for i in range(0, len(links), max(1, len(links) // 25)):
+        gene, peak = genes.iloc[gene_pos[i]], peaks.iloc[peak_pos[i]]
+        tss = gene.start if gene.strand == "+" else gene.end - 1
+        expected = max(peak.start - tss, tss - (peak.end - 1), 0)
+        assert links.distance[i] == expected
+    # Overlap links from the gene body + 2 kb prior: within the gene's length + 2 kb.
+    assert (links.distance <= (genes.end - genes.start).max() + 2000).all()
+    # Grouped by gene, best first.
+    assert (links.groupby("gene", sort=False).score.diff().dropna() <= 0).all()
+
+
+def test_regulatory_links_top_k_matches_a_full_sort(fitted, monkeypatch):
+    dense = fitted.regulatory_scores()
+    genes = np.array([0, 5, 1999])
+    expected = np.argsort(-dense[genes], axis=1, kind="stable")[:, :4]
+    monkeypatch.setattr(_links, "BLOCK_ENTRIES", 2 * dense.shape[1])  # two genes per block
+    links = fitted.regulatory_links("all", genes=genes, top_k=4)
+    assert len(links) == 12
+    np.testing.assert_array_equal(links.peak.to_numpy().reshape(3, 4), expected)
+    np.testing.assert_allclose(
+        links.score.to_numpy().reshape(3, 4),
+        np.take_along_axis(dense[genes], expected, 1),
+        rtol=1e-5,
+    )
+    # Top k among the prior's pairs: each gene's best prior pairs.
+    prior_links = fitted.regulatory_links()
+    best = fitted.regulatory_links(top_k=1)
+    assert best.gene.is_unique
+    assert np.allclose(best.score.to_numpy(), prior_links.groupby("gene").score.max().to_numpy())
+    with pytest.raises(ValueError, match="top_k"):
+        fitted.regulatory_links("all")
+
+
+def test_regulatory_links_on_any_pattern_and_without_a_prior(fitted, small):
+    pattern = sp.random(*small["prior"].shape, density=1e-4, random_state=0, format="csr")
+    links = fitted.regulatory_links(pattern)
+    assert len(links) == pattern.nnz
+    model = FactVAE(random_state=0, **FAST).fit(small["rna"], small["atac"])
+    with pytest.raises(ValueError, match="without a prior"):
+        model.regulatory_links()
+    with pytest.raises(ValueError, match="candidates must be"):
+        model.regulatory_links("nearby")
+
+
+def test_differential_peaks_match_scipy_on_the_imputed_data(fitted, small, monkeypatch):
+    atac = small["atac"][:120]
+    groups = small["labels"][:120]
+    peaks = np.arange(0, 5000, 50)
+    table = fitted.differential_peaks(atac, groups, peaks=peaks)
+    labels = pd.unique(groups)
+    assert len(table) == len(labels) * len(peaks)
+    values = fitted.impute_atac(atac, peaks=peaks, library_size=1e4)
+    for label in labels:
+        mine = table[table.group == label].set_index("peak").loc[peaks]
+        inside = groups == label
+        test = stats.mannwhitneyu(values[inside], values[~inside], axis=0)
+        np.testing.assert_allclose(mine.pvalue, test.pvalue, rtol=1e-4)
+        np.testing.assert_allclose(mine.mean_group, values[inside].mean(0), rtol=1e-4)
+        np.testing.assert_allclose(
+            mine.log2_fold_change,
+            np.log2(values[inside].mean(0) / values[~inside].mean(0)),
+            rtol=1e-4,
+            atol=1e-5,
+        )
+        np.testing.assert_allclose(
+            mine.pvalue_adj, stats.false_discovery_control(test.pvalue), rtol=1e-4
+        )
+    # Peak blocks of 7 columns: the same table.
+    monkeypatch.setattr(_accessibility, "BLOCK_ENTRIES", 7 * 120)
+    again = fitted.differential_peaks(atac, groups, peaks=peaks)
+    pd.testing.assert_frame_equal(table, again, rtol=1e-4, atol=1e-5)
+
+
+def test_differential_peaks_t_test_against_a_named_reference(fitted, small):
+    atac, groups = small["atac"][:120], small["labels"][:120]
+    reference = groups[0]
+    table = fitted.differential_peaks(
+        atac, groups, reference=reference, method="t-test", peaks=[1, 2]
+    )
+    assert reference not in set(table.group)
+    values = fitted.impute_atac(atac, peaks=[1, 2], library_size=1e4)
+    label = table.group.iloc[0]
+    mine = table[table.group == label].set_index("peak").loc[[1, 2]]
+    test = stats.ttest_ind(values[groups == label], values[groups == reference], equal_var=False)
+    np.testing.assert_allclose(mine.statistic, test.statistic, rtol=1e-4)
+    with pytest.raises(ValueError, match="one label per cell"):
+        fitted.differential_peaks(atac, groups[:-1])
+    with pytest.raises(ValueError, match="not one of the groups"):
+        fitted.differential_peaks(atac, groups, reference="nope")
+    with pytest.raises(ValueError, match="method"):
+        fitted.differential_peaks(atac, groups, method="anova")
