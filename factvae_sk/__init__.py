@@ -11,15 +11,25 @@ Architecture, one responsibility per module:
 - ``_preprocessing``: encoder inputs (RNA PCA, ATAC LSI).
 - ``_data``: sparse-preserving batching.
 - ``_validation``: input checks and :class:`GenePeakPrior`.
-- ``prior``: :func:`gene_peak_prior`, the gene x peak prior from coordinates.
+- ``prior``: :func:`build_gene_peak_prior`, the gene x peak prior from coordinates.
+- ``gtf``: :func:`read_gtf_genes`, gene coordinates from a GTF annotation.
 - ``datasets``: :func:`load_snare_cellline`, the bundled real data.
 """
 
 from ._estimator import FactVAE
 from ._validation import GenePeakPrior
 from .datasets import load_snare_cellline
-from .prior import gene_peak_prior
+from .gtf import read_gtf_genes
+from .prior import build_gene_peak_prior, gene_peak_prior
 
 __version__ = "0.1.0"
 
-__all__ = ["FactVAE", "GenePeakPrior", "gene_peak_prior", "load_snare_cellline", "__version__"]
+__all__ = [
+    "FactVAE",
+    "GenePeakPrior",
+    "build_gene_peak_prior",
+    "gene_peak_prior",
+    "load_snare_cellline",
+    "read_gtf_genes",
+    "__version__",
+]

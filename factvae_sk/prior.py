@@ -1,11 +1,15 @@
-"""Gene-peak prior: which ATAC peaks are linked to which genes.
+"""Gene-peak prior: which ATAC peaks are linked to which genes, from genomic coordinates.
 
-This is the usual recipe from the FactVAE method: a peak is linked to a gene when it overlaps the
-gene body extended by a promoter of ``upstream`` base pairs (2 kb by default) on the
-transcription start site (TSS) side. The result is a binary genes x peaks sparse matrix.
+Two recipes of the FactVAE method (SPEC section 1), both strand-aware:
 
-Variants that use only a window around the TSS, or weight links by a decay with distance to the
-TSS, are out of scope for now.
+- ``mode="body_upstream"`` (default): a peak is linked to a gene when it overlaps the gene body
+  extended by a promoter of ``upstream`` bp (2 kb) on the transcription start site (TSS) side.
+  Binary links.
+- ``mode="tss_window"``: a peak is linked to a gene when it lies within ``window`` bp (150 kb)
+  of the TSS, weighted by the distance decay ``((d + 1000) / 1000) ** -0.75``.
+
+Pure numpy/pandas: peaks are sorted by start per chromosome, and each gene's candidate peaks
+are found by binary search, so no external tool (bedtools) is needed.
 """
 
 import numbers
@@ -14,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["gene_peak_prior"]
+__all__ = ["build_gene_peak_prior", "gene_peak_prior", "parse_peak_names"]
 
 _GENE_COLUMNS = ("chrom", "start", "end", "strand")
 _PEAK_COLUMNS = ("chrom", "start", "end")
@@ -73,100 +77,99 @@ def _by_chrom(chrom):
     return chrom.groupby(chrom, sort=False, dropna=True).indices
 
 
-def gene_peak_prior(genes, peaks, *, upstream=2000, gene_names=None, peak_names=None):
-    """Binary gene-peak links from overlap with the gene body plus an upstream promoter.
+# chrom, then start and end separated by ':'/'-'/'_' as in `chr1:100-200` (Cell Ranger ARC),
+# `chr1-100-200` (Signac) or `chr1_100_200` (ArchR). The greedy chrom lets contig names that
+# contain '-' or '_' (chrUn_KI270742v1) through.
+_PEAK_NAME = r"^(?P<chrom>.+)[:_-](?P<start>\d+)[_-](?P<end>\d+)$"
 
-    A peak is linked to a gene when it overlaps the gene's region: the gene body extended by
-    ``upstream`` bp on the TSS side. For a '+' strand gene the region is
-    ``[start - upstream, end)``, for a '-' strand gene it is ``[start, end + upstream)``. Genes
-    whose strand is neither '+' nor '-' (e.g. '.' or missing) are extended by ``upstream`` on
-    both sides, since their TSS could be at either end. Region starts are clipped at 0.
+MODES = ("body_upstream", "tss_window")
 
-    All intervals are 0-based and half-open, so a peak ``[ps, pe)`` overlaps a region
-    ``[rs, re)`` exactly when ``ps < re`` and ``pe > rs``; intervals that only touch do not
-    overlap.
+
+def parse_peak_names(names):
+    """Parse peak names such as ``chr1:100-200`` into a table of coordinates.
+
+    The separators may be ``chr:start-end``, ``chr-start-end`` or ``chr_start_end``. The
+    coordinates are taken as written, in the convention of the peak calls (BED-style 0-based
+    half-open for Cell Ranger ARC, MACS2 and the bundled data).
 
     Parameters
     ----------
-    genes : pandas.DataFrame
-        One row per gene with columns ``chrom``, ``start``, ``end`` and ``strand`` ('+' or
-        '-'). ``start`` and ``end`` may be float with NaN for genes whose coordinates are
-        unknown: such genes (and genes with a missing ``chrom``) get an all-zero row. Row order
-        is the gene order of the output unless ``gene_names`` is given.
-    peaks : pandas.DataFrame
-        One row per peak with columns ``chrom``, ``start`` and ``end``. Peaks may overlap each
-        other and have different lengths. Peaks with a missing coordinate get an all-zero
-        column. Row order is the peak order of the output unless ``peak_names`` is given.
-    upstream : int or float, default=2000
-        Length in bp of the promoter added on the TSS side of each gene; must be >= 0.
-    gene_names : sequence of str, optional
-        If given, the output rows follow these names, looked up in the ``gene`` column of
-        ``genes`` if it has one and in its index otherwise. Every name must be present once.
-    peak_names : sequence of str, optional
-        If given, the output columns follow these names, looked up in the ``peak`` column of
-        ``peaks`` if it has one and in its index otherwise. Every name must be present once.
+    names : sequence of str
+        One name per peak.
 
     Returns
     -------
-    prior : scipy.sparse.csr_matrix of shape (n_genes, n_peaks), dtype float32
-        1.0 where the peak overlaps the gene's region, and no stored entry elsewhere.
+    peaks : pandas.DataFrame
+        Columns ``peak`` (the name), ``chrom``, ``start``, ``end`` (int64), in the given order.
 
     Raises
     ------
-    TypeError
-        If ``genes`` or ``peaks`` is not a DataFrame, or ``upstream`` is not a number.
     ValueError
-        If a table lacks a required column, if ``start``/``end`` are not numeric, if a row has
-        ``end < start``, if ``upstream`` is negative or not finite, or if a name in
-        ``gene_names``/``peak_names`` cannot be found (or the names it is looked up in repeat).
+        If a name does not have that form or has ``end < start``; the message shows the
+        offending names.
 
     Examples
     --------
-    >>> import pandas as pd
-    >>> genes = pd.DataFrame({"chrom": ["chr1", "chr1"], "start": [5000, 20000],
-    ...                       "end": [8000, 25000], "strand": ["+", "-"]})
-    >>> peaks = pd.DataFrame({"chrom": ["chr1", "chr1", "chr1"],
-    ...                       "start": [3500, 7000, 26000], "end": [4000, 7500, 26500]})
-    >>> prior = gene_peak_prior(genes, peaks)
-    >>> prior.shape, prior.nnz
-    ((2, 3), 3)
-    >>> prior.toarray()
-    array([[1., 1., 0.],
-           [0., 0., 1.]], dtype=float32)
-
-    The first peak is in the promoter of the '+' gene (2 kb before its start), the third in the
-    promoter of the '-' gene (after its end). Without the promoter only the gene body counts:
-
-    >>> gene_peak_prior(genes, peaks, upstream=0).toarray()
-    array([[0., 1., 0.],
-           [0., 0., 0.]], dtype=float32)
+    >>> parse_peak_names(["chr1:100-200", "chrX-5-10", "chrUn_KI270742v1_0_50"])
+                        peak             chrom  start  end
+    0           chr1:100-200              chr1    100  200
+    1              chrX-5-10              chrX      5   10
+    2  chrUn_KI270742v1_0_50  chrUn_KI270742v1      0   50
     """
-    _check_table(genes, _GENE_COLUMNS, "genes")
-    _check_table(peaks, _PEAK_COLUMNS, "peaks")
-    if isinstance(upstream, bool) or not isinstance(upstream, numbers.Real):
-        raise TypeError(f"upstream must be a number of bp, got {upstream!r}.")
-    if not np.isfinite(upstream) or upstream < 0:
-        raise ValueError(f"upstream must be a finite number of bp >= 0, got {upstream}.")
-    genes = _select(genes, gene_names, "gene", "genes")
-    peaks = _select(peaks, peak_names, "peak", "peaks")
+    if isinstance(names, (str, bytes)):
+        raise TypeError("peak names must be a sequence of strings, not a single string.")
+    names = pd.Series(np.asarray(names, dtype=object).ravel(), dtype=object)
+    parts = names.astype("string").str.extract(_PEAK_NAME)
+    bad = parts["chrom"].isna().to_numpy()
+    if bad.any():
+        shown = ", ".join(repr(name) for name in names[bad][:5])
+        raise ValueError(
+            f"{bad.sum()} peak name(s) are not of the form 'chrom:start-end' "
+            f"(or chrom-start-end, chrom_start_end), e.g. {shown}."
+        )
+    start = parts["start"].astype(np.int64).to_numpy()
+    end = parts["end"].astype(np.int64).to_numpy()
+    reversed_ = end < start
+    if reversed_.any():
+        shown = ", ".join(repr(name) for name in names[reversed_][:5])
+        raise ValueError(f"{reversed_.sum()} peak name(s) have end < start, e.g. {shown}.")
+    return pd.DataFrame(
+        {
+            "peak": names.to_numpy(),
+            "chrom": parts["chrom"].to_numpy(dtype=object),
+            "start": start,
+            "end": end,
+        }
+    )
 
-    # Work on numpy copies only; float64 keeps NaN and is exact for genomic coordinates.
-    gene_start = genes["start"].to_numpy(dtype=np.float64)
-    gene_end = genes["end"].to_numpy(dtype=np.float64)
-    strand = genes["strand"].to_numpy(dtype=object)
-    plus = strand == "+"
-    minus = strand == "-"
-    # The TSS is at `start` on '+' and at `end` on '-'; unknown strand: extend both sides.
-    region_start = np.where(minus, gene_start, gene_start - upstream)
-    region_end = np.where(plus, gene_end, gene_end + upstream)
-    region_start = np.maximum(region_start, 0.0)  # NaN stays NaN
-    peak_start = peaks["start"].to_numpy(dtype=np.float64)
-    peak_end = peaks["end"].to_numpy(dtype=np.float64)
 
-    gene_groups = _by_chrom(genes["chrom"])
-    peak_groups = _by_chrom(peaks["chrom"])
+def _as_peak_table(peaks):
+    """A DataFrame of peaks from a DataFrame (returned as is) or from a sequence of names."""
+    if isinstance(peaks, pd.DataFrame):
+        return peaks
+    if isinstance(peaks, (pd.Series, pd.Index, np.ndarray, list, tuple)):
+        return parse_peak_names(peaks)
+    raise TypeError(
+        "peaks must be a pandas DataFrame with chrom/start/end columns or a sequence of "
+        f"'chrom:start-end' names, got {type(peaks).__name__}."
+    )
+
+
+def _check_length(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number of bp, got {value!r}.")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of bp >= 0, got {value}.")
+
+
+def _overlapping_pairs(gene_chrom, region_start, region_end, peak_chrom, peak_start, peak_end):
+    """All (gene, peak) index pairs whose half-open intervals overlap on the same chromosome.
+
+    Regions or peaks with a missing chromosome or coordinate take part in no pair.
+    """
+    peak_groups = _by_chrom(peak_chrom)
     rows, cols = [], []
-    for chrom, gene_idx in gene_groups.items():
+    for chrom, gene_idx in _by_chrom(gene_chrom).items():
         peak_idx = peak_groups.get(chrom)
         if peak_idx is None:
             continue
@@ -201,16 +204,174 @@ def gene_peak_prior(genes, peaks, *, upstream=2000, gene_names=None, peak_names=
         keep = ends[cand] > rs[gene_rep]
         rows.append(gene_idx[gene_rep[keep]])
         cols.append(peak_idx[cand[keep]])
+    if not rows:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    return np.concatenate(rows), np.concatenate(cols)
 
-    shape = (len(genes), len(peaks))
-    if rows:
-        rows = np.concatenate(rows)
-        cols = np.concatenate(cols)
+
+def _tss_distance(tss, peak_start, peak_end):
+    """Distance in bp from the TSS base to the nearest base of the peak [start, end); 0 inside."""
+    return np.maximum(np.maximum(peak_start - tss, tss - (peak_end - 1)), 0.0)
+
+
+def build_gene_peak_prior(
+    genes,
+    peaks,
+    *,
+    mode="body_upstream",
+    upstream=2000,
+    window=150_000,
+    gene_names=None,
+    peak_names=None,
+):
+    """Gene x peak prior matrix from genomic coordinates.
+
+    All intervals are 0-based and half-open (BED convention): a gene ``[start, end)`` covers the
+    bases ``start`` to ``end - 1``; its TSS is the base ``start`` on the '+' strand and
+    ``end - 1`` on the '-' strand. A peak ``[ps, pe)`` overlaps a region ``[rs, re)`` exactly
+    when ``ps < re`` and ``pe > rs``: intervals that only touch do not overlap.
+
+    ``mode="body_upstream"`` (the default, the method's usual recipe)
+        A peak is linked (weight 1) when it overlaps the gene body extended by ``upstream`` bp
+        on the TSS side: ``[start - upstream, end)`` on '+', ``[start, end + upstream)`` on '-'.
+        Genes whose strand is neither '+' nor '-' ('.', missing) are extended on both sides,
+        since their TSS could be at either end. Region starts are clipped at 0.
+    ``mode="tss_window"``
+        A peak is linked when its distance ``d`` to the TSS is at most ``window`` bp, with
+        weight ``((d + 1000) / 1000) ** -0.75`` (1 at the TSS, 0.18 at 10 kb, 0.023 at
+        150 kb). ``d`` is the number of bp from the TSS base to the nearest base of the peak:
+        ``d = max(ps - tss, tss - (pe - 1), 0)``, so 0 when the peak contains the TSS and 1
+        for a peak that starts right after it or ends right before it. For genes of unknown
+        strand ``d`` is the smaller distance to either end of the gene.
+
+    Parameters
+    ----------
+    genes : pandas.DataFrame
+        One row per gene with columns ``chrom``, ``start``, ``end`` and ``strand`` ('+' or
+        '-'), e.g. from :func:`read_gtf_genes` or ``load_snare_cellline().genes``. ``start``
+        and ``end`` may be float with NaN for genes whose coordinates are unknown: such genes
+        (and genes with a missing ``chrom``) get an all-zero row. Row order is the gene order
+        of the output unless ``gene_names`` is given.
+    peaks : pandas.DataFrame or sequence of str
+        Either a table with one row per peak and columns ``chrom``, ``start`` and ``end``, or
+        peak names ``chrom:start-end`` (also ``chrom-start-end`` and ``chrom_start_end``; see
+        :func:`parse_peak_names`). Peaks may overlap each other and have different lengths.
+        Peaks with a missing coordinate get an all-zero column. The order is the peak order
+        of the output unless ``peak_names`` is given.
+    mode : {"body_upstream", "tss_window"}, default="body_upstream"
+        Which recipe links peaks to genes (see above).
+    upstream : int or float, default=2000
+        ``body_upstream`` mode: promoter length in bp added on the TSS side; must be >= 0.
+    window : int or float, default=150_000
+        ``tss_window`` mode: the largest TSS-peak distance in bp that is linked; >= 0.
+    gene_names : sequence of str, optional
+        If given, the output rows follow these names, looked up in the ``gene`` column of
+        ``genes`` if it has one and in its index otherwise. Every name must be present once.
+    peak_names : sequence of str, optional
+        If given, the output columns follow these names, looked up in the ``peak`` column of
+        ``peaks`` if it has one and in its index otherwise (peaks given as names are looked
+        up among those names). Every name must be present once.
+
+    Returns
+    -------
+    prior : scipy.sparse.csr_matrix of shape (n_genes, n_peaks), dtype float32
+        Link weights (1.0 in ``body_upstream`` mode, the distance decay in ``tss_window``
+        mode), no stored entry where there is no link. Pass it to ``FactVAE.fit(...,
+        prior=prior)``.
+
+    Raises
+    ------
+    TypeError
+        If ``genes`` is not a DataFrame, ``peaks`` is neither a DataFrame nor a sequence of
+        names, or ``upstream``/``window`` is not a number.
+    ValueError
+        If ``mode`` is unknown, a table lacks a required column, ``start``/``end`` are not
+        numeric, a row has ``end < start``, a peak name is malformed, ``upstream``/``window``
+        is negative or not finite, or a name in ``gene_names``/``peak_names`` cannot be found
+        (or the names it is looked up in repeat).
+
+    See Also
+    --------
+    read_gtf_genes : gene coordinates from a GENCODE/Ensembl GTF file.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> genes = pd.DataFrame({"chrom": ["chr1", "chr1"], "start": [5000, 20000],
+    ...                       "end": [8000, 25000], "strand": ["+", "-"]})
+    >>> peaks = ["chr1:3500-4000", "chr1:7000-7500", "chr1:26000-26500"]
+    >>> build_gene_peak_prior(genes, peaks).toarray()
+    array([[1., 1., 0.],
+           [0., 0., 1.]], dtype=float32)
+
+    The first peak is in the promoter of the '+' gene (2 kb before its start), the third in the
+    promoter of the '-' gene (after its end). Without the promoter only the gene body counts:
+
+    >>> build_gene_peak_prior(genes, peaks, upstream=0).toarray()
+    array([[0., 1., 0.],
+           [0., 0., 0.]], dtype=float32)
+
+    Within 150 kb of the TSS every peak is linked, weighted by its distance: the first peak
+    ends 1001 bp before the '+' gene's TSS (base 5000), the second starts 2000 bp after it;
+    the third starts 1001 bp after the '-' gene's TSS (base 24999).
+
+    >>> build_gene_peak_prior(genes, peaks, mode="tss_window").toarray().round(3)
+    array([[0.594, 0.439, 0.098],
+           [0.098, 0.112, 0.594]], dtype=float32)
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+    _check_length(upstream, "upstream")
+    _check_length(window, "window")
+    peaks = _as_peak_table(peaks)
+    _check_table(genes, _GENE_COLUMNS, "genes")
+    _check_table(peaks, _PEAK_COLUMNS, "peaks")
+    genes = _select(genes, gene_names, "gene", "genes")
+    peaks = _select(peaks, peak_names, "peak", "peaks")
+
+    # Work on numpy copies only; float64 keeps NaN and is exact for genomic coordinates.
+    gene_start = genes["start"].to_numpy(dtype=np.float64)
+    gene_end = genes["end"].to_numpy(dtype=np.float64)
+    strand = genes["strand"].to_numpy(dtype=object)
+    plus = strand == "+"
+    minus = strand == "-"
+    peak_start = peaks["start"].to_numpy(dtype=np.float64)
+    peak_end = peaks["end"].to_numpy(dtype=np.float64)
+
+    if mode == "body_upstream":
+        # The TSS is at `start` on '+' and at `end` on '-'; unknown strand: extend both sides.
+        region_start = np.where(minus, gene_start, gene_start - upstream)
+        region_end = np.where(plus, gene_end, gene_end + upstream)
+        region_start = np.maximum(region_start, 0.0)  # NaN stays NaN
     else:
-        rows = cols = np.zeros(0, dtype=np.intp)
+        # The bases within `window` of the TSS base: [tss - window, tss + 1 + window). With an
+        # unknown strand both ends are candidate TSSs; the span between them is filtered below.
+        first = np.where(minus, gene_end - 1, gene_start)
+        last = np.where(plus, gene_start, gene_end - 1)
+        region_start = first - window
+        region_end = last + 1 + window
+    rows, cols = _overlapping_pairs(
+        genes["chrom"], region_start, region_end, peaks["chrom"], peak_start, peak_end
+    )
+
+    if mode == "body_upstream":
+        weights = np.ones(rows.size, dtype=np.float64)
+    else:
+        ps, pe = peak_start[cols], peak_end[cols]
+        d = np.minimum(_tss_distance(first[rows], ps, pe), _tss_distance(last[rows], ps, pe))
+        keep = d <= window
+        rows, cols, d = rows[keep], cols[keep], d[keep]
+        weights = ((d + 1000.0) / 1000.0) ** -0.75
+
     # Each (gene, peak) pair is produced at most once, so no duplicates are summed here.
     prior = sp.csr_matrix(
-        (np.ones(rows.size, dtype=np.float32), (rows, cols)), shape=shape, dtype=np.float32
+        (weights.astype(np.float32), (rows, cols)),
+        shape=(len(genes), len(peaks)),
+        dtype=np.float32,
     )
     prior.sort_indices()
     return prior
+
+
+# The original name, kept so existing code keeps working: the same function.
+gene_peak_prior = build_gene_peak_prior

@@ -1,5 +1,6 @@
-"""Tests of the gene-peak prior (gene body + upstream promoter overlap)."""
+"""Tests of the gene-peak prior: gene body + upstream overlap and TSS window with decay."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from factvae_sk.prior import gene_peak_prior
+from factvae_sk import build_gene_peak_prior
+from factvae_sk.prior import gene_peak_prior, parse_peak_names
 
 DATA = Path(__file__).resolve().parent.parent / "factvae_sk" / "data" / "snare_cellline"
 
@@ -254,3 +256,203 @@ def test_random_against_brute_force():
     for upstream in (0, 500, 2000):
         prior = gene_peak_prior(genes, peaks, upstream=upstream)
         np.testing.assert_array_equal(prior.toarray(), _brute_force(genes, peaks, upstream))
+
+
+# ------------------------------------------------------------------ build_gene_peak_prior
+
+
+def _brute_force_blocks(genes, peaks, mode, upstream=2000, window=150_000):
+    """Independent reference on all pairs: per chromosome, dense numpy broadcasting over
+    gene x peak straight from the definitions (no sorting, no binary search). Yields the gene
+    positions, peak positions and dense weight block of each chromosome."""
+    g_chrom = genes["chrom"].to_numpy(dtype=object)
+    p_chrom = peaks["chrom"].to_numpy(dtype=object)
+    for chrom in pd.unique(p_chrom):
+        gi = np.flatnonzero(g_chrom == chrom)
+        pj = np.flatnonzero(p_chrom == chrom)
+        g = genes.iloc[gi]
+        gs, ge = g["start"].to_numpy(float)[:, None], g["end"].to_numpy(float)[:, None]
+        strand = g["strand"].to_numpy(dtype=object)[:, None]
+        ps = peaks["start"].to_numpy(float)[pj][None, :]
+        pe = peaks["end"].to_numpy(float)[pj][None, :]
+        if mode == "body_upstream":
+            rs = np.where(strand == "-", gs, np.maximum(gs - upstream, 0))
+            re_ = np.where(strand == "+", ge, ge + upstream)
+            block = ((ps < re_) & (pe > rs)).astype(float)
+        else:
+            # Distance from a TSS base t to the nearest base of [ps, pe): the definition.
+            def dist(t, ps=ps, pe=pe):
+                return np.where(ps > t, ps - t, np.where(pe - 1 < t, t - (pe - 1), 0))
+
+            d = np.where(
+                strand == "+",
+                dist(gs),
+                np.where(strand == "-", dist(ge - 1), np.minimum(dist(gs), dist(ge - 1))),
+            )
+            block = np.where(d <= window, ((d + 1000) / 1000) ** -0.75, 0.0)
+        block[np.isnan(block)] = 0.0
+        yield gi, pj, block
+
+
+@pytest.fixture(scope="module")
+def all_genes_peaks():
+    return pd.read_csv(DATA / "genes.tsv.gz", sep="\t"), pd.read_csv(
+        DATA / "peaks.tsv.gz", sep="\t"
+    )
+
+
+@pytest.mark.parametrize(
+    "mode, kwargs",
+    [
+        ("body_upstream", {}),
+        ("body_upstream", {"upstream": 0}),
+        ("tss_window", {}),
+        ("tss_window", {"window": 10_000}),
+    ],
+)
+def test_all_real_genes_match_numpy_brute_force(all_genes_peaks, mode, kwargs):
+    # Every one of the 18666 genes against all 27399 peaks, on their real coordinates.
+    genes, peaks = all_genes_peaks
+    prior = build_gene_peak_prior(genes, peaks, mode=mode, **kwargs)
+    assert prior.shape == (18666, 27399) and prior.dtype == np.float32
+    n_links = 0
+    for gi, pj, block in _brute_force_blocks(genes, peaks, mode, **kwargs):
+        np.testing.assert_allclose(prior[gi][:, pj].toarray(), block, rtol=1e-6)
+        n_links += np.count_nonzero(block)
+    # Nothing outside the same-chromosome blocks: no link across chromosomes.
+    assert prior.nnz == n_links > 1000
+    # Genes without coordinates get no links.
+    assert prior[genes["start"].isna().to_numpy()].nnz == 0
+
+
+def test_real_peak_names_give_the_same_prior(all_genes_peaks):
+    genes, peaks = all_genes_peaks
+    genes = genes[genes["highly_variable"]]
+    for mode in ("body_upstream", "tss_window"):
+        from_table = build_gene_peak_prior(genes, peaks, mode=mode)
+        from_names = build_gene_peak_prior(genes, peaks["peak"].tolist(), mode=mode)
+        assert (from_table != from_names).nnz == 0
+    # The published recipe on the HVGs: the link count the README reports.
+    assert build_gene_peak_prior(genes, peaks).nnz == 3039
+
+
+def test_alias_is_the_same_function():
+    assert gene_peak_prior is build_gene_peak_prior
+
+
+def test_tss_window_hand_made():
+    # '+' gene on [1000, 5000): TSS base 1000. '-' gene on [1000, 5000): TSS base 4999.
+    genes = pd.DataFrame(
+        {
+            "gene": ["plus", "minus", "nostrand", "nan"],
+            "chrom": ["c", "c", "c", "c"],
+            "start": [1000.0, 1000.0, 1000.0, np.nan],
+            "end": [5000.0, 5000.0, 5000.0, np.nan],
+            "strand": ["+", "-", ".", "+"],
+        }
+    )
+    peaks = [
+        "c:900-1001",  # contains base 1000: d=0 for plus
+        "c:1001-1100",  # starts right after base 1000: d=1 for plus
+        "c:500-1000",  # ends right before base 1000 (touching): d=1 for plus
+        "c:5000-5100",  # starts right after base 4999: d=1 for minus
+        "c:2900-3100",  # middle of the gene: d=1900 to plus, 1900 to minus
+        "c:1200-1300",  # d=200 to plus, 3700 to minus
+        "o:900-1001",  # another chromosome: never
+        "c:6500-6600",  # d=5500 to plus, 1501 to minus
+    ]
+
+    def w(d):
+        return ((d + 1000) / 1000) ** -0.75
+
+    expected = np.array(
+        [
+            [w(0), w(1), w(1), w(4000), w(1900), w(200), 0, w(5500)],
+            [w(3999), w(3900), w(4000), w(1), w(1900), w(3700), 0, w(1501)],
+            [w(0), w(1), w(1), w(1), w(1900), w(200), 0, w(1501)],
+            [0, 0, 0, 0, 0, 0, 0, 0],
+        ]
+    )
+    prior = build_gene_peak_prior(genes, peaks, mode="tss_window")
+    np.testing.assert_allclose(prior.toarray(), expected, rtol=1e-6)
+    assert prior[0, 0] == 1.0  # no decay at the TSS itself
+    # The window is inclusive: d <= window is linked, d = window + 1 is not.
+    small = build_gene_peak_prior(genes, peaks, mode="tss_window", window=1500)
+    assert small[1, 7] == 0 and small[2, 7] == 0
+    small = build_gene_peak_prior(genes, peaks, mode="tss_window", window=1501)
+    assert small[1, 7] > 0 and small[2, 7] > 0 and small[0, 7] == 0
+    # window=0: only peaks containing the TSS base.
+    zero = build_gene_peak_prior(genes, peaks, mode="tss_window", window=0).toarray()
+    np.testing.assert_array_equal(zero != 0, expected == 1.0)
+
+
+def test_minus_strand_upstream_extends_to_the_right():
+    genes = pd.DataFrame(
+        {
+            "chrom": ["c", "c"],
+            "start": [10_000, 10_000],
+            "end": [20_000, 20_000],
+            "strand": ["+", "-"],
+        }
+    )
+    left, right = "c:8500-8600", "c:21000-21100"
+    prior = build_gene_peak_prior(genes, [left, right]).toarray()
+    np.testing.assert_array_equal(prior, [[1, 0], [0, 1]])
+    # Touching the 2 kb promoter's outer end is no overlap: [7900, 8000) and [22000, 22100).
+    prior = build_gene_peak_prior(genes, ["c:7900-8000", "c:22000-22100"])
+    assert prior.nnz == 0
+    prior = build_gene_peak_prior(genes, ["c:7900-8001", "c:21999-22100"]).toarray()
+    np.testing.assert_array_equal(prior, [[1, 0], [0, 1]])
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["chr1:100-200", "chr1-100-200", "chr1_100_200"],
+        np.array(["chr1:100-200", "chr1-100-200", "chr1_100_200"]),
+        pd.Index(["chr1:100-200", "chr1-100-200", "chr1_100_200"]),
+    ],
+)
+def test_peak_name_formats(names):
+    table = parse_peak_names(names)
+    assert table["chrom"].tolist() == ["chr1"] * 3
+    assert table["start"].tolist() == [100] * 3 and table["end"].tolist() == [200] * 3
+    assert table["peak"].tolist() == list(names)
+
+
+def test_contig_names_with_separators():
+    table = parse_peak_names(["chrUn_KI270742v1:10-20", "HLA-A*01:01-1-5"])
+    assert table["chrom"].tolist() == ["chrUn_KI270742v1", "HLA-A*01:01"]
+    assert table["start"].tolist() == [10, 1] and table["end"].tolist() == [20, 5]
+
+
+@pytest.mark.parametrize("bad", ["chr1:100", "chr1:abc-200", "chr1:100-200x", "", "100-200"])
+def test_malformed_peak_names(toy, bad):
+    genes, _ = toy
+    with pytest.raises(ValueError, match=re.escape(repr(bad))):
+        build_gene_peak_prior(genes, ["chr1:1-2", bad])
+
+
+def test_reversed_peak_name(toy):
+    with pytest.raises(ValueError, match="end < start.*'chr1:200-100'"):
+        build_gene_peak_prior(toy[0], ["chr1:200-100"])
+
+
+def test_peak_names_select_columns(toy):
+    genes, _ = toy
+    names = ["chr1:850-950", "chr1:4990-5001", "chr2:0-401"]
+    full = build_gene_peak_prior(genes, names, upstream=100).toarray()
+    sub = build_gene_peak_prior(genes, names, upstream=100, peak_names=names[::-1]).toarray()
+    np.testing.assert_array_equal(sub, full[:, ::-1])
+
+
+def test_bad_mode_and_window(toy):
+    genes, peaks = toy
+    with pytest.raises(ValueError, match="mode must be one of"):
+        build_gene_peak_prior(genes, peaks, mode="tss")
+    with pytest.raises(ValueError, match="window"):
+        build_gene_peak_prior(genes, peaks, mode="tss_window", window=-1)
+    with pytest.raises(TypeError, match="or a sequence of .chrom:start-end. names"):
+        build_gene_peak_prior(genes, {"a": 1})
+    with pytest.raises(TypeError, match="got str"):
+        build_gene_peak_prior(genes, "chr1:1-2")
