@@ -12,38 +12,64 @@ import torch
 BLOCK_ENTRIES = 1 << 24
 
 
-def log_normalizer(z, embedding):
-    """``logsumexp(z @ W)`` per cell, over all peaks.
+def log_normalizer(z, embedding, bias=None):
+    """``logsumexp(z @ W + bias)`` per cell, over all peaks.
 
     Parameters
     ----------
     z : ndarray of shape (n_cells, n_latent)
     embedding : tensor of shape (n_latent, n_peaks)
         The peak embeddings ``W`` (on the device to compute on).
+    bias : ndarray of shape (n_peaks,), default=None
+        Per-peak logit offsets (the calibration of :func:`calibration_bias`).
     """
     rows = max(1, BLOCK_ENTRIES // embedding.shape[1])
     parts = []
     with torch.no_grad():
         for start in range(0, len(z), rows):
             logits = _on(z[start : start + rows], embedding) @ embedding
+            if bias is not None:
+                logits = logits + _on(bias, embedding)
             parts.append(torch.logsumexp(logits, dim=1).cpu().numpy())
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
-def accessibility(z, log_offset, embedding, peak_index):
-    """``exp(z @ W[:, peak_index] + log_offset)`` as a float32 (n_cells, n_selected) array.
+def accessibility(z, log_offset, embedding, peak_index, bias=None):
+    """``exp(z @ W[:, peak_index] + bias + log_offset)`` as a float32 (n_cells, n_selected) array.
 
     ``log_offset`` is each cell's log library size minus its :func:`log_normalizer`.
     """
     columns = embedding[:, torch.as_tensor(peak_index, device=embedding.device)]
+    offsets = None if bias is None else _on(bias[peak_index], columns)
     out = np.empty((len(z), len(peak_index)), dtype=np.float32)
     rows = max(1, BLOCK_ENTRIES // max(len(peak_index), 1))
     with torch.no_grad():
         for start in range(0, len(z), rows):
             block = slice(start, start + rows)
             logits = _on(z[block], columns) @ columns + _on(log_offset[block], columns)[:, None]
+            if offsets is not None:
+                logits = logits + offsets
             out[block] = logits.exp().cpu().numpy()
     return out
+
+
+def calibration_bias(z, log_library, embedding, observed_totals):
+    """Per-peak logit offsets that make the decoder's totals over cells match the counts.
+
+    The rank-``n_latent`` softmax cannot follow every peak's mean exactly; adding
+    ``log((observed + 1) / (predicted + 1))`` to each peak's logit (one pseudo-read on both
+    sides keeps unseen peaks finite) corrects that bias while keeping each cell's
+    deviations from the decoder.
+    """
+    log_offset = log_library - log_normalizer(z, embedding)
+    predicted = np.zeros(embedding.shape[1], dtype=np.float64)
+    rows = max(1, BLOCK_ENTRIES // embedding.shape[1])
+    all_peaks = np.arange(embedding.shape[1])
+    for start in range(0, len(z), rows):
+        block = slice(start, start + rows)
+        predicted += accessibility(z[block], log_offset[block], embedding, all_peaks).sum(0)
+    observed = np.asarray(observed_totals, dtype=np.float64)
+    return np.log((observed + 1.0) / (predicted + 1.0)).astype(np.float32)
 
 
 def peak_blocks(peak_index, n_cells):

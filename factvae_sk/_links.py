@@ -84,32 +84,3 @@ def links_table(rows, cols, scores, gene_names, peak_names, distance=None):
     table["_row"] = rows
     table = table.sort_values(["_row", "score"], ascending=[True, False], kind="stable")
     return table.drop(columns="_row").reset_index(drop=True)
-
-
-def tss_distance(gene_table, peak_table, rows, cols):
-    """Distance in bp from each pair's gene TSS to its peak (0 when the peak covers the TSS).
-
-    The TSS is ``start`` on '+' and ``end - 1`` on '-' (0-based half-open coordinates; an
-    unknown strand counts as '+'). Pairs on different chromosomes, or with unknown
-    coordinates, get NaN.
-    """
-    genes = gene_table.iloc[rows]
-    peaks = _peak_coordinates(peak_table).iloc[cols]
-    start = genes["start"].to_numpy(np.float64)
-    tss = np.where(
-        genes["strand"].to_numpy(object) == "-", genes["end"].to_numpy(np.float64) - 1, start
-    )
-    peak_start = peaks["start"].to_numpy(np.float64)
-    peak_last = peaks["end"].to_numpy(np.float64) - 1
-    distance = np.maximum(np.maximum(peak_start - tss, tss - peak_last), 0.0)
-    same = genes["chrom"].to_numpy(object) == peaks["chrom"].to_numpy(object)
-    return np.where(same, distance, np.nan)
-
-
-def _peak_coordinates(peak_table):
-    if isinstance(peak_table, pd.DataFrame):
-        return peak_table
-    parts = pd.Series(np.asarray(peak_table, dtype=str)).str.extract(r"^(.+)[:_-](\d+)[_-](\d+)$")
-    return pd.DataFrame(
-        {"chrom": parts[0], "start": parts[1].astype(float), "end": parts[2].astype(float)}
-    )

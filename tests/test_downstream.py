@@ -9,7 +9,7 @@ import torch
 from conftest import FAST
 from scipy import stats
 
-from factvae_sk import FactVAE, _accessibility, _links
+from factvae_sk import FactVAE, _accessibility, _links, build_gene_peak_prior
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -223,3 +223,41 @@ def test_differential_peaks_t_test_against_a_named_reference(fitted, small):
         fitted.differential_peaks(atac, groups, reference="nope")
     with pytest.raises(ValueError, match="method"):
         fitted.differential_peaks(atac, groups, method="anova")
+
+
+def test_calibration_matches_the_training_peak_totals(fitted, small):
+    atac = small["atac"]
+    observed = np.asarray(atac.sum(axis=0)).ravel()
+    plain = fitted.impute_atac(atac).sum(axis=0)
+    calibrated = fitted.impute_atac(atac, calibrate=True).sum(axis=0)
+    # Per-cell depths are kept either way; the per-peak totals move to the observed ones.
+    np.testing.assert_allclose(calibrated.sum(), observed.sum(), rtol=1e-3)
+    error_plain = np.abs(np.log1p(plain) - np.log1p(observed)).mean()
+    error_calibrated = np.abs(np.log1p(calibrated) - np.log1p(observed)).mean()
+    print(f"mean |log1p error| of peak totals: {error_plain:.3f} -> {error_calibrated:.3f}")
+    assert error_calibrated < 0.5 * error_plain
+    # The offsets are the formula's, from the decoder's totals on the training cells.
+    np.testing.assert_allclose(
+        fitted.atac_peak_bias_, np.log((observed + 1) / (plain + 1)), rtol=1e-3, atol=1e-4
+    )
+
+
+def test_regulatory_links_in_a_tss_window(named):
+    model, genes, peaks, _ = named
+    links = model.regulatory_links(
+        "window", gene_table=genes, peak_table=peaks.peak.to_numpy(), window=50_000
+    )
+    window = build_gene_peak_prior(genes, peaks, mode="tss_window", window=50_000)
+    assert len(links) == window.nnz > 0
+    assert links.distance.between(0, 50_000).all()
+    # The distance and the prior's decay weight describe the same pair.
+    rows = pd.Index(genes.gene).get_indexer(links.gene)
+    cols = pd.Index(peaks.peak).get_indexer(links.peak)
+    weights = np.asarray(window[rows, cols]).ravel()
+    np.testing.assert_allclose(weights, ((links.distance + 1000) / 1000) ** -0.75, rtol=1e-5)
+    # Selected genes by name, best two peaks each.
+    chosen = links.gene.unique()[:3]
+    top = model.regulatory_links(
+        "window", genes=chosen, top_k=2, gene_table=genes, peak_table=peaks, window=50_000
+    )
+    assert set(top.gene) <= set(chosen) and top.groupby("gene").size().max() <= 2

@@ -1,4 +1,5 @@
-"""The faithful default model on the real SNARE-seq cell-line data (one 300-epoch fit).
+"""The faithful default model on the real SNARE-seq cell-line data (one 300-epoch fit on 80%
+of the cells, stratified by cell line; the other 20% are held out).
 
 Marked slow (several minutes on 2 cores); CI runs it.
 """
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
+from sklearn.model_selection import train_test_split
 
 from factvae_sk import FactVAE
 from factvae_sk._preprocessing import ATACEncoderInput
@@ -19,20 +21,33 @@ def _ari(embedding, labels):
 
 
 @pytest.fixture(scope="module")
-def default_fit(snare):
+def split(snare):
+    cells = np.arange(len(snare.labels))
+    return train_test_split(cells, test_size=0.2, stratify=snare.labels, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def default_fit(snare, split):
+    """Fitted on the training cells; ``Z`` embeds every cell, held-out ones included."""
+    train, _ = split
     model = FactVAE(embedding="joint", random_state=0)
-    Z = model.fit_transform(snare.rna_hvg, snare.atac, prior=snare.prior)
-    return model, Z
+    model.fit(snare.rna_hvg[train], snare.atac[train], prior=snare.prior)
+    return model, model.transform(snare.rna_hvg, snare.atac)
 
 
-def test_default_fit_separates_the_cell_lines(default_fit, snare):
+def test_default_fit_separates_the_cell_lines(default_fit, snare, split):
     model, Z = default_fit
     n_latent = model.n_latent
     ari_rna = _ari(Z[:, :n_latent], snare.labels)
     ari_atac = _ari(Z[:, n_latent:], snare.labels)
     lsi = ATACEncoderInput(random_state=0).fit(snare.atac).transform(snare.atac)
     ari_lsi = _ari(lsi, snare.labels)
-    print(f"ARI rna={ari_rna:.3f} atac={ari_atac:.3f} lsi-baseline={ari_lsi:.3f}")
+    held_out = split[1]
+    ari_held = _ari(Z[held_out, :n_latent], snare.labels[held_out])
+    print(
+        f"ARI rna={ari_rna:.3f} atac={ari_atac:.3f} lsi-baseline={ari_lsi:.3f} "
+        f"rna-held-out={ari_held:.3f}"
+    )
     assert ari_rna >= 0.95
     assert ari_atac >= 0.85
     assert ari_atac > ari_lsi + 0.1  # the ATAC encoder beats its own input
@@ -52,12 +67,11 @@ def test_prior_pairs_score_higher_than_other_pairs(default_fit, snare):
     assert on_prior.mean() > 0.8 > off_prior.mean() + 0.5
 
 
-def test_imputed_accessibility_is_denoised(default_fit, snare):
-    """Each cell's imputed profile agrees with its cell line's pseudobulk (from the other
-    cells) far better than its raw counts do."""
+def test_imputed_accessibility_is_denoised(default_fit, snare, split):
+    """Each held-out cell's imputed profile agrees with its cell line's pseudobulk (from the
+    other cells) far better than its raw counts do."""
     model, _ = default_fit
-    rng = np.random.default_rng(0)
-    cells = rng.choice(snare.atac.shape[0], 200, replace=False)
+    cells = split[1]
     imputed = model.impute_atac(snare.atac[cells])
     raw = snare.atac[cells].toarray()
     gains = []
@@ -68,3 +82,41 @@ def test_imputed_accessibility_is_denoised(default_fit, snare):
         gains.append(np.corrcoef(imputed[i], bulk)[0, 1] - np.corrcoef(raw[i], bulk)[0, 1])
     print(f"median correlation gain of imputed over raw: {np.median(gains):.3f}")
     assert np.median(gains) > 0.1
+
+
+def _pseudobulk_correlations(profiles, observed, labels):
+    """Per cell line, Pearson correlation of mean predicted and observed accessibility."""
+    result = {}
+    for line in np.unique(labels):
+        inside = labels == line
+        predicted = profiles[inside].mean(axis=0) if profiles.ndim == 2 else profiles
+        result[line] = np.corrcoef(predicted, np.asarray(observed[inside].sum(axis=0)).ravel())[
+            0, 1
+        ]
+    return result
+
+
+def test_cross_modal_imputation_beats_mean_accessibility_on_held_out_cells(
+    default_fit, snare, split
+):
+    """Cells given by RNA alone: the pseudobulk of their imputed accessibility, per cell
+    line, follows the observed one better than the training cells' mean accessibility."""
+    model, _ = default_fit
+    train, test = split
+    rna, atac, labels = snare.rna_hvg[test], snare.atac[test], snare.labels[test]
+    mean = np.asarray(snare.atac[train].mean(axis=0)).ravel()
+    results = {
+        "RNA -> ATAC": model.impute_atac(X_rna=rna, library_size=1e4),
+        "RNA -> ATAC, calibrated": model.impute_atac(X_rna=rna, library_size=1e4, calibrate=True),
+        "ATAC": model.impute_atac(atac, library_size=1e4),
+        "ATAC, calibrated": model.impute_atac(atac, library_size=1e4, calibrate=True),
+        "training mean": mean,
+    }
+    table = {name: _pseudobulk_correlations(p, atac, labels) for name, p in results.items()}
+    for name, row in table.items():
+        print(f"{name:24s}", "  ".join(f"{line} {r:.3f}" for line, r in row.items()))
+    cross_modal = np.array(list(table["RNA -> ATAC, calibrated"].values()))
+    baseline = np.array(list(table["training mean"].values()))
+    # At 100 epochs the margins were 0.01-0.07 per line (mean 0.03); allow one line to tie.
+    assert (cross_modal > baseline).sum() >= 3
+    assert cross_modal.mean() > baseline.mean()
