@@ -84,39 +84,55 @@ def test_imputed_accessibility_is_denoised(default_fit, snare, split):
     assert np.median(gains) > 0.1
 
 
-def _pseudobulk_correlations(profiles, observed, labels):
-    """Per cell line, Pearson correlation of mean predicted and observed accessibility."""
-    result = {}
-    for line in np.unique(labels):
-        inside = labels == line
-        predicted = profiles[inside].mean(axis=0) if profiles.ndim == 2 else profiles
-        result[line] = np.corrcoef(predicted, np.asarray(observed[inside].sum(axis=0)).ravel())[
-            0, 1
-        ]
-    return result
+def _line_profiles(profiles, labels, lines):
+    """Per cell line, the mean profile of its cells, scaled to 1e4 (rows in ``lines`` order)."""
+    bulk = np.vstack([np.asarray(profiles[labels == line].mean(axis=0)).ravel() for line in lines])
+    return 1e4 * bulk / bulk.sum(axis=1, keepdims=True)
 
 
 def test_cross_modal_imputation_beats_mean_accessibility_on_held_out_cells(
     default_fit, snare, split
 ):
-    """Cells given by RNA alone: the pseudobulk of their imputed accessibility, per cell
-    line, follows the observed one better than the training cells' mean accessibility."""
+    """Cells given by RNA alone: per cell line, the pseudobulk of their imputed accessibility
+    follows the observed one better than the training cells' mean accessibility does, and
+    it is specific: each line's observed pseudobulk is closest to that line's imputation.
+
+    Calibrated imputation equals the training mean plus the model's cell-specific
+    deviations, so an untrained model ties with the mean (3 epochs: margins of 0.001-0.003)
+    while the 100-epoch model already wins by 0.006-0.07 on every line.
+    """
     model, _ = default_fit
     train, test = split
     rna, atac, labels = snare.rna_hvg[test], snare.atac[test], snare.labels[test]
+    lines = np.unique(labels)
+    observed = _line_profiles(atac, labels, lines)
     mean = np.asarray(snare.atac[train].mean(axis=0)).ravel()
-    results = {
+    predictions = {
         "RNA -> ATAC": model.impute_atac(X_rna=rna, library_size=1e4),
         "RNA -> ATAC, calibrated": model.impute_atac(X_rna=rna, library_size=1e4, calibrate=True),
         "ATAC": model.impute_atac(atac, library_size=1e4),
         "ATAC, calibrated": model.impute_atac(atac, library_size=1e4, calibrate=True),
-        "training mean": mean,
     }
-    table = {name: _pseudobulk_correlations(p, atac, labels) for name, p in results.items()}
-    for name, row in table.items():
-        print(f"{name:24s}", "  ".join(f"{line} {r:.3f}" for line, r in row.items()))
-    cross_modal = np.array(list(table["RNA -> ATAC, calibrated"].values()))
-    baseline = np.array(list(table["training mean"].values()))
-    # At 100 epochs the margins were 0.01-0.07 per line (mean 0.03); allow one line to tie.
-    assert (cross_modal > baseline).sum() >= 3
-    assert cross_modal.mean() > baseline.mean()
+    n = len(lines)
+    pearson = {
+        name: np.diag(np.corrcoef(_line_profiles(p, labels, lines), observed)[:n, n:])
+        for name, p in predictions.items()
+    }
+    pearson["training mean"] = np.array([np.corrcoef(mean, o)[0, 1] for o in observed])
+    for name, values in pearson.items():
+        print(
+            f"{name:24s}",
+            "  ".join(f"{line} {r:.3f}" for line, r in zip(lines, values, strict=True)),
+        )
+    margin = pearson["RNA -> ATAC, calibrated"] - pearson["training mean"]
+    assert (margin > 0).sum() >= n - 1
+    assert margin.mean() > 0.01
+    # Specificity, on log1p so that the many small peaks count: for each observed line,
+    # which line's imputed pseudobulk is closest?
+    imputed = _line_profiles(predictions["RNA -> ATAC, calibrated"], labels, lines)
+    closeness = np.corrcoef(np.log1p(imputed), np.log1p(observed))[:n, n:]
+    print(
+        "closest imputed line per observed line:",
+        dict(zip(lines, lines[closeness.argmax(0)], strict=True)),
+    )
+    assert (closeness.argmax(axis=0) == np.arange(n)).sum() >= n - 1
