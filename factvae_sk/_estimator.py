@@ -731,21 +731,7 @@ class FactVAE(TransformerMixin, BaseEstimator):
 
     def _peak_index(self, peaks):
         """Positions of the requested peaks (names, positions or a mask) among those of fit."""
-        n_peaks = self.n_peaks_in_
-        if peaks is None:
-            return np.arange(n_peaks)
-        peaks = np.asarray(peaks)
-        if peaks.ndim != 1:
-            raise ValueError(f"peaks must be 1-D; got shape {peaks.shape}.")
-        if peaks.dtype == bool:
-            if len(peaks) != n_peaks:
-                raise ValueError(f"A boolean peaks mask needs {n_peaks} entries; got {len(peaks)}.")
-            return np.flatnonzero(peaks)
-        if np.issubdtype(peaks.dtype, np.integer):
-            if len(peaks) and (peaks.min() < -n_peaks or peaks.max() >= n_peaks):
-                raise ValueError(f"peaks holds positions outside 0..{n_peaks - 1}.")
-            return peaks % n_peaks
-        return _positions(peaks, self.atac_feature_names_in_, "peak")
+        return _positions(peaks, self.n_peaks_in_, self.atac_feature_names_in_, "peak")
 
     def regulatory_scores(self, pairs=None):
         """Gene-peak regulatory scores: cosine similarity of gene and peak embeddings.
@@ -839,9 +825,17 @@ default="prior"
         (6000, 3)
         """
         gene_emb, peak_emb = self._unit_embeddings()
-        gene_index = (
-            np.arange(len(gene_emb)) if genes is None else self._gene_index(genes, gene_table)
-        )
+        for table, n, what in [
+            (gene_table, self.n_features_in_, "gene_table"),
+            (peak_table, self.n_peaks_in_, "peak_table"),
+        ]:
+            if table is not None and len(table) != n:
+                raise ValueError(
+                    f"{what} needs one row per feature of fit ({n}); got {len(table)}."
+                )
+        if top_k is not None and not (isinstance(top_k, Integral) and top_k >= 1):
+            raise ValueError(f"top_k must be a positive integer; got {top_k!r}.")
+        gene_index = _positions(genes, self.n_features_in_, self._names("gene", gene_table), "gene")
         if isinstance(candidates, str) and candidates == "all":
             if top_k is None:
                 if len(gene_index) * len(peak_emb) > _links.BLOCK_ENTRIES:
@@ -906,14 +900,6 @@ default="prior"
         if table is not None and not isinstance(table, pd.DataFrame):
             return np.asarray(table, dtype=object)
         return np.arange(n)
-
-    def _gene_index(self, genes, gene_table):
-        genes = np.asarray(genes)
-        if genes.dtype == bool:
-            return np.flatnonzero(genes)
-        if np.issubdtype(genes.dtype, np.integer):
-            return genes
-        return _positions(genes, self._names("gene", gene_table), "gene")
 
     def differential_peaks(
         self,
@@ -1016,16 +1002,31 @@ default="prior"
         return tags
 
 
-def _positions(names, known, kind):
-    """Positions of ``names`` among the ``known`` feature names; unknown names are an error."""
-    if known is None:
+def _positions(selection, n, names, kind):
+    """Positions among ``n`` features of a selection by names, positions or boolean mask.
+
+    ``None`` selects every feature. ``names`` are the known feature names (positions when
+    the model has none); unknown names and out-of-range positions are errors.
+    """
+    if selection is None:
+        return np.arange(n)
+    selection = np.asarray(selection)
+    if selection.ndim != 1:
+        raise ValueError(f"The {kind}s to select must be 1-D; got shape {selection.shape}.")
+    if selection.dtype == bool:
+        if len(selection) != n:
+            raise ValueError(f"A boolean {kind} mask needs {n} entries; got {len(selection)}.")
+        return np.flatnonzero(selection)
+    if np.issubdtype(selection.dtype, np.integer):
+        if len(selection) and (selection.min() < -n or selection.max() >= n):
+            raise ValueError(f"The {kind} positions must lie in 0..{n - 1}.")
+        return selection % n
+    if names is None or np.issubdtype(np.asarray(names).dtype, np.integer):
         raise ValueError(
             f"The model has no {kind} names (fit it with DataFrames, or give a {kind} table): "
             f"select {kind}s by position or boolean mask."
         )
-    lookup = pd.Index(np.asarray(known, dtype=object))
-    index = lookup.get_indexer(np.asarray(names, dtype=object))
+    index = pd.Index(np.asarray(names, dtype=object)).get_indexer(selection.astype(object))
     if (index < 0).any():
-        missing = np.asarray(names, dtype=object)[index < 0]
-        raise ValueError(f"Unknown {kind} name(s): {list(missing[:5])}.")
+        raise ValueError(f"Unknown {kind} name(s): {list(selection[index < 0][:5])}.")
     return index

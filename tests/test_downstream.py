@@ -62,7 +62,7 @@ def test_impute_atac_subset_of_peaks_equals_the_columns_of_the_full_result(fitte
     mask = np.zeros(atac.shape[1], bool)
     mask[[3, 9, 400]] = True
     np.testing.assert_allclose(fitted.impute_atac(atac, peaks=mask), full[:, mask], rtol=1e-5)
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ValueError, match="must lie in"):
         fitted.impute_atac(atac, peaks=[5000])
     with pytest.raises(ValueError, match="no peak names"):
         fitted.impute_atac(atac, peaks=["chr1:1-2"])
@@ -174,6 +174,12 @@ def test_regulatory_links_on_any_pattern_and_without_a_prior(fitted, small):
         model.regulatory_links()
     with pytest.raises(ValueError, match="candidates must be"):
         model.regulatory_links("nearby")
+    with pytest.raises(ValueError, match="top_k must be a positive integer"):
+        model.regulatory_links("all", top_k=0)
+    with pytest.raises(ValueError, match="gene_table needs one row per feature"):
+        model.regulatory_links(pattern, gene_table=pd.DataFrame({"gene": ["a"]}))
+    with pytest.raises(ValueError, match="gene positions must lie in"):
+        model.regulatory_links("all", genes=[10**6], top_k=1)
 
 
 def test_differential_peaks_match_scipy_on_the_imputed_data(fitted, small, monkeypatch):
