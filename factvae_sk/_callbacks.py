@@ -1,4 +1,4 @@
-"""skorch callbacks: per-optimizer learning-rate decay and a compact progress log."""
+"""skorch callbacks: per-optimizer learning-rate decay and a text progress bar."""
 
 import sys
 import time
@@ -44,33 +44,66 @@ class ExponentialLRDecay(Callback):
         self.scheduler_ = None
 
 
+def _clock(seconds):
+    """``m:ss`` (or ``h:mm:ss``) for a duration in seconds."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
 class ProgressLog(Callback):
-    """Print the epoch's mean loss terms about ten times during training.
+    """A text progress bar of training: epoch i/N, elapsed time, ETA and the loss.
+
+    On a terminal the bar is redrawn in place every epoch and a line with every loss term
+    follows at the end. Elsewhere (a log file, a notebook capturing stderr, CI) that would be
+    noise, so a full line is printed about ``n_reports`` times instead.
 
     Parameters
     ----------
     n_reports : int
-        How many lines to print over the run (the last epoch always prints).
+        How many lines to print over the run when not on a terminal (the last epoch always
+        prints).
     sink : callable
-        Where lines go; stderr by default so results on stdout stay clean.
+        Where lines go (forces the line mode); stderr by default so results on stdout stay
+        clean.
+    width : int
+        Characters of the bar itself.
     """
 
-    def __init__(self, n_reports=10, sink=None):
+    def __init__(self, n_reports=10, sink=None, width=20):
         self.n_reports = n_reports
         self.sink = sink
+        self.width = width
 
     def on_train_begin(self, net, **kwargs):
         self.start_ = time.perf_counter()
+        self.first_epoch_ = len(net.history)
+        self.redraw_ = self.sink is None and sys.stderr.isatty()
+
+    def _bar(self, done, total):
+        elapsed = time.perf_counter() - self.start_
+        eta = elapsed / done * (total - done) if done else 0.0
+        filled = int(self.width * done / total) if total else self.width
+        bar = "#" * filled + "-" * (self.width - filled)
+        return f"epoch {done:>4}/{total} [{bar}] {_clock(elapsed)}<{_clock(eta)}"
 
     def on_epoch_end(self, net, **kwargs):
-        epoch = len(net.history)
-        every = max(1, net.max_epochs // self.n_reports)
-        if epoch % every and epoch != net.max_epochs:
-            return
+        total = net.max_epochs
+        # Epochs of this fit (a warm start continues an existing history).
+        done = len(net.history) - self.first_epoch_
         row = net.history[-1]
+        if self.redraw_:
+            loss = f"  loss {row['train_loss']:.5g}" if "train_loss" in row else ""
+            end = "\n" if done >= total else ""
+            print(f"\r{self._bar(done, total)}{loss}", end=end, file=sys.stderr, flush=True)
+            if done < total:
+                return
+        else:
+            every = max(1, total // self.n_reports)
+            if done % every and done != total:
+                return
         terms = "  ".join(
             f"{key}={row[key]:.4g}" for key in ("train_loss", *REPORTED_TERMS) if key in row
         )
-        elapsed = time.perf_counter() - self.start_
-        line = f"epoch {epoch:>4}/{net.max_epochs}  {terms}  [{elapsed:.1f}s]"
+        line = f"{self._bar(done, total)}  {terms}"
         (self.sink or (lambda text: print(text, file=sys.stderr, flush=True)))(line)

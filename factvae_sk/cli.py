@@ -1,0 +1,178 @@
+"""Command line: ``factvae-sk demo`` (the bundled data) and ``factvae-sk fit`` (your data).
+
+Both run the same job (:func:`factvae_sk._job.run_job`) and write the same outputs::
+
+    factvae-sk demo --out factvae_demo [--epochs 60]
+    factvae-sk fit --rna rna.npz --atac atac.mtx --genes genes.tsv --peaks peaks.tsv \\
+        [--cells cells.tsv --labels cell_type] [--gtf genes.gtf.gz] --out results
+    factvae-sk fit --rna-h5ad rna.h5ad --atac-h5ad atac.h5ad [--gtf ...] --out results
+"""
+
+import argparse
+import sys
+
+from ._io import read_paired_files, read_paired_h5ad
+from ._job import OUTPUTS, run_job
+from .datasets import load_snare_cellline
+from .hvg import highly_variable_genes
+from .prior import MODES
+
+
+def _common(parser, default_out=None):
+    parser.add_argument(
+        "--out",
+        default=default_out,
+        required=default_out is None,
+        help="output folder (created)" + (f"; default {default_out}" if default_out else ""),
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs (default: the method's 300; e.g. 60 for a quick look)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
+    parser.add_argument(
+        "--prior-mode",
+        choices=MODES,
+        default="body_upstream",
+        help="gene-peak links: gene body + upstream promoter (default) or TSS window with "
+        "distance decay",
+    )
+    parser.add_argument(
+        "--upstream", type=int, default=2000, help="promoter length in bp (default 2000)"
+    )
+    parser.add_argument(
+        "--window", type=int, default=150_000, help="TSS window in bp (default 150000)"
+    )
+    parser.add_argument(
+        "--n-clusters",
+        type=int,
+        default=None,
+        help="KMeans clusters (default: the number of labels, else 8)",
+    )
+    parser.add_argument(
+        "--n-links", type=int, default=1000, help="rows of top_links.csv (default 1000)"
+    )
+
+
+def build_parser():
+    outputs = "\n".join(f"  {name:<20} {what}" for name, what in OUTPUTS.items())
+    parser = argparse.ArgumentParser(
+        prog="factvae-sk",
+        description="FactVAE on paired single-cell RNA + ATAC counts.",
+        epilog=f"outputs (in --out):\n{outputs}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the bundled SNARE-seq cell-line mixture (1047 cells, 4 cell lines)",
+        description="Fit FactVAE on the bundled SNARE-seq cell-line mixture (Chen et al. "
+        "2019, GSE126074) with its 2000 highly variable genes, and score the clustering "
+        "against the known cell lines.",
+    )
+    _common(demo, default_out="factvae_demo")
+
+    fit = commands.add_parser(
+        "fit",
+        help="your own paired counts",
+        description="Fit FactVAE on your paired counts. Matrices are cells x features "
+        "(scipy .npz or Matrix Market .mtx[.gz]); a features x cells matrix (10x's "
+        "matrix.mtx) is transposed automatically when its shape says so. Tables are TSV "
+        "(or .csv) with a header row.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="tables:\n"
+        "  --genes  a 'gene' column (else the first) and chrom, start, end, strand\n"
+        "           (0-based half-open), or just names with --gtf\n"
+        "  --peaks  chrom, start, end columns, or 'chrom:start-end' names ('peak' or the\n"
+        "           first column; chrom-start-end and chrom_start_end work too)\n"
+        "  --cells  a 'barcode' column (else the first) and annotations (see --labels)",
+    )
+    files = fit.add_argument_group("counts as files")
+    files.add_argument("--rna", help="RNA counts, .npz or .mtx[.gz]")
+    files.add_argument("--atac", help="ATAC counts, .npz or .mtx[.gz]")
+    files.add_argument("--genes", help="gene table (rows = RNA features)")
+    files.add_argument("--peaks", help="peak table (rows = ATAC features)")
+    files.add_argument("--cells", "--barcodes", dest="cells", help="cell table (optional)")
+    files.add_argument(
+        "--transpose",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="force (or, with --no-transpose, forbid) reading the matrices as features x cells",
+    )
+    h5ad = fit.add_argument_group("counts as AnnData (needs anndata)")
+    h5ad.add_argument("--rna-h5ad", help="RNA AnnData, cells x genes")
+    h5ad.add_argument("--atac-h5ad", help="ATAC AnnData, cells x peaks")
+    h5ad.add_argument("--layer", default=None, help="layer holding raw counts (default X)")
+    fit.add_argument("--gtf", default=None, help="GTF(.gz) to look up gene coordinates by name")
+    fit.add_argument("--labels", default=None, help="cell table column with known labels")
+    fit.add_argument(
+        "--n-top-genes",
+        type=int,
+        default=2000,
+        help="highly variable genes to model (default 2000; 0 = all genes)",
+    )
+    _common(fit)
+    return parser
+
+
+def _load_user_data(args, parser):
+    if args.rna_h5ad or args.atac_h5ad:
+        if not (args.rna_h5ad and args.atac_h5ad):
+            parser.error("--rna-h5ad and --atac-h5ad go together")
+        return read_paired_h5ad(args.rna_h5ad, args.atac_h5ad, layer=args.layer, gtf=args.gtf)
+    missing = [f"--{name}" for name in ("rna", "atac", "genes", "peaks") if not getattr(args, name)]
+    if missing:
+        parser.error(f"missing {', '.join(missing)} (or give --rna-h5ad and --atac-h5ad)")
+    return read_paired_files(
+        args.rna,
+        args.atac,
+        args.genes,
+        args.peaks,
+        cells=args.cells,
+        gtf=args.gtf,
+        transpose=args.transpose,
+    )
+
+
+def main(argv=None):
+    """Run the command line; ``argv`` defaults to ``sys.argv[1:]``. Returns the job's result."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        data = load_snare_cellline()
+        # The bundled selection: scanpy's seurat_v3 recipe, 2000 genes.
+        hvg = data.genes["highly_variable"].to_numpy()
+        label_column = "cell_line"
+    else:
+        try:
+            data = _load_user_data(args, parser)
+        except (ValueError, ImportError, FileNotFoundError) as error:
+            parser.error(str(error))
+        if args.labels is not None and args.labels not in data.cells.columns:
+            parser.error(
+                f"--labels {args.labels!r} is not a column of the cell table "
+                f"{list(data.cells.columns)}"
+            )
+        n_top = args.n_top_genes or data.rna.shape[1]
+        hvg = highly_variable_genes(data.rna, n_top)
+        label_column = args.labels
+    return run_job(
+        data,
+        hvg=hvg,
+        out=args.out,
+        label_column=label_column,
+        n_clusters=args.n_clusters,
+        max_epochs=args.epochs,
+        random_state=args.seed,
+        prior_mode=args.prior_mode,
+        upstream=args.upstream,
+        window=args.window,
+        n_links=args.n_links,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,228 @@
+"""End-to-end tests of the command line (``factvae-sk demo`` / ``fit``), two epochs each."""
+
+import gzip
+import json
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.io
+import scipy.sparse as sp
+
+from factvae_sk import build_gene_peak_prior
+from factvae_sk.cli import main
+
+OUTPUT_FILES = [
+    "cell_embeddings.csv",
+    "gene_embeddings.csv",
+    "peak_embeddings.csv",
+    "top_links.csv",
+    "model.joblib",
+    "summary.json",
+    "loss_curves.png",
+    "cell_map.png",
+]
+
+
+@pytest.fixture(scope="module")
+def subset(snare):
+    """300 real cells, 1500 genes (all HVGs among them), the 4000 most open peaks."""
+    cells = np.arange(0, 900, 3)
+    genes = np.sort(np.r_[np.flatnonzero(snare.genes.highly_variable)[:1000], np.arange(500)])
+    genes = np.unique(genes)
+    open_peaks = np.argsort(-np.asarray(snare.atac.sum(axis=0)).ravel(), kind="stable")
+    peaks = np.sort(open_peaks[:4000])
+    rna = snare.rna[cells][:, genes]
+    keep = np.asarray(rna.sum(axis=1)).ravel() > 0
+    return {
+        "rna": rna[keep],
+        "atac": snare.atac[cells][:, peaks][keep],
+        "genes": snare.genes.iloc[genes].reset_index(drop=True),
+        "peaks": snare.peaks.iloc[peaks].reset_index(drop=True),
+        "cells": snare.cells.iloc[cells[keep]].reset_index(drop=True),
+    }
+
+
+def _check_outputs(out, n_cells, genes, peaks, label_column=None):
+    for name in OUTPUT_FILES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    cells = pd.read_csv(out / "cell_embeddings.csv")
+    assert len(cells) == n_cells
+    dims = [c for c in cells.columns if c.startswith("factvae_")]
+    assert len(dims) == 100 and dims[0] == "factvae_rna0" and dims[-1] == "factvae_atac49"
+    assert {"barcode", "cluster", "tsne_1", "tsne_2"} <= set(cells.columns)
+    if label_column:
+        assert label_column in cells.columns
+    gene_emb = pd.read_csv(out / "gene_embeddings.csv")
+    assert gene_emb.shape == (len(genes), 51)
+    assert gene_emb["gene"].tolist() == list(genes)
+    peak_emb = pd.read_csv(out / "peak_embeddings.csv")
+    assert peak_emb.shape == (len(peaks), 51)
+    assert peak_emb["peak"].tolist() == list(peaks)
+    links = pd.read_csv(out / "top_links.csv")
+    assert list(links.columns) == ["gene", "peak", "prior_weight", "score"]
+    assert len(links) > 0 and links["score"].is_monotonic_decreasing
+    assert set(links["gene"]) <= set(genes) and set(links["peak"]) <= set(peaks)
+    # The scores are the cosines of the written embeddings.
+    g = gene_emb.set_index("gene").loc[links["gene"]].to_numpy()
+    p = peak_emb.set_index("peak").loc[links["peak"]].to_numpy()
+    cos = (g * p).sum(1) / np.linalg.norm(g, axis=1) / np.linalg.norm(p, axis=1)
+    np.testing.assert_allclose(links["score"], cos, atol=1e-4)
+    model = joblib.load(out / "model.joblib")
+    np.testing.assert_allclose(
+        model.feature_embeddings_.rna, gene_emb.iloc[:, 1:].to_numpy(), rtol=1e-5, atol=1e-6
+    )
+    for png in ("loss_curves.png", "cell_map.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return cells, links, model, json.loads((out / "summary.json").read_text())
+
+
+def test_demo(tmp_path, one_thread, capsys, snare):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "demo"
+    result = main(["demo", "--out", str(out), "--epochs", "2"])
+    printed = capsys.readouterr()
+    assert "ARI" in printed.out and "NMI" in printed.out and "epoch    2/2" in printed.err
+    hvg = snare.genes_hvg
+    cells, links, model, summary = _check_outputs(
+        out, 1047, hvg["gene"], snare.peaks["peak"], "cell_line"
+    )
+    assert cells["barcode"].tolist() == snare.cells["barcode"].tolist()
+    assert cells["cell_line"].tolist() == snare.cells["cell_line"].tolist()
+    assert summary["n_prior_links"] == snare.prior.nnz == 3039
+    assert summary["max_epochs"] == 2 and len(model.net_.history) == 2
+    assert [row["embedding"] for row in summary["scores"]] == ["RNA", "ATAC", "joint"]
+    assert result.scores.shape == (3, 3)
+    assert len(links) == 1000  # --n-links default; the prior has more pairs
+
+
+def test_fit_user_files(tmp_path, subset, one_thread):
+    pytest.importorskip("matplotlib")
+    # RNA as cells x genes .npz, ATAC as 10x-style peaks x cells .mtx.gz (transposed on read),
+    # peaks as bare names in chr-start-end form, cells with a label column.
+    sp.save_npz(tmp_path / "rna.npz", subset["rna"])
+    with gzip.open(tmp_path / "atac.mtx.gz", "wb") as handle:
+        scipy.io.mmwrite(handle, subset["atac"].T.tocoo())
+    subset["genes"].drop(columns="highly_variable").to_csv(
+        tmp_path / "genes.tsv", sep="\t", index=False
+    )
+    names = (subset["peaks"]["peak"].str.replace(":", "-")).rename("name")
+    names.to_frame().to_csv(tmp_path / "peaks.tsv", sep="\t", index=False)
+    subset["cells"].to_csv(tmp_path / "cells.tsv", sep="\t", index=False)
+    out = tmp_path / "out"
+    args = ["fit", "--rna", str(tmp_path / "rna.npz"), "--atac", str(tmp_path / "atac.mtx.gz")]
+    args += ["--genes", str(tmp_path / "genes.tsv"), "--peaks", str(tmp_path / "peaks.tsv")]
+    args += ["--cells", str(tmp_path / "cells.tsv"), "--labels", "cell_line"]
+    args += ["--out", str(out), "--epochs", "2", "--n-top-genes", "300", "--n-links", "50"]
+    main(args)
+    # Cells without counts in the 300 selected genes are left out (two here).
+    model = joblib.load(out / "model.joblib")
+    hvg = subset["genes"]["gene"].isin(pd.read_csv(out / "gene_embeddings.csv")["gene"])
+    kept = subset["rna"][:, hvg.to_numpy()].getnnz(axis=1) > 0
+    assert 0 < (~kept).sum() < 10
+    n_cells = int(kept.sum())
+    cells, links, model, summary = _check_outputs(
+        out, n_cells, pd.read_csv(out / "gene_embeddings.csv")["gene"], names, "cell_line"
+    )
+    assert model.n_features_in_ == 300 and model.n_peaks_in_ == 4000
+    assert cells["barcode"].tolist() == subset["cells"]["barcode"][kept].tolist()
+    assert summary["n_genes"] == 300 and summary["n_clusters"] == 4 and len(links) <= 50
+    # The same prior as building it from the tables directly.
+    genes = subset["genes"].set_index("gene").loc[pd.read_csv(out / "gene_embeddings.csv")["gene"]]
+    prior = build_gene_peak_prior(genes.reset_index(), subset["peaks"])
+    assert summary["n_prior_links"] == prior.nnz > 0
+
+
+def test_fit_with_gtf_and_tss_window(tmp_path, subset, one_thread):
+    # Genes as bare names; coordinates looked up in a GTF written from the bundled table.
+    genes = subset["genes"]
+    located = genes.dropna(subset=["start"])
+    lines = [
+        f"{g.chrom}\tx\tgene\t{int(g.start) + 1}\t{int(g.end)}\t.\t{g.strand}\t.\t"
+        f'gene_id "ID{i}"; gene_name "{g.gene}";'
+        for i, g in enumerate(located.itertuples())
+    ]
+    (tmp_path / "genes.gtf").write_text("\n".join(lines) + "\n")
+    genes[["gene"]].to_csv(tmp_path / "genes.tsv", sep="\t", index=False)
+    subset["peaks"][["peak", "chrom", "start", "end"]].to_csv(
+        tmp_path / "peaks.tsv", sep="\t", index=False
+    )
+    sp.save_npz(tmp_path / "rna.npz", subset["rna"])
+    sp.save_npz(tmp_path / "atac.npz", subset["atac"])
+    out = tmp_path / "out"
+    main(
+        ["fit", "--rna", str(tmp_path / "rna.npz"), "--atac", str(tmp_path / "atac.npz"),
+         "--genes", str(tmp_path / "genes.tsv"), "--peaks", str(tmp_path / "peaks.tsv"),
+         "--gtf", str(tmp_path / "genes.gtf"), "--prior-mode", "tss_window",
+         "--n-top-genes", "0", "--n-clusters", "3", "--out", str(out), "--epochs", "2"]
+    )  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    expected = build_gene_peak_prior(genes, subset["peaks"], mode="tss_window")
+    assert summary["n_genes"] == len(genes) and summary["n_clusters"] == 3
+    assert summary["n_prior_links"] == expected.nnz > 0
+    links = pd.read_csv(out / "top_links.csv")
+    assert (links["prior_weight"] < 1).any()  # distance-decay weights
+    cells = pd.read_csv(out / "cell_embeddings.csv")
+    assert cells["barcode"].str.startswith("cell").all() and cells["cluster"].nunique() == 3
+
+
+def test_fit_h5ad(tmp_path, subset, one_thread):
+    anndata = pytest.importorskip("anndata")
+    barcodes = subset["cells"]["barcode"].to_numpy()
+    var = subset["genes"].set_index("gene").drop(columns="highly_variable")
+    anndata.AnnData(
+        subset["rna"].astype(np.float32), obs=subset["cells"].set_index("barcode"), var=var
+    ).write_h5ad(tmp_path / "rna.h5ad")
+    anndata.AnnData(
+        subset["atac"].astype(np.float32),
+        obs=pd.DataFrame(index=barcodes),
+        var=pd.DataFrame(index=subset["peaks"]["peak"].to_numpy()),
+    ).write_h5ad(tmp_path / "atac.h5ad")
+    out = tmp_path / "out"
+    main(
+        ["fit", "--rna-h5ad", str(tmp_path / "rna.h5ad"), "--atac-h5ad",
+         str(tmp_path / "atac.h5ad"), "--labels", "cell_line", "--n-top-genes", "200",
+         "--out", str(out), "--epochs", "2"]
+    )  # fmt: skip
+    cells = pd.read_csv(out / "cell_embeddings.csv")
+    assert set(cells["barcode"]) <= set(barcodes) and len(cells) > 280
+    assert "cell_line" in cells.columns
+    assert len(pd.read_csv(out / "peak_embeddings.csv")) == 4000
+
+
+def _write_minimal(tmp_path, subset):
+    sp.save_npz(tmp_path / "rna.npz", subset["rna"])
+    sp.save_npz(tmp_path / "atac.npz", subset["atac"])
+    subset["genes"].to_csv(tmp_path / "genes.tsv", sep="\t", index=False)
+    subset["peaks"].to_csv(tmp_path / "peaks.tsv", sep="\t", index=False)
+    return ["fit", "--rna", str(tmp_path / "rna.npz"), "--atac", str(tmp_path / "atac.npz"),
+            "--genes", str(tmp_path / "genes.tsv"), "--peaks", str(tmp_path / "peaks.tsv"),
+            "--out", str(tmp_path / "out"), "--epochs", "1"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t, s: s["peaks"].iloc[:10].to_csv(t / "peaks.tsv", sep="\t", index=False),
+         "feature table has 10 rows"),
+        (lambda t, s: s["genes"][["gene", "chrom"]].to_csv(t / "genes.tsv", sep="\t", index=False),
+         "needs the columns"),
+        (lambda t, s: pd.DataFrame({"peak": ["chr1:5"] * len(s["peaks"])}).to_csv(
+            t / "peaks.tsv", sep="\t", index=False), "'chr1:5'"),
+        (lambda t, s: sp.save_npz(t / "atac.npz", s["atac"][:10]), "must be paired"),
+        (lambda t, s: sp.save_npz(t / "rna.npz", s["rna"] * 0.5), "raw counts"),
+    ],
+)  # fmt: skip
+def test_fit_bad_input_is_a_clear_error(tmp_path, subset, capsys, change, message):
+    args = _write_minimal(tmp_path, subset)
+    change(tmp_path, subset)
+    with pytest.raises(SystemExit):
+        main(args)
+    assert message in capsys.readouterr().err
+
+
+def test_fit_needs_the_files(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--rna", "x.npz", "--out", str(tmp_path)])
+    assert "missing --atac, --genes, --peaks" in capsys.readouterr().err
