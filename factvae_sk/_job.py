@@ -19,7 +19,7 @@ from sklearn.utils import Bunch
 
 from ._estimator import FactVAE
 from ._plots import have_matplotlib, plot_cell_map, plot_losses
-from .prior import build_gene_peak_prior
+from .prior import build_gene_peak_prior, tss_distance
 
 OUTPUTS = {
     "cell_embeddings.csv": "cells: barcode, label, cluster, 2-D map, RNA and ATAC embeddings",
@@ -50,7 +50,8 @@ def _cluster_scores(embeddings, labels, n_clusters, seed):
 
 
 def _features_frame(names, embedding, key):
-    frame = pd.DataFrame(embedding, columns=[f"dim{i}" for i in range(embedding.shape[1])])
+    """The embedding table with the feature names as its first column."""
+    frame = embedding.reset_index(drop=True)
     frame.insert(0, key, np.asarray(names))
     return frame
 
@@ -160,15 +161,17 @@ def run_job(
     _features_frame(peaks["peak"], model.feature_embeddings_.atac, "peak").to_csv(
         out / "peak_embeddings.csv", index=False, float_format="%.6g"
     )
+    # Positions, not names: gene names from a GTF may repeat.
     pairs = sp.coo_matrix(prior)
     links = pd.DataFrame(
         {
             "gene": genes["gene"].to_numpy()[pairs.row],
             "peak": peaks["peak"].to_numpy()[pairs.col],
             "prior_weight": pairs.data,
-            "score": sp.csr_matrix(model.regulatory_scores(prior))[pairs.row, pairs.col].A1
+            "score": model.regulatory_scores(prior)[pairs.row, pairs.col].A1
             if pairs.nnz
             else np.zeros(0),
+            "distance": tss_distance(genes, peaks, pairs.row, pairs.col),
         }
     )
     links = links.sort_values("score", ascending=False, kind="stable").head(n_links)

@@ -61,7 +61,7 @@ def _check_outputs(out, n_cells, genes, peaks, label_column=None):
     assert peak_emb.shape == (len(peaks), 51)
     assert peak_emb["peak"].tolist() == list(peaks)
     links = pd.read_csv(out / "top_links.csv")
-    assert list(links.columns) == ["gene", "peak", "prior_weight", "score"]
+    assert list(links.columns) == ["gene", "peak", "prior_weight", "score", "distance"]
     assert len(links) > 0 and links["score"].is_monotonic_decreasing
     assert set(links["gene"]) <= set(genes) and set(links["peak"]) <= set(peaks)
     # The scores are the cosines of the written embeddings.
