@@ -5,13 +5,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._distributions import count_log_prob, gaussian_kl
+from ._distributions import count_log_prob_sum, gaussian_kl
 
 
-def per_cell_nll(likelihood, counts, out):
-    """Negative log-likelihood of each cell's counts, summed over features: shape (n,)."""
-    log_prob = count_log_prob(likelihood, counts, out["log_mu"], out["log_theta"], out["pi_logits"])
-    return -log_prob.sum(dim=-1)
+def per_cell_nll(likelihood, counts, out, nonzero=None):
+    """Negative log-likelihood of each cell's counts, summed over features: shape (n,).
+
+    ``nonzero``: flat indices of the non-zero counts, when the batching code has them.
+    """
+    log_prob = count_log_prob_sum(
+        likelihood, counts, out["log_mu"], out["log_theta"], out["pi_logits"], nonzero
+    )
+    return -log_prob
 
 
 def per_cell_kl(out):
