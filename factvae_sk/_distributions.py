@@ -124,16 +124,17 @@ class _CountLogProbSum(torch.autograd.Function):
     Training needs only each cell's total log-likelihood. Written out, the zero-count
     log-probability and its gradients are a few elementwise expressions over the dense
     (cells x features) parameters, and everything that depends on the counts is a
-    correction at the non-zero entries alone. One forward and one backward pass over the
-    dense tensors replace the dozens that autograd records for the elementwise formula.
+    correction at the non-zero entries alone: about a dozen passes over the dense tensors
+    forward and ten backward, where autograd records some forty for the elementwise formula.
 
-    With ``t = theta``, ``u = log mu - log theta``, ``s = softplus(u)``,
-    ``log NB(0) = -t s`` and, for ZINB, ``w = sigmoid(log NB(0) - pi_logits)`` (the
-    posterior weight of the NB component of a zero):
-    ``d/d log_mu = -w t sigmoid(u)``, ``d/d log_theta = -w t (s - sigmoid(u))``,
-    ``d/d pi_logits = 1 - w - sigmoid(pi_logits)`` at zeros, and at a count ``x > 0``
-    (``w = 1``) the extra terms ``x (1 - sigmoid(u))``,
-    ``-x (1 - sigmoid(u)) + t (digamma(x + t) - digamma(t))`` and ``-(1 - w)``.
+    With ``t = theta``, ``u = log mu - log theta``, ``s = softplus(u)`` (so
+    ``log NB(0) = -t s``) and, for ZINB, ``r = sigmoid(pi_logits + t s)`` (the posterior
+    probability that a zero is a dropout) and ``w = 1 - r``, a zero count's log-probability
+    is ``softplus(pi_logits + t s) - t s - softplus(pi_logits)`` and its gradients are
+    ``d/d log_mu = -w t sigmoid(u)``, ``d/d log_theta = -w t (s - sigmoid(u))`` and
+    ``d/d pi_logits = r - sigmoid(pi_logits)``. A count ``x > 0`` has ``w = 1, r = 0`` and
+    the extra terms ``x (1 - sigmoid(u))`` and
+    ``-x (1 - sigmoid(u)) + t (digamma(x + t) - digamma(t))``.
     """
 
     @staticmethod
@@ -142,17 +143,15 @@ class _CountLogProbSum(torch.autograd.Function):
         theta = log_theta.exp()
         u = log_mu - log_theta
         s = F.softplus(u)
-        log_nb_zero = -(theta * s)
+        neg_log_nb_zero = theta * s
         if pi_logits is None:
-            log_prob_zero = log_nb_zero
-            weight = None
+            log_prob_zero, dropout = None, None
+            total = neg_log_nb_zero.sum(dim=-1).neg_()
         else:
-            # log(pi + (1 - pi) NB(0)) = log NB(0) + softplus(pi_logits - log NB(0))
-            #                            - softplus(pi_logits)
-            gap = log_nb_zero - pi_logits
-            log_prob_zero = F.softplus(-gap).add_(log_nb_zero).sub_(F.softplus(pi_logits))
-            weight = gap.sigmoid_()
-        total = log_prob_zero.sum(dim=-1)
+            q = pi_logits + neg_log_nb_zero
+            log_prob_zero = F.softplus(q).sub_(neg_log_nb_zero).sub_(F.softplus(pi_logits))
+            total = log_prob_zero.sum(dim=-1)
+            dropout = q.sigmoid_()
 
         # Non-zero counts: replace each one's zero-count term by its full log-pmf.
         rows = torch.div(index, n_features, rounding_mode="floor")
@@ -160,34 +159,36 @@ class _CountLogProbSum(torch.autograd.Function):
         s_i = s.reshape(-1).index_select(0, index)
         u_i = u.reshape(-1).index_select(0, index)
         log_prob = (
-            -t_i * s_i
-            + values * (u_i - s_i)
+            values * (u_i - s_i)
             + torch.lgamma(values + t_i)
             - torch.lgamma(t_i)
             - torch.lgamma(values + 1.0)
         )
-        if pi_logits is not None:
-            log_prob = log_prob - F.softplus(pi_logits.reshape(-1).index_select(0, index))
-        zero_term = log_prob_zero.reshape(-1).index_select(0, index)
-        total = total.index_add(0, rows, log_prob - zero_term)
+        if pi_logits is None:
+            # The zero-count term -t s cancels against the NB's own theta log(theta/(theta+mu)).
+            correction = log_prob
+        else:
+            log_prob = (
+                log_prob - t_i * s_i - F.softplus(pi_logits.reshape(-1).index_select(0, index))
+            )
+            correction = log_prob - log_prob_zero.reshape(-1).index_select(0, index)
+        total = total.index_add(0, rows, correction)
 
         sigma = u.sigmoid_()  # sigmoid(u) = mu / (mu + theta); u is no longer needed
-        ctx.save_for_backward(theta, s, sigma, weight, pi_logits, index, values)
+        ctx.save_for_backward(theta, s, sigma, dropout, pi_logits, index, values)
         ctx.n_features = n_features
         return total
 
     @staticmethod
     def backward(ctx, grad_total):
-        theta, s, sigma, weight, pi_logits, index, values = ctx.saved_tensors
+        theta, s, sigma, dropout, pi_logits, index, values = ctx.saved_tensors
         grad = grad_total.unsqueeze(-1)
-        if weight is None:
-            scaled = theta * grad
-        else:
-            weight = weight.reshape(-1).index_fill(0, index, 1.0).view_as(weight)
-            scaled = theta * weight
-            scaled.mul_(grad)
-        grad_log_mu = -(scaled * sigma)
-        grad_log_theta = (s - sigma).mul_(scaled).neg_()
+        scaled = theta * grad.neg()  # -w t g, with w = 1 - r (= 1 for NB)
+        if dropout is not None:
+            dropout = dropout.reshape(-1).index_fill(0, index, 0.0).view_as(dropout)
+            scaled = torch.addcmul(scaled, scaled, dropout, value=-1.0)
+        grad_log_mu = scaled * sigma
+        grad_log_theta = (s - sigma).mul_(scaled)
 
         rows = torch.div(index, ctx.n_features, rounding_mode="floor")
         g_i = grad_total.index_select(0, rows)
@@ -198,8 +199,8 @@ class _CountLogProbSum(torch.autograd.Function):
         grad_log_theta.view(-1).index_add_(0, index, g_i * extra)
 
         grad_pi = None
-        if pi_logits is not None and ctx.needs_input_grad[2]:
-            grad_pi = (1.0 - weight).sub_(torch.sigmoid(pi_logits)).mul_(grad)
+        if dropout is not None and ctx.needs_input_grad[2]:
+            grad_pi = dropout.sub_(torch.sigmoid(pi_logits)).mul_(grad)
         return grad_log_mu, grad_log_theta, grad_pi, None, None
 
 

@@ -107,15 +107,19 @@ class FactVAELoss(nn.Module):
             )
 
     def forward(self, outputs, counts, rna_embedding=None, atac_embedding=None):
-        """Return ``(loss, terms)``; ``terms`` maps each unweighted term's name to a float."""
+        """Return ``(loss, terms)``; ``terms`` maps each unweighted term's name to a detached
+        scalar tensor (converted to floats by the caller, once per step, so that a GPU step
+        is not interrupted by host synchronisations)."""
         terms = {
-            "nll_rna": per_cell_nll(self.rna_likelihood, counts["rna"], outputs["rna"]).mean(),
+            "nll_rna": per_cell_nll(
+                self.rna_likelihood, counts["rna"], outputs["rna"], counts.get("rna_nonzero")
+            ).mean(),
             "kl_rna": per_cell_kl(outputs["rna"]).mean(),
         }
         loss = self.rna_nll_weight * terms["nll_rna"] + self.rna_kl_weight * terms["kl_rna"]
         if "atac" in outputs:
             terms["nll_atac"] = per_cell_nll(
-                self.atac_likelihood, counts["atac"], outputs["atac"]
+                self.atac_likelihood, counts["atac"], outputs["atac"], counts.get("atac_nonzero")
             ).mean()
             terms["kl_atac"] = per_cell_kl(outputs["atac"]).mean()
             loss = (
@@ -132,4 +136,4 @@ class FactVAELoss(nn.Module):
                     self.prior_values,
                 )
                 loss = loss + self.prior_weight * terms["prior"].exp()
-        return loss, {name: value.item() for name, value in terms.items()}
+        return loss, {name: value.detach() for name, value in terms.items()}
