@@ -1,47 +1,199 @@
-"""Speed and memory of FactVAE training, printed as tables.
+"""Speed and memory of FactVAE training against the yardstick, printed as tables.
 
-    python benchmarks/bench_training.py [--quick]
+    PYTHONPATH=. python benchmarks/bench_training.py [--quick] [--threads N]
 
-1. ZINB log-likelihood, forward + backward on one batch of 128 cells: the package's
-   implementation vs the textbook dense formulation (``log(mu + eps)``, ``logaddexp``
-   and ``lgamma`` on every entry), at the sparsity of real ATAC counts.
-2. Seconds per training epoch on the bundled SNARE-seq data (RNA alone, RNA + ATAC).
-3. Peak traced host memory of ``fit`` as cells grow, next to the size a dense copy of the
-   ATAC counts would take: memory must not grow with cells x features.
+The yardstick (``benchmarks/reference_impl.py``) is a straightforward implementation of
+SPEC.md as written: whole count matrices densified up front, three decoder products, the
+textbook ZINB formula, the dense genes x peaks similarity for the prior, both encoders re-run
+for distillation. ``tests/test_yardstick.py`` checks that it and the package agree.
 
-Timings are medians of repeated runs in one process; compare ratios, not absolute seconds.
+1. ZINB log-likelihood of one batch (forward + backward): textbook, the package's
+   elementwise function, and the per-cell sum that training uses.
+2. The bundled SNARE-seq data (1047 cells, 2000 genes, 27399 peaks, default
+   hyperparameters): seconds per epoch of the yardstick and of FactVAE, measured in one
+   process with their epochs interleaved (so machine load hits both alike), and the peak
+   resident memory of each, measured in a fresh process per implementation.
+3. Scaling on synthetic sparse data (3 % non-zero RNA, 2 % ATAC): seconds per epoch as cells
+   and peaks grow, the share of an epoch spent batching from CSR, and peak resident memory;
+   the yardstick where its dense matrices fit under ``--yardstick-cap-gb``.
+4. Memory: one epoch of FactVAE on 20,000 cells x 4,000 genes x 100,000 peaks.
+
+Timings are medians over epochs (the first, warm-up epoch excluded); compare ratios, not
+absolute seconds, across machines. Peak memory is the process's maximum resident set
+(``ru_maxrss``), including the data and the interpreter (about 0.3-0.4 GB with torch).
 """
 
 import argparse
+import json
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
-import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from factvae_sk import FactVAE, load_snare_cellline
-from factvae_sk._distributions import zinb_log_prob
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import reference_impl  # noqa: E402
+
+from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline  # noqa: E402
+from factvae_sk._data import PairedCountsDataset  # noqa: E402
+from factvae_sk._distributions import count_log_prob_sum, zinb_log_prob  # noqa: E402
+from factvae_sk._preprocessing import ATACEncoderInput, RNAEncoderInput  # noqa: E402
+from factvae_sk._validation import check_prior  # noqa: E402
+
+# ----------------------------------------------------------------------------- data
 
 
-def textbook_zinb_log_prob(x, mu, theta, pi_logits, eps=1e-8):
-    """The common dense formulation (as in many VAE codebases), for comparison only."""
-    softplus_pi = F.softplus(-pi_logits)
-    log_theta_eps = torch.log(theta + eps)
-    log_theta_mu_eps = torch.log(theta + mu + eps)
-    pi_theta_log = -pi_logits + theta * (log_theta_eps - log_theta_mu_eps)
-    case_zero = F.softplus(pi_theta_log) - softplus_pi
-    case_nonzero = (
-        -softplus_pi
-        + pi_theta_log
-        + x * (torch.log(mu + eps) - log_theta_mu_eps)
-        + torch.lgamma(x + theta)
-        - torch.lgamma(theta)
-        - torch.lgamma(x + 1)
+def synthetic(n_cells, n_genes, n_peaks, rna_density=0.03, atac_density=0.02, seed=0):
+    """Sparse RNA and ATAC counts (float32 CSR) and a gene x peak prior (~2 peaks a gene)."""
+    rng = np.random.default_rng(seed)
+
+    def counts(n_features, density, high):
+        per_row = rng.binomial(n_features, density, n_cells).clip(1)
+        indptr = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64)
+        indices = rng.integers(0, n_features, indptr[-1], dtype=np.int32)
+        data = rng.integers(1, high, indptr[-1]).astype(np.float32)
+        matrix = sp.csr_matrix((data, indices, indptr), shape=(n_cells, n_features))
+        matrix.sum_duplicates()
+        return matrix
+
+    rna, atac = counts(n_genes, rna_density, 8), counts(n_peaks, atac_density, 3)
+    n_links = 2 * n_genes
+    prior = sp.csr_matrix(
+        (
+            np.ones(n_links, np.float32),
+            (rng.integers(0, n_genes, n_links), rng.integers(0, n_peaks, n_links)),
+        ),
+        shape=(n_genes, n_peaks),
     )
-    return torch.where(x < eps, case_zero, case_nonzero)
+    prior.data[:] = 1.0
+    return rna, atac, prior
+
+
+def real(n_cells=None):
+    """The bundled data (highly variable genes, overlap prior), or its first ``n_cells``."""
+    data = load_snare_cellline()
+    hvg = data.genes.highly_variable.to_numpy()
+    cells = slice(n_cells)
+    prior = gene_peak_prior(data.genes[hvg], data.peaks)
+    return data.rna[cells][:, hvg], data.atac[cells], prior
+
+
+def load(spec):
+    """``["real", n_cells or None]`` or ``[n_cells, n_genes, n_peaks]`` (synthetic)."""
+    return real(spec[1]) if spec[0] == "real" else synthetic(*spec)
+
+
+# --------------------------------------------------------------------- measurements
+
+
+class _EpochTimer:
+    """skorch callback: wall time of every epoch, and an optional hook after each one."""
+
+    def __init__(self, after_epoch=None):
+        from skorch.callbacks import Callback
+
+        timer = self
+
+        class _Callback(Callback):
+            def on_epoch_begin(self, net, **kwargs):
+                timer.start = time.perf_counter()
+
+            def on_epoch_end(self, net, **kwargs):
+                timer.times.append(time.perf_counter() - timer.start)
+                if after_epoch is not None:
+                    after_epoch()
+
+        self.times, self.callback = [], _Callback()
+
+
+class _BatchingTimer:
+    """Times ``PairedCountsDataset.__getitems__`` (slicing and densifying a CSR batch)."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        original = PairedCountsDataset.__getitems__
+
+        def timed(dataset, indices):
+            start = time.perf_counter()
+            out = original(dataset, indices)
+            self.seconds += time.perf_counter() - start
+            return out
+
+        PairedCountsDataset.__getitems__ = timed
+
+
+def _yardstick(rna, atac, prior, seed=0):
+    rna_input = RNAEncoderInput(100, random_state=seed).fit_transform(rna)
+    atac_input = ATACEncoderInput(100, random_state=seed).fit_transform(atac)
+    entries = check_prior(prior, rna.shape[1], atac.shape[1])
+    return reference_impl.ReferenceFactVAE(rna_input, rna, atac_input, atac, entries, seed=seed)
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process (VmHWM; ``ru_maxrss`` where /proc is missing,
+    though on Linux that survives ``exec`` and so also counts the parent's peak)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(impl, spec, epochs):
+    """Run in a fresh process: train ``impl`` on ``spec``; return timings and peak memory."""
+    base_rss = peak_rss_mb()
+    rna, atac, prior = load(spec)
+    result = {"base_rss_mb": base_rss}
+    if impl == "yardstick":
+        model = _yardstick(rna, atac, prior)
+        del rna, atac  # the yardstick keeps its own dense copies
+        # It is slow: time a few steps (after a warm-up) and scale to an epoch's steps.
+        n_cells, batch = model.rna_counts.shape[0], model.batch_size
+        order = np.random.default_rng(0).permutation(n_cells)
+        steps = []
+        for k in range(min(n_cells // batch, 6)):
+            start = time.perf_counter()
+            model.train_step(order[k * batch : (k + 1) * batch])
+            steps.append(time.perf_counter() - start)
+        times = [statistics.median(steps[1:] or steps) * (n_cells // batch)]
+    else:
+        batching = _BatchingTimer()
+        timer = _EpochTimer()
+        model = FactVAE(max_epochs=epochs, random_state=0, callbacks=[("timer", timer.callback)])
+        start = time.perf_counter()
+        model.fit(rna, atac, prior=prior)
+        result["fit_s"] = time.perf_counter() - start
+        times = timer.times
+        result["batching_share"] = batching.seconds / sum(times)
+    result["s_per_epoch"] = statistics.median(times[1:] if len(times) > 1 else times)
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def in_subprocess(impl, spec, epochs, threads):
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps([impl, spec, epochs])],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if out.returncode:
+        raise RuntimeError(f"worker {impl} {spec} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def median_seconds(fn, repeats):
@@ -54,76 +206,136 @@ def median_seconds(fn, repeats):
     return statistics.median(times)
 
 
-def likelihood_table(repeats):
-    print("\n1. ZINB log-likelihood, forward + backward, batch of 128 cells (median seconds)")
-    print(f"{'features':>9} {'nonzero':>8} {'textbook':>10} {'factvae_sk':>11} {'speed-up':>9}")
+# --------------------------------------------------------------------------- tables
+
+
+def likelihood_table(repeats, sizes=((2000, 0.10), (27399, 0.025), (100000, 0.02))):
+    print("\n1. ZINB log-likelihood of a batch of 128 cells, forward + backward (median ms)")
+    print(f"{'features':>9} {'nonzero':>8} {'textbook':>9} {'elementwise':>12} {'per-cell':>9}")
     rng = np.random.default_rng(0)
-    for n_features, density in [(2000, 0.10), (27399, 0.025), (100000, 0.01)]:
+    for n_features, density in sizes:
         counts = (rng.random((128, n_features)) < density) * rng.integers(1, 4, (128, n_features))
-        inputs = (
-            torch.as_tensor(counts, dtype=torch.float32),
-            torch.randn(128, n_features),
-            torch.randn(128, n_features),
-            torch.randn(128, n_features),
-        )
-        textbook = median_seconds(lambda i=inputs: _likelihood_step("textbook", *i), repeats)
-        ours = median_seconds(lambda i=inputs: _likelihood_step("ours", *i), repeats)
-        speed_up = textbook / ours
-        print(f"{n_features:>9} {density:>8.1%} {textbook:>10.4f} {ours:>11.4f} {speed_up:>8.1f}x")
+        x = torch.as_tensor(counts, dtype=torch.float32)
+        params = [torch.randn(128, n_features) for _ in range(3)]
+        row = [
+            1e3 * median_seconds(lambda k=kind, x=x, p=params: _likelihood_step(k, x, *p), repeats)
+            for kind in ("textbook", "elementwise", "sum")
+        ]
+        print(f"{n_features:>9} {density:>8.1%} {row[0]:>9.1f} {row[1]:>12.1f} {row[2]:>9.1f}")
+    print("   (per-cell: the summed log-likelihood, hand-written backward; what training uses)")
 
 
 def _likelihood_step(kind, x, logits, dispersion, pi_logits):
-    a = logits.clone().requires_grad_()
-    b = dispersion.clone().requires_grad_()
-    c = pi_logits.clone().requires_grad_()
+    a, b, c = (t.clone().requires_grad_() for t in (logits, dispersion, pi_logits))
     log_mu = 8.0 + F.log_softmax(a, dim=-1)
     log_theta = F.softmax(b, dim=-1)
     if kind == "textbook":
-        out = textbook_zinb_log_prob(x, log_mu.exp(), log_theta.exp(), c)
+        out = reference_impl.zinb_log_prob(x, log_mu.exp(), log_theta.exp(), c).sum(-1)
+    elif kind == "elementwise":
+        out = zinb_log_prob(x, log_mu, log_theta, c).sum(-1)
     else:
-        out = zinb_log_prob(x, log_mu, log_theta, c)
-    out.sum().backward()
+        out = count_log_prob_sum("zinb", x, log_mu, log_theta, c)
+    out.mean().backward()
 
 
-def epoch_table(epochs):
-    print(f"\n2. Fit on the bundled SNARE-seq data: seconds per epoch ({epochs} epochs, fit time")
-    print("   including preprocessing, divided by epochs)")
-    data = load_snare_cellline()
-    rna = data.rna[:, data.genes.highly_variable.to_numpy()]
-    print(f"{'model':<24} {'s/epoch':>8}")
-    for name, atac in [("RNA only", None), ("RNA + ATAC (27399)", data.atac)]:
-        model = FactVAE(max_epochs=epochs, random_state=0)
+def real_data_table(epochs, threads, n_cells=None):
+    rna, atac, prior = real(n_cells)
+    print(f"\n2. SNARE-seq cell lines ({rna.shape[0]} cells, 2000 genes, 27399 peaks), default")
+    print(f"   settings, {threads} threads: median s/epoch over {epochs - 1} epochs after a")
+    print("   warm-up, the two implementations' epochs interleaved in one process; peak RSS")
+    print("   of each in a process of its own (2 epochs)")
+    yardstick = _yardstick(rna, atac, prior)
+    yard_times = []
+
+    def yardstick_epoch():
         start = time.perf_counter()
-        model.fit(rna, atac)
-        print(f"{name:<24} {(time.perf_counter() - start) / epochs:>8.2f}")
+        yardstick.train_epoch()
+        yard_times.append(time.perf_counter() - start)
+
+    timer = _EpochTimer(after_epoch=yardstick_epoch)
+    FactVAE(max_epochs=epochs, random_state=0, callbacks=[("timer", timer.callback)]).fit(
+        rna, atac, prior=prior
+    )
+    ours, theirs = statistics.median(timer.times[1:]), statistics.median(yard_times[1:])
+    spec = ["real", n_cells]
+    rss = {impl: in_subprocess(impl, spec, 2, threads) for impl in ("yardstick", "factvae")}
+    print(f"{'implementation':<16} {'s/epoch':>8} {'speed-up':>9} {'peak RSS MB':>12}")
+    for name, seconds, result in [
+        ("yardstick", theirs, rss["yardstick"]),
+        ("FactVAE", ours, rss["factvae"]),
+    ]:
+        speed_up = theirs / seconds
+        print(f"{name:<16} {seconds:>8.3f} {speed_up:>8.1f}x {result['peak_rss_mb']:>12.0f}")
+    print(f"   (batching from CSR: {rss['factvae']['batching_share']:.1%} of FactVAE's epoch time)")
 
 
-def memory_table(cell_counts):
-    print("\n3. Peak traced host memory of fit (1 epoch) vs a dense copy of the ATAC counts")
-    print(f"{'cells':>7} {'peaks':>7} {'dense ATAC MB':>14} {'fit peak MB':>12}")
-    n_peaks = 50_000
-    for n_cells in cell_counts:
-        rng = np.random.default_rng(n_cells)
-        rna = sp.random(n_cells, 500, density=0.05, format="csr", random_state=rng) * 5
-        atac = sp.random(n_cells, n_peaks, density=0.003, format="csr", random_state=rng) * 3
-        rna = (rna.ceil() + sp.eye(n_cells, 500, format="csr")).tocsr()
-        atac = (atac.ceil() + sp.eye(n_cells, n_peaks, format="csr")).tocsr()
-        model = FactVAE(max_epochs=1, random_state=0, rna_n_components=30, atac_n_components=30)
-        tracemalloc.start()
-        model.fit(rna, atac)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        print(f"{n_cells:>7} {n_peaks:>7} {n_cells * n_peaks * 4 / 1e6:>14.0f} {peak / 1e6:>12.1f}")
+def scaling_table(sizes, epochs, threads, cap_gb):
+    print(f"\n3. Synthetic sparse data (3 % RNA, 2 % ATAC non-zero), {threads} threads, median")
+    print(f"   s/epoch over {epochs - 1} epochs; the yardstick's from its median step time over 5")
+    print(f"   steps, and only where its dense arrays need under {cap_gb:g} GB ('-' otherwise)")
+    header = (
+        f"{'cells':>7} {'genes':>6} {'peaks':>7} {'FactVAE s/ep':>13} {'us/cell/1k peaks':>17} "
+        f"{'batching':>9} {'peak RSS MB':>12} {'yardstick s/ep':>15} {'its RSS MB':>11}"
+    )
+    print(header)
+    for n_cells, n_genes, n_peaks in sizes:
+        spec = [n_cells, n_genes, n_peaks]
+        ours = in_subprocess("factvae", spec, epochs, threads)
+        per_unit = 1e6 * ours["s_per_epoch"] / n_cells / (n_peaks / 1000)
+        yard = "-", "-"
+        if reference_impl.dense_bytes(n_cells, n_genes, n_peaks) < cap_gb * 1e9:
+            theirs = in_subprocess("yardstick", spec, epochs, threads)
+            yard = f"{theirs['s_per_epoch']:.2f}", f"{theirs['peak_rss_mb']:.0f}"
+        print(
+            f"{n_cells:>7} {n_genes:>6} {n_peaks:>7} {ours['s_per_epoch']:>13.2f} "
+            f"{per_unit:>17.2f} {ours['batching_share']:>9.1%} {ours['peak_rss_mb']:>12.0f} "
+            f"{yard[0]:>15} {yard[1]:>11}"
+        )
+
+
+def memory_table(size, threads):
+    n_cells, n_genes, n_peaks = size
+    print(f"\n4. Memory: FactVAE fit, 1 epoch, {n_cells} cells x {n_genes} genes x {n_peaks} peaks")
+    result = in_subprocess("factvae", list(size), 1, threads)
+    dense_gb = n_cells * (n_genes + n_peaks) * 4 / 1e9
+    print(f"{'peak RSS MB':>12} {'interpreter MB':>15} {'dense counts GB':>16} {'fit s':>7}")
+    print(
+        f"{result['peak_rss_mb']:>12.0f} {result['base_rss_mb']:>15.0f} {dense_gb:>16.1f} "
+        f"{result['fit_s']:>7.0f}"
+    )
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--yardstick-cap-gb", type=float, default=4.0)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    likelihood_table(repeats=3 if args.quick else 10)
-    epoch_table(epochs=2 if args.quick else 5)
-    memory_table([1000, 4000] if args.quick else [1000, 4000, 16000])
+    if args.worker:
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+        print(json.dumps(worker(*json.loads(args.worker))))
+        return
+    torch.set_num_threads(args.threads)
+    load_average = os.getloadavg()[0]
+    print(f"torch {torch.__version__}, {args.threads} threads, load average {load_average:.1f}")
+    if args.quick:
+        likelihood_table(repeats=3, sizes=((2000, 0.10), (27399, 0.025)))
+        real_data_table(epochs=3, threads=args.threads, n_cells=256)
+        sizes = [(250, 500, 5000), (500, 500, 5000), (500, 500, 10000)]
+        scaling_table(sizes, epochs=2, threads=args.threads, cap_gb=0.05)
+        return
+    likelihood_table(repeats=10)
+    real_data_table(epochs=6, threads=args.threads)
+    sizes = [
+        (2500, 2000, 25000),
+        (5000, 2000, 25000),
+        (10000, 2000, 25000),
+        (5000, 2000, 50000),
+        (5000, 2000, 100000),
+    ]
+    scaling_table(sizes, epochs=3, threads=args.threads, cap_gb=args.yardstick_cap_gb)
+    memory_table((20000, 4000, 100000), threads=args.threads)
 
 
 if __name__ == "__main__":

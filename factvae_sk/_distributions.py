@@ -116,3 +116,125 @@ def count_log_prob(likelihood, x, log_mu, log_theta, pi_logits):
     if likelihood == "nb":
         return nb_log_prob(x, log_mu, log_theta)
     raise ValueError(f"Unknown likelihood {likelihood!r}; expected 'zinb' or 'nb'.")
+
+
+class _CountLogProbSum(torch.autograd.Function):
+    """Per-row sum of the ZINB (or NB) log-pmf with a hand-written backward pass.
+
+    Training needs only each cell's total log-likelihood. Written out, the zero-count
+    log-probability and its gradients are a few elementwise expressions over the dense
+    (cells x features) parameters, and everything that depends on the counts is a
+    correction at the non-zero entries alone: about a dozen passes over the dense tensors
+    forward and ten backward, where autograd records some forty for the elementwise formula.
+
+    With ``t = theta``, ``u = log mu - log theta``, ``s = softplus(u)`` (so
+    ``log NB(0) = -t s``) and, for ZINB, ``r = sigmoid(pi_logits + t s)`` (the posterior
+    probability that a zero is a dropout) and ``w = 1 - r``, a zero count's log-probability
+    is ``softplus(pi_logits + t s) - t s - softplus(pi_logits)`` and its gradients are
+    ``d/d log_mu = -w t sigmoid(u)``, ``d/d log_theta = -w t (s - sigmoid(u))`` and
+    ``d/d pi_logits = r - sigmoid(pi_logits)``. A count ``x > 0`` has ``w = 1, r = 0`` and
+    the extra terms ``x (1 - sigmoid(u))`` and
+    ``-x (1 - sigmoid(u)) + t (digamma(x + t) - digamma(t))``.
+    """
+
+    @staticmethod
+    def forward(ctx, log_mu, log_theta, pi_logits, index, values):
+        n_features = log_mu.shape[-1]
+        theta = log_theta.exp()
+        u = log_mu - log_theta
+        s = F.softplus(u)
+        neg_log_nb_zero = theta * s
+        if pi_logits is None:
+            log_prob_zero, dropout = None, None
+            total = neg_log_nb_zero.sum(dim=-1).neg_()
+        else:
+            q = pi_logits + neg_log_nb_zero
+            log_prob_zero = F.softplus(q).sub_(neg_log_nb_zero).sub_(F.softplus(pi_logits))
+            total = log_prob_zero.sum(dim=-1)
+            dropout = q.sigmoid_()
+
+        # Non-zero counts: replace each one's zero-count term by its full log-pmf.
+        rows = torch.div(index, n_features, rounding_mode="floor")
+        t_i = theta.reshape(-1).index_select(0, index)
+        s_i = s.reshape(-1).index_select(0, index)
+        u_i = u.reshape(-1).index_select(0, index)
+        log_prob = (
+            values * (u_i - s_i)
+            + torch.lgamma(values + t_i)
+            - torch.lgamma(t_i)
+            - torch.lgamma(values + 1.0)
+        )
+        if pi_logits is None:
+            # The zero-count term -t s cancels against the NB's own theta log(theta/(theta+mu)).
+            correction = log_prob
+        else:
+            log_prob = (
+                log_prob - t_i * s_i - F.softplus(pi_logits.reshape(-1).index_select(0, index))
+            )
+            correction = log_prob - log_prob_zero.reshape(-1).index_select(0, index)
+        total = total.index_add(0, rows, correction)
+
+        sigma = u.sigmoid_()  # sigmoid(u) = mu / (mu + theta); u is no longer needed
+        ctx.save_for_backward(theta, s, sigma, dropout, pi_logits, index, values)
+        ctx.n_features = n_features
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):
+        theta, s, sigma, dropout, pi_logits, index, values = ctx.saved_tensors
+        grad = grad_total.unsqueeze(-1)
+        scaled = theta * grad.neg()  # -w t g, with w = 1 - r (= 1 for NB)
+        if dropout is not None:
+            dropout = dropout.reshape(-1).index_fill(0, index, 0.0).view_as(dropout)
+            scaled = torch.addcmul(scaled, scaled, dropout, value=-1.0)
+        grad_log_mu = scaled * sigma
+        grad_log_theta = (s - sigma).mul_(scaled)
+
+        rows = torch.div(index, ctx.n_features, rounding_mode="floor")
+        g_i = grad_total.index_select(0, rows)
+        t_i = theta.reshape(-1).index_select(0, index)
+        x_rest = values * (1.0 - sigma.reshape(-1).index_select(0, index))
+        grad_log_mu.view(-1).index_add_(0, index, g_i * x_rest)
+        extra = t_i * (torch.digamma(values + t_i) - torch.digamma(t_i)) - x_rest
+        grad_log_theta.view(-1).index_add_(0, index, g_i * extra)
+
+        grad_pi = None
+        if dropout is not None and ctx.needs_input_grad[2]:
+            grad_pi = dropout.sub_(torch.sigmoid(pi_logits)).mul_(grad)
+        return grad_log_mu, grad_log_theta, grad_pi, None, None
+
+
+def nonzero_index(x):
+    """Flat (row-major) indices of the non-zero entries of a 2-D count tensor."""
+    return torch.flatten(x > 0).nonzero().squeeze(1)
+
+
+def count_log_prob_sum(likelihood, x, log_mu, log_theta, pi_logits, nonzero=None):
+    """Each row's summed log-pmf: ``count_log_prob(...).sum(-1)``, faster and leaner.
+
+    Parameters
+    ----------
+    likelihood : {"zinb", "nb"}
+    x : Tensor of shape (n, n_features)
+        Counts.
+    log_mu, log_theta, pi_logits : Tensor of shape (n, n_features)
+        The distribution's parameters, as in :func:`zinb_log_prob`.
+    nonzero : LongTensor, optional
+        Flat indices of the non-zero entries of ``x`` in row-major order (the batching
+        code reads them off the sparse matrix, sparing a scan of the dense batch and,
+        on a GPU, a host synchronisation). Computed from ``x`` when not given.
+
+    Returns
+    -------
+    Tensor of shape (n,)
+    """
+    if likelihood not in ("zinb", "nb"):
+        raise ValueError(f"Unknown likelihood {likelihood!r}; expected 'zinb' or 'nb'.")
+    if not (x.shape == log_mu.shape == log_theta.shape) or x.dim() != 2:
+        # Broadcast parameters: the elementwise formula handles them.
+        return count_log_prob(likelihood, x, log_mu, log_theta, pi_logits).sum(dim=-1)
+    if nonzero is None:
+        nonzero = nonzero_index(x)
+    values = x.reshape(-1).index_select(0, nonzero)
+    pi = pi_logits.expand_as(x) if likelihood == "zinb" else None
+    return _CountLogProbSum.apply(log_mu, log_theta, pi, nonzero, values)

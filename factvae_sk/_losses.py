@@ -5,13 +5,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._distributions import count_log_prob, gaussian_kl
+from ._distributions import count_log_prob_sum, gaussian_kl
 
 
-def per_cell_nll(likelihood, counts, out):
-    """Negative log-likelihood of each cell's counts, summed over features: shape (n,)."""
-    log_prob = count_log_prob(likelihood, counts, out["log_mu"], out["log_theta"], out["pi_logits"])
-    return -log_prob.sum(dim=-1)
+def per_cell_nll(likelihood, counts, out, nonzero=None):
+    """Negative log-likelihood of each cell's counts, summed over features: shape (n,).
+
+    ``nonzero``: flat indices of the non-zero counts, when the batching code has them.
+    """
+    log_prob = count_log_prob_sum(
+        likelihood, counts, out["log_mu"], out["log_theta"], out["pi_logits"], nonzero
+    )
+    return -log_prob
 
 
 def per_cell_kl(out):
@@ -102,15 +107,19 @@ class FactVAELoss(nn.Module):
             )
 
     def forward(self, outputs, counts, rna_embedding=None, atac_embedding=None):
-        """Return ``(loss, terms)``; ``terms`` maps each unweighted term's name to a float."""
+        """Return ``(loss, terms)``; ``terms`` maps each unweighted term's name to a detached
+        scalar tensor (converted to floats by the caller, once per step, so that a GPU step
+        is not interrupted by host synchronisations)."""
         terms = {
-            "nll_rna": per_cell_nll(self.rna_likelihood, counts["rna"], outputs["rna"]).mean(),
+            "nll_rna": per_cell_nll(
+                self.rna_likelihood, counts["rna"], outputs["rna"], counts.get("rna_nonzero")
+            ).mean(),
             "kl_rna": per_cell_kl(outputs["rna"]).mean(),
         }
         loss = self.rna_nll_weight * terms["nll_rna"] + self.rna_kl_weight * terms["kl_rna"]
         if "atac" in outputs:
             terms["nll_atac"] = per_cell_nll(
-                self.atac_likelihood, counts["atac"], outputs["atac"]
+                self.atac_likelihood, counts["atac"], outputs["atac"], counts.get("atac_nonzero")
             ).mean()
             terms["kl_atac"] = per_cell_kl(outputs["atac"]).mean()
             loss = (
@@ -127,4 +136,4 @@ class FactVAELoss(nn.Module):
                     self.prior_values,
                 )
                 loss = loss + self.prior_weight * terms["prior"].exp()
-        return loss, {name: value.item() for name, value in terms.items()}
+        return loss, {name: value.detach() for name, value in terms.items()}

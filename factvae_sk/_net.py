@@ -55,8 +55,8 @@ class FactVAENet(NeuralNet):
             atac_embedding=atac_embedding,
         )
         if training:
-            for name, value in terms.items():
-                self.history.record_batch(name, value)
+            # Recorded by train_step at the end of the step, all in one transfer.
+            self._pending_terms = terms
         return loss
 
     def train_step(self, batch, **fit_params):
@@ -76,13 +76,21 @@ class FactVAENet(NeuralNet):
         )
         self.optimizer_.step()
 
+        terms = self.__dict__.pop("_pending_terms", {})
         if self.module_.has_atac:
-            self.history.record_batch("distill", self.distillation_step(X))
+            terms["distill"] = self.distillation_step(X)
+        # One host synchronisation per step for the logged terms (skorch's own
+        # ``loss.item()`` then finds the step finished).
+        values = torch.stack(list(terms.values())).tolist() if terms else []
+        for name, value in zip(terms, values, strict=True):
+            self.history.record_batch(name, value)
         return {"loss": loss, "y_pred": y_pred}
 
     def distillation_step(self, X):
         """One step of ``optimizer_atac_``: pull the ATAC codes' cell-cell similarity
-        structure towards the RNA codes' (posterior means of the batch, after the main step)."""
+        structure towards the RNA codes' (posterior means of the batch, after the main step).
+
+        Returns the loss as a detached scalar tensor."""
         module = self.module_
         self.optimizer_atac_.zero_grad()
         with torch.no_grad():
@@ -91,4 +99,4 @@ class FactVAENet(NeuralNet):
         loss = similarity_distillation_loss(teacher, student)
         loss.backward()
         self.optimizer_atac_.step()
-        return loss.item()
+        return loss.detach()
