@@ -1,10 +1,13 @@
 """skorch callbacks: per-optimizer learning-rate decay and a text progress bar."""
 
+import math
 import sys
 import time
 
 from skorch.callbacks import Callback
 from torch.optim.lr_scheduler import ExponentialLR
+
+from .exceptions import NonFiniteLossError
 
 REPORTED_TERMS = ("nll_rna", "kl_rna", "nll_atac", "kl_atac", "prior", "distill")
 
@@ -107,3 +110,36 @@ class ProgressLog(Callback):
         )
         line = f"{self._bar(done, total)}  {terms}"
         (self.sink or (lambda text: print(text, file=sys.stderr, flush=True)))(line)
+
+
+class NonFiniteLossGuard(Callback):
+    """Stop training with :class:`~factvae_sk.exceptions.NonFiniteLossError` when a loss term
+    recorded in an epoch is NaN or infinite.
+
+    It reads the per-batch values the net already records in the history, once per epoch,
+    so it adds no device synchronization to the training steps.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        bad = []
+        for batch in row.get("batches", ()):
+            for key, value in batch.items():
+                if key not in bad and not _is_finite(value):
+                    bad.append(key)
+        if bad:
+            raise NonFiniteLossError(
+                f"The training loss became non-finite (NaN or infinite) in epoch "
+                f"{row['epoch']}: term(s) {', '.join(bad)}. Training stopped and the model "
+                "was discarded. Lower the learning rate or the loss weights, or check the "
+                "input counts.",
+                epoch=row["epoch"],
+                terms=bad,
+            )
+
+
+def _is_finite(value):
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):  # not a number: nothing to check
+        return True

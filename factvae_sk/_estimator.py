@@ -19,7 +19,7 @@ from sklearn.utils.validation import (
 from skorch.callbacks import PassthroughScoring
 
 from . import _accessibility, _differential, _links
-from ._callbacks import REPORTED_TERMS, ExponentialLRDecay, ProgressLog
+from ._callbacks import REPORTED_TERMS, ExponentialLRDecay, NonFiniteLossGuard, ProgressLog
 from ._data import PairedCountsDataset, collate_batch, iter_batches, log_library_size
 from ._losses import FactVAELoss, per_cell_kl, per_cell_nll
 from ._modules import FactVAEModule
@@ -32,8 +32,16 @@ from ._validation import (
     check_prior,
     feature_names,
     finish_counts,
+    naming_errors,
+    reject_text,
 )
+from .exceptions import NonFiniteLossError
 from .prior import build_gene_peak_prior, tss_distance
+
+
+def _gpus(device):
+    """The CUDA devices whose random state a fit on ``device`` uses (none on the CPU)."""
+    return list(range(torch.cuda.device_count())) if str(device).startswith("cuda") else []
 
 
 def _resolve_device(device):
@@ -152,6 +160,9 @@ class FactVAE(TransformerMixin, BaseEstimator):
         0: silent; 1: about ten progress lines on stderr; 2: skorch's per-epoch table.
     callbacks : list of skorch callbacks or None, default=None
         Extra callbacks for the skorch net (e.g. checkpoints).
+    warm_start : bool, default=False
+        When True and the model is fitted, :meth:`fit` continues training it for
+        ``max_epochs`` more epochs instead of starting afresh (see Notes).
 
     Attributes
     ----------
@@ -212,6 +223,27 @@ class FactVAE(TransformerMixin, BaseEstimator):
     saved by skorch, which maps tensors saved on a GPU to the CPU when no GPU is present
     (with a ``DeviceWarning``); inference runs on the device the loaded module is on,
     whatever ``device`` says. To train again on the CPU, ``set_params(device="cpu")``.
+
+    **Continuing training.** With ``warm_start=True`` a second :meth:`fit` on a fitted
+    model trains the same network ``max_epochs`` more epochs, on the cells it is given
+    (same genes and peaks as before): the fitted preprocessing (PCA, LSI) is kept, not
+    refitted; the optimizers keep their state and the learning rates continue their decay;
+    torch's random stream continues where it stopped, so 4 epochs then 4 more give the same
+    model as 8 epochs at once; the history is appended to. The loss weights and the
+    ``prior`` of the new call are used. Changes to the architecture, preprocessing or
+    ``lr`` parameters take effect only in a cold fit (``warm_start=False``).
+
+    **Errors and interruptions.** If a loss term becomes NaN or infinite, training stops
+    at the end of that epoch with :class:`~factvae_sk.exceptions.NonFiniteLossError`
+    naming the epoch and the term(s), and the estimator is left unfitted (a warm-start
+    fit that fails this way also discards the earlier model). Ctrl-C
+    (``KeyboardInterrupt``) during ``fit`` stops training but keeps the model as it is,
+    at the end of the last completed epoch when the interruption came between epochs,
+    fully usable, with ``history_`` up to there (skorch's semantics).
+
+    **Saving without pickle.** Pickle and joblib files execute code when they are loaded:
+    load them from trusted sources only. :meth:`save` writes a weights-only ``.npz`` file
+    (arrays and JSON) that :meth:`load` reads without unpickling anything.
 
     **Parallel and distributed search.** ``GridSearchCV(..., n_jobs=k)`` fits in worker
     processes. joblib's default (loky) workers get ``OMP_NUM_THREADS=cpu_count // k``
@@ -277,6 +309,7 @@ class FactVAE(TransformerMixin, BaseEstimator):
         "device": [str, torch.device],
         "verbose": ["verbose"],
         "callbacks": [list, None],
+        "warm_start": ["boolean"],
     }
 
     # X_rna and X_atac are the data (scikit-learn's X and y), not metadata to route: only
@@ -313,6 +346,7 @@ class FactVAE(TransformerMixin, BaseEstimator):
         device="auto",
         verbose=0,
         callbacks=None,
+        warm_start=False,
     ):
         self.n_latent = n_latent
         self.rna_hidden_sizes = rna_hidden_sizes
@@ -338,6 +372,7 @@ class FactVAE(TransformerMixin, BaseEstimator):
         self.device = device
         self.verbose = verbose
         self.callbacks = callbacks
+        self.warm_start = warm_start
 
     # ------------------------------------------------------------------ fitting
 
@@ -369,7 +404,8 @@ class FactVAE(TransformerMixin, BaseEstimator):
         X_atac = _atac_arg(X_atac, y)
         self._check_hidden_sizes()
         device = _resolve_device(self.device)
-        X_rna, X_atac = self._validate_counts(X_rna, X_atac, reset=True)
+        continuing = self.warm_start and hasattr(self, "net_")
+        X_rna, X_atac = self._validate_counts(X_rna, X_atac, reset=not continuing)
         if X_atac is None and self.embedding != "rna":
             raise ValueError(f"embedding={self.embedding!r} needs X_atac at fit.")
         if prior is not None and X_atac is None:
@@ -379,6 +415,9 @@ class FactVAE(TransformerMixin, BaseEstimator):
             if prior is None
             else check_prior(prior, X_rna.shape[1], X_atac.shape[1], n_cells=X_rna.shape[0])
         )
+        if continuing:
+            dataset = self._continue_training(X_rna, X_atac, prior_entries)
+            return self._finish_fit(dataset)
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         self.rna_encoder_input_ = RNAEncoderInput(
@@ -393,26 +432,30 @@ class FactVAE(TransformerMixin, BaseEstimator):
 
         # Seed torch inside a forked RNG state (CPU and, when training there, the GPUs) so
         # that fitting neither depends on nor disturbs the caller's global random state.
-        gpus = range(torch.cuda.device_count()) if str(device).startswith("cuda") else []
-        with torch.random.fork_rng(devices=list(gpus)):
+        gpus = _gpus(device)
+        with torch.random.fork_rng(devices=gpus):
             torch.manual_seed(seed)
             self.net_ = self._build_net(dataset, X_rna.shape[1], X_atac, prior_entries, device)
-            self.net_.fit(dataset, y=None)
+            self._run_training(self.net_.fit, dataset, gpus)
+        return self._finish_fit(dataset)
 
-        self._learn_outputs(dataset)
-        return self
+    def _finish_fit(self, dataset=None):
+        """Fitted attributes derived from the trained module (after fit, continue or load).
 
-    def _learn_outputs(self, dataset):
-        """After training: labelled feature embeddings and the RNA-to-ATAC latent map."""
+        With the training ``dataset`` (after fit or continue, not after load, which restores
+        them) it also learns the RNA-to-ATAC map and the peak calibration.
+        """
         module = self.net_.module_
         self.feature_embeddings_ = Bunch(
             rna=self._embedding_table(module.decoder_rna, self._names("gene"), "gene")
         )
         if not module.has_atac:
-            return
+            return self
         self.feature_embeddings_.atac = self._embedding_table(
             module.decoder_atac, self._names("peak"), "peak"
         )
+        if dataset is None:
+            return self
         # The two encoders' spaces are aligned only in their cell-cell similarities, so an
         # RNA code is not an ATAC code: cells with RNA alone reach the ATAC decoder through a
         # ridge regression between the posterior means of the paired training cells. Much of
@@ -430,11 +473,124 @@ class FactVAE(TransformerMixin, BaseEstimator):
             self._peak_embedding_tensor(),
             np.asarray(counts.sum(axis=0)).ravel(),
         )
+        return self
 
     def _embedding_table(self, decoder, names, index_name):
         weights = decoder.feature_embedding.detach().cpu().numpy().T.copy()
         columns = [f"latent{i}" for i in range(weights.shape[1])]
         return pd.DataFrame(weights, index=pd.Index(names, name=index_name), columns=columns)
+
+    def _loss_params(self, prior_entries):
+        return dict(
+            rna_likelihood=self.rna_likelihood,
+            atac_likelihood=self.atac_likelihood,
+            rna_nll_weight=self.rna_nll_weight,
+            rna_kl_weight=self.rna_kl_weight,
+            atac_nll_weight=self.atac_nll_weight,
+            atac_kl_weight=self.atac_kl_weight,
+            prior_weight=self.prior_weight,
+            prior=prior_entries,
+        )
+
+    # ---- reliability (issue #7): training guard, warm start, history, weights-only files
+
+    def _run_training(self, train, dataset, gpus):
+        """Run ``train`` (the net's fit or partial_fit) inside the caller's forked RNG.
+
+        Keeps torch's random state at the end for a warm start. A non-finite loss leaves
+        the estimator unfitted rather than holding a model full of NaN. (A KeyboardInterrupt
+        is caught by skorch, which keeps the model as it is.)
+        """
+        try:
+            train(dataset, y=None)
+        except NonFiniteLossError:
+            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+                delattr(self, name)
+            self.__dict__.pop("_rng_state", None)
+            raise
+        self._rng_state = [torch.get_rng_state()] + [torch.cuda.get_rng_state(g) for g in gpus]
+
+    def _continue_training(self, X_rna, X_atac, prior_entries):
+        """``warm_start``: train the fitted net ``max_epochs`` more epochs on these cells."""
+        if (X_atac is None) != (not self.n_peaks_in_):
+            raise ValueError(
+                "warm_start continues training the fitted model: pass X_atac "
+                + ("as in the first fit." if self.n_peaks_in_ else "only to a cold fit.")
+            )
+        net = self.net_
+        dataset = self._dataset(X_rna, X_atac, with_counts=True)
+        net.set_params(
+            max_epochs=self.max_epochs,
+            batch_size=min(self.batch_size, len(dataset)),
+            verbose=1 if self.verbose >= 2 else 0,
+        )
+        # A new loss with the current weights and this call's prior; the optimizers, and
+        # so their state, are kept (skorch's set_params would re-create them).
+        for key, value in self._loss_params(prior_entries).items():
+            setattr(net, f"criterion__{key}", value)
+        device = next(net.module_.parameters()).device
+        net.criterion_ = net.initialize_criterion().criterion_.to(device)
+        gpus = _gpus(str(device))
+        with torch.random.fork_rng(devices=gpus):
+            state = getattr(self, "_rng_state", None)
+            if state is None or len(state) != 1 + len(gpus):
+                torch.manual_seed(check_random_state(self.random_state).randint(2**31 - 1))
+            else:
+                torch.set_rng_state(state[0])
+                for gpu, gpu_state in zip(gpus, state[1:], strict=True):
+                    torch.cuda.set_rng_state(gpu_state, gpu)
+            self._run_training(net.partial_fit, dataset, gpus)
+        return dataset
+
+    @property
+    def history_(self):
+        """The training history (skorch ``History``): one row per epoch, with the loss terms."""
+        check_is_fitted(self, "net_")
+        return self.net_.history
+
+    def save(self, path):
+        """Save the fitted model as a weights-only ``.npz`` file (no pickle).
+
+        The file holds numeric arrays (network weights, preprocessing, random state) and
+        JSON (constructor parameters, feature names, history, versions). Unlike pickle or
+        joblib files, which execute code when loaded and must come from trusted sources
+        only, it is read back by :meth:`load` without unpickling anything.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Where to write; ``.npz`` is appended by numpy when missing.
+
+        Returns
+        -------
+        path : str
+            The path written.
+        """
+        from ._persistence import save_model
+
+        return save_model(self, path)
+
+    @classmethod
+    def load(cls, path, *, device="auto"):
+        """Load a model written by :meth:`save`; refuses files holding pickled objects.
+
+        Parameters
+        ----------
+        path : str or path-like
+        device : str, default="auto"
+            Device of the loaded module; "auto" picks CUDA when available.
+
+        Returns
+        -------
+        model : FactVAE
+            Fitted: it transforms, scores and imputes exactly as the saved model did, and
+            can continue training with ``warm_start=True`` (with fresh optimizer state).
+        """
+        from ._persistence import load_model
+
+        return load_model(cls, path, device=device)
+
+    # ---- end of reliability block
 
     def _check_hidden_sizes(self):
         for name in ("rna_hidden_sizes", "atac_hidden_sizes"):
@@ -448,6 +604,7 @@ class FactVAE(TransformerMixin, BaseEstimator):
     def _build_net(self, dataset, n_genes, X_atac, prior_entries, device):
         has_atac = X_atac is not None
         callbacks = [
+            ("finite_loss", NonFiniteLossGuard()),
             ("decay", ExponentialLRDecay("optimizer", self.lr_decay)),
             ("decay_atac", ExponentialLRDecay("optimizer_atac", self.lr_decay)),
         ]
@@ -471,14 +628,7 @@ class FactVAE(TransformerMixin, BaseEstimator):
             module__atac_hidden_sizes=tuple(self.atac_hidden_sizes),
             module__dropout=self.dropout,
             criterion=FactVAELoss,
-            criterion__rna_likelihood=self.rna_likelihood,
-            criterion__atac_likelihood=self.atac_likelihood,
-            criterion__rna_nll_weight=self.rna_nll_weight,
-            criterion__rna_kl_weight=self.rna_kl_weight,
-            criterion__atac_nll_weight=self.atac_nll_weight,
-            criterion__atac_kl_weight=self.atac_kl_weight,
-            criterion__prior_weight=self.prior_weight,
-            criterion__prior=prior_entries,
+            **{f"criterion__{k}": v for k, v in self._loss_params(prior_entries).items()},
             optimizer=torch.optim.Adam,
             lr=self.lr,
             optimizer_atac=torch.optim.Adam,
@@ -502,17 +652,19 @@ class FactVAE(TransformerMixin, BaseEstimator):
     def _validate_counts(self, X_rna, X_atac, reset):
         """Validate both modalities; return float32 CSR matrices (X_atac may be None)."""
         X_atac = _atac_or_none(X_atac)
-        X_rna = validate_data(
-            self,
-            X_rna,
-            accept_sparse=SPARSE_FORMATS,
-            dtype=(np.float32, np.float64),
-            ensure_min_samples=2 if reset else 1,
-            # One gene normalizes to the same value in every cell: no signal to encode.
-            # (After fit, a wrong gene count is reported by the feature-count check.)
-            ensure_min_features=2 if reset else 1,
-            reset=reset,
-        )
+        reject_text(X_rna, "X_rna")
+        with naming_errors("X_rna"):
+            X_rna = validate_data(
+                self,
+                X_rna,
+                accept_sparse=SPARSE_FORMATS,
+                dtype=(np.float32, np.float64),
+                ensure_min_samples=2 if reset else 1,
+                # One gene normalizes to the same value in every cell: no signal to encode.
+                # (After fit, a wrong gene count is reported by the feature-count check.)
+                ensure_min_features=2 if reset else 1,
+                reset=reset,
+            )
         X_rna = finish_counts(X_rna, what="X_rna")
         if X_atac is None:
             if reset:

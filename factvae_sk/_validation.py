@@ -1,10 +1,19 @@
 """Input checks with errors that name the problem. Nothing here modifies the caller's data."""
 
+import re
+import warnings
+from contextlib import contextmanager
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import check_array, check_non_negative
 
+from .exceptions import FactVAEWarning
+
 SPARSE_FORMATS = ("csr", "csc", "coo")
+
+# numpy's messages when an object or text entry is not a number.
+_NOT_A_NUMBER = re.compile(r"could not convert|argument must be a string|not a number")
 
 
 class GenePeakPrior:
@@ -45,30 +54,68 @@ def feature_names(X):
     return np.asarray([str(c) for c in columns], dtype=object)
 
 
+@contextmanager
+def naming_errors(what):
+    """Put the argument's name in front of scikit-learn's input errors (``what: ...``).
+
+    A matrix whose entries are not numbers (text, dicts in an object array) is a
+    ``TypeError``; every other input error stays a ``ValueError``.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as error:
+        if type(error) not in (ValueError, TypeError):  # e.g. InvalidParameterError
+            raise
+        message = str(error)
+        if _NOT_A_NUMBER.search(message):
+            raise TypeError(
+                f"{what} must hold numeric counts, not text or objects: {message}"
+            ) from error
+        if message.startswith(what):
+            raise
+        raise type(error)(f"{what}: {message}") from error
+
+
+def reject_text(X, what):
+    """Counts given as strings (a text array) are refused rather than parsed."""
+    dtype = getattr(X, "dtype", None)
+    if isinstance(dtype, np.dtype) and dtype.kind in "USV":
+        raise TypeError(
+            f"{what} must hold numeric counts, got an array of dtype {dtype} (text). "
+            "Convert it to numbers first, e.g. X.astype(np.float32)."
+        )
+
+
 def check_counts(X, *, what, estimator_name="FactVAE", n_features=None, ensure_min_samples=2):
     """Validate a cells x features count matrix; return it as float32 CSR.
 
-    Checks: 2-D, finite, non-negative, at least ``ensure_min_samples`` cells (two to fit,
-    one to transform) and two features, every cell with a positive total (its log library
-    size is part of the model), and, when given, the feature count. ``what`` names the
-    input in messages (e.g. ``"X_atac"``).
+    Checks: numeric, 2-D, finite, non-negative, at least ``ensure_min_samples`` cells (two
+    to fit, one to transform) and two features, every cell with a positive total (its log
+    library size is part of the model), and, when given, the feature count. Non-integer
+    values get a :class:`~factvae_sk.exceptions.FactVAEWarning`. ``what`` names the input
+    in messages (e.g. ``"X_atac"``).
     """
-    X = check_array(
-        X,
-        accept_sparse=SPARSE_FORMATS,
-        dtype=(np.float32, np.float64),
-        ensure_min_samples=ensure_min_samples,
-        # LSI needs two peaks, and a softmax over one feature has nothing to learn. (After
-        # fit, n_features is given and a wrong count gets its own message below.)
-        ensure_min_features=2 if n_features is None else 1,
-        input_name=what,
-        estimator=estimator_name,
-    )
+    reject_text(X, what)
+    with naming_errors(what):
+        X = check_array(
+            X,
+            accept_sparse=SPARSE_FORMATS,
+            dtype=(np.float32, np.float64),
+            ensure_min_samples=ensure_min_samples,
+            # LSI needs two peaks, and a softmax over one feature has nothing to learn. (After
+            # fit, n_features is given and a wrong count gets its own message below.)
+            ensure_min_features=2 if n_features is None else 1,
+            input_name=what,
+            estimator=estimator_name,
+        )
     return finish_counts(X, what=what, estimator_name=estimator_name, n_features=n_features)
 
 
 def finish_counts(X, *, what, estimator_name="FactVAE", n_features=None):
-    """The count-specific checks on an array already passed through ``check_array``."""
+    """The count-specific checks on an array already passed through ``check_array``.
+
+    Returns a new float32 CSR matrix: the caller's array is never written to.
+    """
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(
             f"{what} has {X.shape[1]} features, but {estimator_name} was fitted with "
@@ -77,14 +124,31 @@ def finish_counts(X, *, what, estimator_name="FactVAE", n_features=None):
     check_non_negative(X, f"{estimator_name} ({what})")
     # float32 holds integer counts exactly up to 2**24 and halves the memory of float64.
     X = sp.csr_matrix(X, dtype=np.float32)
+    _warn_non_integer(X, what)
     totals = np.asarray(X.sum(axis=1)).ravel()
     empty = np.flatnonzero(totals <= 0)
     if len(empty):
+        first = ", ".join(str(i) for i in empty[:5])
         raise ValueError(
-            f"{what} has {len(empty)} cell(s) with zero total counts (first at row "
-            f"{empty[0]}); remove them before fitting, their library size is undefined."
+            f"{what} has {len(empty)} cell(s) with zero total counts (first rows: {first}"
+            f"{', ...' if len(empty) > 5 else ''}). {estimator_name} models each cell's log "
+            "library size, and log(0) is undefined: remove these cells first, e.g. keep the "
+            "rows where X.sum(axis=1) > 0 in both modalities."
         )
     return X
+
+
+def _warn_non_integer(X, what):
+    """Warn once when a count matrix (CSR) has non-integer values; checks non-zeros only."""
+    fractional = X.data != np.floor(X.data)
+    if fractional.any():
+        warnings.warn(
+            f"{what} has {np.count_nonzero(fractional)} non-integer value(s), e.g. "
+            f"{X.data[fractional][0]:g}. FactVAE's likelihoods are for counts: pass the raw "
+            "counts, not normalized, scaled or log-transformed data.",
+            FactVAEWarning,
+            stacklevel=4,
+        )
 
 
 def check_paired(X_rna, X_atac):
@@ -108,7 +172,11 @@ def check_prior(prior, n_genes, n_peaks, n_cells=None):
         prior = prior.matrix
     if _is_sparse_frame(prior):
         prior = prior.sparse.to_coo()
-    matrix = check_array(prior, accept_sparse=SPARSE_FORMATS, dtype=np.float32, input_name="prior")
+    reject_text(prior, "prior")
+    with naming_errors("prior"):
+        matrix = check_array(
+            prior, accept_sparse=SPARSE_FORMATS, dtype=np.float32, input_name="prior"
+        )
     if not wrapped and matrix.shape == (n_cells, n_peaks) and n_cells != n_genes:
         raise ValueError(
             f"prior has {n_cells} rows, as many as the training cells, but needs one per "
@@ -123,6 +191,12 @@ def check_prior(prior, n_genes, n_peaks, n_cells=None):
             "fit parameters with one entry per cell, pass it as GenePeakPrior(prior)."
         )
     coo = sp.coo_matrix(matrix)
+    negative = np.count_nonzero(coo.data < 0)
+    if negative:
+        raise ValueError(
+            f"prior has {negative} negative entries; its entries are gene-peak link weights, "
+            "which must be >= 0 (0 or absent: no link)."
+        )
     keep = coo.data != 0
     return coo.row[keep].astype(np.int64), coo.col[keep].astype(np.int64), coo.data[keep]
 

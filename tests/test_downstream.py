@@ -267,3 +267,13 @@ def test_regulatory_links_in_a_tss_window(named):
         "window", genes=chosen, top_k=2, gene_table=genes, peak_table=peaks, window=50_000
     )
     assert set(top.gene) <= set(chosen) and top.groupby("gene").size().max() <= 2
+
+
+def test_weights_only_file_keeps_the_cross_modal_map_and_calibration(fitted, small, tmp_path):
+    path = fitted.save(tmp_path / "model.npz")
+    loaded = FactVAE.load(path, device="cpu")
+    rna, atac = small["rna"][:20], small["atac"][:20]
+    for kwargs in ({"X_rna": rna}, {"X_atac": atac, "calibrate": True}):
+        np.testing.assert_array_equal(loaded.impute_atac(**kwargs), fitted.impute_atac(**kwargs))
+    np.testing.assert_array_equal(loaded.rna_to_atac_.coef_, fitted.rna_to_atac_.coef_)
+    pd.testing.assert_frame_equal(loaded.feature_embeddings_.atac, fitted.feature_embeddings_.atac)

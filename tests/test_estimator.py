@@ -130,74 +130,7 @@ def test_verbose_prints_progress(small, capsys):
 # ---------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize(
-    "mutate, message",
-    [
-        (lambda r, a, p: (r, a[:-1], p), "same cells"),
-        (lambda r, a, p: (r, a, p[:-1]), "prior must have shape"),
-        (lambda r, a, p: (r, a, p.T), "prior must have shape"),
-        (lambda r, a, p: (-r, a, p), r"Negative values .*X_rna"),
-        (lambda r, a, p: (r, a.multiply(-1).tocsr(), p), r"Negative values .*X_atac"),
-        (lambda r, a, p: (_with(r, 0, 0, np.nan), a, p), "NaN"),
-        (lambda r, a, p: (r, _with(a, 0, 0, np.inf), p), "infinity"),
-        (lambda r, a, p: (_zero_row(r, 5), a, p), r"X_rna has 1 cell\(s\) with zero total"),
-        (lambda r, a, p: (r, _zero_row(a, 9), p), r"X_atac has 1 cell\(s\) with zero total"),
-        (lambda r, a, p: (r, a, _with(p, 0, 0, np.nan)), "prior"),
-    ],
-)
-def test_bad_input_errors_name_the_problem(small, mutate, message):
-    rna, atac, prior = mutate(small["rna"][:40], small["atac"][:40], small["prior"])
-    with pytest.raises(ValueError, match=message):
-        FactVAE(**FAST).fit(rna, atac, prior=prior)
-
-
-def _with(matrix, i, j, value):
-    out = matrix.toarray().astype(float)
-    out[i, j] = value
-    return out
-
-
-def _zero_row(matrix, i):
-    out = matrix.tolil(copy=True)
-    out[i, :] = 0
-    return out.tocsr()
-
-
-def test_wrong_feature_count_at_transform(fitted, small):
-    with pytest.raises(ValueError, match="features"):
-        fitted.transform(small["rna"][:10, :-1], small["atac"][:10])
-    with pytest.raises(ValueError, match="X_atac has 4999 features"):
-        fitted.transform(small["rna"][:10], small["atac"][:10, :-1])
-    with pytest.raises(ValueError, match="X_atac has 4999 features"):
-        fitted.impute_atac(small["atac"][:10, :-1])
-
-
-@pytest.mark.parametrize("kind", ["dense", "csr", "csc", "frame"])
-def test_caller_arrays_are_not_modified(small, kind):
-    rna, atac, prior = small["rna"][:60], small["atac"][:60, :300], small["prior"][:, :300]
-    convert = {
-        "dense": lambda m: m.toarray(),
-        "csr": lambda m: m.tocsr(copy=True),
-        "csc": lambda m: m.tocsc(copy=True),
-        "frame": lambda m: pd.DataFrame(m.toarray()),
-    }[kind]
-    rna, atac, prior = convert(rna), convert(atac), convert(prior)
-    snapshot = [_copy(x) for x in (rna, atac, prior)]
-    model = FactVAE(embedding="joint", random_state=0, **FAST).fit(rna, atac, prior=prior)
-    model.transform(rna, atac)
-    model.score(rna, atac)
-    model.impute_atac(atac)
-    for before, after in zip(snapshot, (rna, atac, prior), strict=True):
-        assert type(before) is type(after)
-        assert np.array_equal(_dense(before), _dense(after))
-
-
-def _copy(x):
-    return x.copy()
-
-
-def _dense(x):
-    return x.toarray() if sp.issparse(x) else np.asarray(x)
+# Bad input and the caller's data: tests/test_reliability.py.
 
 
 def test_dataframe_feature_names_are_kept(small):

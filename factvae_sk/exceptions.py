@@ -1,0 +1,35 @@
+"""Errors and warnings FactVAE raises about its inputs and its training.
+
+Import them from here to catch or filter them::
+
+    from factvae_sk.exceptions import FactVAEWarning, NonFiniteLossError
+"""
+
+__all__ = ["FactVAEWarning", "NonFiniteLossError"]
+
+
+class FactVAEWarning(UserWarning):
+    """The input is accepted but probably not what the model expects (e.g. non-integer counts)."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite.
+
+    Raised at the end of the first epoch in which a loss term was not finite; the message
+    names the epoch and the term(s). :meth:`FactVAE.fit` leaves the estimator unfitted
+    (no half-trained model full of NaN survives). Lower the learning rate or the loss
+    weights, or check the data.
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch (1-based) in which the loss was first non-finite.
+    terms : list of str
+        The history keys whose batch values were not finite (e.g. ``"train_loss"``,
+        ``"kl_atac"``).
+    """
+
+    def __init__(self, message, epoch=None, terms=()):
+        super().__init__(message)
+        self.epoch = epoch
+        self.terms = list(terms)
