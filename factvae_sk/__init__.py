@@ -11,6 +11,8 @@ Architecture, one responsibility per module:
 - ``_preprocessing``: encoder inputs (RNA PCA, ATAC LSI).
 - ``_data``: sparse-preserving batching.
 - ``_validation``: input checks and :class:`GenePeakPrior`.
+- ``_persistence``: weights-only model files (``FactVAE.save`` / ``FactVAE.load``).
+- ``exceptions``: ``FactVAEWarning`` and ``NonFiniteLossError``.
 - ``prior``: :func:`gene_peak_prior`, the gene x peak prior from coordinates.
 - ``datasets``: :func:`load_snare_cellline`, the bundled real data.
 """

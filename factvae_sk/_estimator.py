@@ -178,6 +178,8 @@ class FactVAE(TransformerMixin, BaseEstimator):
         The trained skorch net; ``net_.history`` holds per-epoch loss terms.
     module_ : FactVAEModule
         The trained torch module (``net_.module_``).
+    history_ : skorch History
+        Per-epoch loss terms and learning rates (``net_.history``).
 
     See Also
     --------
