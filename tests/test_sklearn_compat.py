@@ -64,6 +64,7 @@ def _check_data_with_empty_cells():
     return X
 
 
+@pytest.mark.filterwarnings("ignore::factvae_sk.exceptions.FactVAEWarning")
 def test_expected_failures_are_the_empty_cell_refusal():
     X = _check_data_with_empty_cells()
     assert (X.sum(axis=1) == 0).any()
