@@ -11,6 +11,10 @@ Architecture, one responsibility per module:
 - ``_preprocessing``: encoder inputs (RNA PCA, ATAC LSI).
 - ``_data``: sparse-preserving batching.
 - ``_validation``: input checks and :class:`GenePeakPrior`.
+- ``_persistence``: weights-only model files (``FactVAE.save`` / ``FactVAE.load``).
+- ``_accessibility``, ``_links``, ``_differential``: augmented accessibility, regulatory
+  links and differential peaks, computed in bounded blocks.
+- ``exceptions``: ``FactVAEWarning`` and ``NonFiniteLossError``.
 - ``prior``: :func:`build_gene_peak_prior`, the gene x peak prior from coordinates.
 - ``gtf``: :func:`read_gtf_genes`, gene coordinates from a GTF annotation.
 - ``datasets``: :func:`load_snare_cellline`, the bundled real data.

@@ -193,6 +193,8 @@ class FactVAE(TransformerMixin, BaseEstimator):
         The trained skorch net; ``net_.history`` holds per-epoch loss terms.
     module_ : FactVAEModule
         The trained torch module (``net_.module_``).
+    history_ : skorch History
+        Per-epoch loss terms and learning rates (``net_.history``).
 
     See Also
     --------
@@ -508,7 +510,9 @@ class FactVAE(TransformerMixin, BaseEstimator):
                 delattr(self, name)
             self.__dict__.pop("_rng_state", None)
             raise
-        self._rng_state = [torch.get_rng_state()] + [torch.cuda.get_rng_state(g) for g in gpus]
+        # numpy, not tensors: pickled tensors would bypass skorch's CPU mapping at load.
+        states = [torch.get_rng_state()] + [torch.cuda.get_rng_state(g) for g in gpus]
+        self._rng_state = [state.numpy().copy() for state in states]
 
     def _continue_training(self, X_rna, X_atac, prior_entries):
         """``warm_start``: train the fitted net ``max_epochs`` more epochs on these cells."""
@@ -536,9 +540,9 @@ class FactVAE(TransformerMixin, BaseEstimator):
             if state is None or len(state) != 1 + len(gpus):
                 torch.manual_seed(check_random_state(self.random_state).randint(2**31 - 1))
             else:
-                torch.set_rng_state(state[0])
+                torch.set_rng_state(torch.from_numpy(np.array(state[0])))
                 for gpu, gpu_state in zip(gpus, state[1:], strict=True):
-                    torch.cuda.set_rng_state(gpu_state, gpu)
+                    torch.cuda.set_rng_state(torch.from_numpy(np.array(gpu_state)), gpu)
             self._run_training(net.partial_fit, dataset, gpus)
         return dataset
 

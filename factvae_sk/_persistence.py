@@ -240,5 +240,5 @@ def load_model(cls, path, *, device="auto"):
     net.history = History(meta["history"])
     model.net_ = net
     if meta["rng_state"] is not None:
-        model._rng_state = [torch.from_numpy(np.array(s)) for s in _read(meta["rng_state"], arrays)]
+        model._rng_state = list(_read(meta["rng_state"], arrays))
     return model._finish_fit()

@@ -1,11 +1,14 @@
 """Input checks with errors that name the problem. Nothing here modifies the caller's data."""
 
+import os
 import re
+import sys
 import warnings
 from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
+import sklearn
 from sklearn.utils.validation import check_array, check_non_negative
 
 from .exceptions import FactVAEWarning
@@ -147,8 +150,18 @@ def _warn_non_integer(X, what):
             f"{X.data[fractional][0]:g}. FactVAE's likelihoods are for counts: pass the raw "
             "counts, not normalized, scaled or log-transformed data.",
             FactVAEWarning,
-            stacklevel=4,
+            stacklevel=_user_stacklevel(),
         )
+
+
+def _user_stacklevel():
+    """``stacklevel`` of the first frame outside factvae_sk and scikit-learn's wrappers, so
+    a warning points at the user's call whatever path led to the check."""
+    inside = (os.path.dirname(__file__), os.path.dirname(sklearn.__file__))
+    frame, level = sys._getframe(1), 1  # the function calling warnings.warn
+    while frame is not None and frame.f_code.co_filename.startswith(inside):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_paired(X_rna, X_atac):

@@ -220,8 +220,9 @@ def test_non_integer_counts_warn_and_name_the_modality(data):
     rna, atac, _ = data
     normalized = rna.multiply(1e4 / rna.sum(axis=1)).tocsr()
     normalized.data = np.log1p(normalized.data)
-    with pytest.warns(FactVAEWarning, match=r"X_rna has \d+ non-integer value.*raw counts"):
+    with pytest.warns(FactVAEWarning, match=r"X_rna has \d+ non-integer value.*raw counts") as w:
         model = FactVAE(random_state=0, **FAST).fit(normalized, atac)
+    assert w[0].filename == __file__  # points at the caller's line
     with pytest.warns(FactVAEWarning, match="X_atac has 1 non-integer value"):
         model.score(rna, _set(atac, 0, np.flatnonzero(atac[0].toarray())[0], 2.5))
     assert issubclass(FactVAEWarning, UserWarning)
