@@ -132,6 +132,13 @@ def read_paired_files(rna, atac, genes, peaks, *, cells=None, gtf=None, transpos
     return _finish(rna, atac, genes, peaks, cells, gtf)
 
 
+def _index_as_column(frame, name):
+    """The frame with its index as column ``name``, unless it already has such a column."""
+    if name in frame.columns:
+        return frame.reset_index(drop=True)
+    return frame.rename_axis(None).reset_index(names=name)
+
+
 def read_paired_h5ad(rna, atac, *, layer=None, gtf=None):
     """Paired counts from two ``.h5ad`` files (cells x features), with anndata.
 
@@ -152,7 +159,7 @@ def read_paired_h5ad(rna, atac, *, layer=None, gtf=None):
     ):
         raise ValueError("the RNA and ATAC .h5ad files list different cells (obs_names).")
     counts = [sp.csr_matrix(adata.X if layer is None else adata.layers[layer]) for adata in adatas]
-    genes = adatas[0].var.reset_index(names="gene")
-    peaks = adatas[1].var.reset_index(names="peak")
-    cells = adatas[0].obs.reset_index(names="barcode")
+    genes = _index_as_column(adatas[0].var, "gene")
+    peaks = _index_as_column(adatas[1].var, "peak")
+    cells = _index_as_column(adatas[0].obs, "barcode")
     return _finish(*counts, genes, peaks, cells, gtf)
