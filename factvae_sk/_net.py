@@ -12,6 +12,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
 
 from ._losses import similarity_distillation_loss
+from ._malloc import heap_allocations
 
 
 class FactVAENet(NeuralNet):
@@ -43,6 +44,11 @@ class FactVAENet(NeuralNet):
             args, kwargs = self.get_params_for_optimizer("optimizer_atac", named_parameters)
             self.optimizer_atac_ = self.optimizer_atac(*args, **kwargs)
         return self
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        # Large per-step tensors reuse heap memory instead of faulting in fresh pages.
+        with heap_allocations():
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         module = self.module_
