@@ -30,17 +30,26 @@ def _libc():
 _LIBC = _libc()
 
 
+def _configure(heap):
+    if heap:
+        return bool(_LIBC.mallopt(_M_MMAP_MAX, 0) and _LIBC.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    for option, value in _DEFAULTS.items():
+        _LIBC.mallopt(option, value)
+    _LIBC.malloc_trim(0)
+    return True
+
+
 @contextlib.contextmanager
-def heap_allocations():
-    """Inside the block, large allocations are not mmap-ed nor trimmed away (glibc only)."""
-    if _LIBC is None:
+def heap_allocations(enabled=True):
+    """Inside the block, large allocations are not mmap-ed nor trimmed away (glibc only).
+
+    ``enabled=False`` does the opposite inside a block that enabled it (glibc's defaults,
+    then back), e.g. to time other code under the default policy.
+    """
+    if _LIBC is None or not _configure(enabled):
         yield
         return
-    ok = _LIBC.mallopt(_M_MMAP_MAX, 0) and _LIBC.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
     try:
         yield
     finally:
-        if ok:
-            for option, value in _DEFAULTS.items():
-                _LIBC.mallopt(option, value)
-            _LIBC.malloc_trim(0)
+        _configure(not enabled)
