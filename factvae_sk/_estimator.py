@@ -812,6 +812,10 @@ class FactVAE(TransformerMixin, BaseEstimator):
         fit on the paired training cells (:attr:`rna_to_atac_`), and the library size is the
         training cells' median ATAC total unless ``library_size`` is given.
 
+        The ATAC path denoises the cells the model was fitted on; on cells it has not seen,
+        the ATAC encoder generalizes poorly (real data, held-out cells: no better than their
+        raw counts), and imputing from ``X_rna`` is the reliable path.
+
         Parameters
         ----------
         X_atac : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks), default=None
