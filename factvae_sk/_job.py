@@ -171,7 +171,7 @@ def run_job(
             "score": model.regulatory_scores(prior)[pairs.row, pairs.col].A1
             if pairs.nnz
             else np.zeros(0),
-            "distance": tss_distance(genes, peaks, pairs.row, pairs.col),
+            "distance": pd.Series(tss_distance(genes, peaks, pairs.row, pairs.col)).astype("Int64"),
         }
     )
     links = links.sort_values("score", ascending=False, kind="stable").head(n_links)

@@ -80,7 +80,8 @@ def links_table(rows, cols, scores, gene_names, peak_names, distance=None):
         }
     )
     if distance is not None:
-        table["distance"] = distance
+        # Whole base pairs; missing where a gene has no coordinates.
+        table["distance"] = pd.Series(distance).astype("Int64")
     table["_row"] = rows
     table = table.sort_values(["_row", "score"], ascending=[True, False], kind="stable")
     return table.drop(columns="_row").reset_index(drop=True)
