@@ -31,7 +31,7 @@ def _log_prob(x, log_mu, log_theta, pi_logits):
         log_prob = log_nb_zero + F.softplus(pi_logits - log_nb_zero) - F.softplus(pi_logits)
 
     # Non-zero counts: gather the three parameters once and finish the log-pmf there.
-    index = torch.flatten(x > 0).nonzero().squeeze(1)
+    index = nonzero_index(x)
     if index.numel() == 0:
         return log_prob
     xs = x.expand(shape).reshape(-1).index_select(0, index)
@@ -205,7 +205,7 @@ class _CountLogProbSum(torch.autograd.Function):
 
 
 def nonzero_index(x):
-    """Flat (row-major) indices of the non-zero entries of a 2-D count tensor."""
+    """Flat (row-major) indices of the non-zero entries of a count tensor."""
     return torch.flatten(x > 0).nonzero().squeeze(1)
 
 

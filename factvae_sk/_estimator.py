@@ -494,7 +494,7 @@ class FactVAE(TransformerMixin, BaseEstimator):
             prior=prior_entries,
         )
 
-    # ---- reliability (issue #7): training guard, warm start, history, weights-only files
+    # ------------------------------------------ training guard, warm start, weights-only files
 
     def _run_training(self, train, dataset, gpus):
         """Run ``train`` (the net's fit or partial_fit) inside the caller's forked RNG.
@@ -588,13 +588,12 @@ class FactVAE(TransformerMixin, BaseEstimator):
         -------
         model : FactVAE
             Fitted: it transforms, scores and imputes exactly as the saved model did, and
-            can continue training with ``warm_start=True`` (with fresh optimizer state).
+            with ``warm_start=True`` continues training exactly as the saved model would (the
+            optimizers' state, learning-rate decay and random state are saved too).
         """
         from ._persistence import load_model
 
         return load_model(cls, path, device=device)
-
-    # ---- end of reliability block
 
     def _check_hidden_sizes(self):
         for name in ("rna_hidden_sizes", "atac_hidden_sizes"):

@@ -209,9 +209,20 @@ def _overlapping_pairs(gene_chrom, region_start, region_end, peak_chrom, peak_st
     return np.concatenate(rows), np.concatenate(cols)
 
 
-def _tss_distance(tss, peak_start, peak_end):
-    """Distance in bp from the TSS base to the nearest base of the peak [start, end); 0 inside."""
-    return np.maximum(np.maximum(peak_start - tss, tss - (peak_end - 1)), 0.0)
+def _tss_bases(start, end, strand):
+    """Each gene's TSS base, as ``(first, last)``: the same base on '+' (``start``) and '-'
+    (``end - 1``); both ends of the gene when the strand is unknown."""
+    return np.where(strand == "-", end - 1, start), np.where(strand == "+", start, end - 1)
+
+
+def _distance_to_tss(first, last, peak_start, peak_end):
+    """Distance in bp from the nearer of the TSS bases ``first``/``last`` to the nearest
+    base of the peak [start, end); 0 when the peak covers it."""
+
+    def to(tss):
+        return np.maximum(np.maximum(peak_start - tss, tss - (peak_end - 1)), 0.0)
+
+    return np.minimum(to(first), to(last))
 
 
 def build_gene_peak_prior(
@@ -346,8 +357,7 @@ def build_gene_peak_prior(
     else:
         # The bases within `window` of the TSS base: [tss - window, tss + 1 + window). With an
         # unknown strand both ends are candidate TSSs; the span between them is filtered below.
-        first = np.where(minus, gene_end - 1, gene_start)
-        last = np.where(plus, gene_start, gene_end - 1)
+        first, last = _tss_bases(gene_start, gene_end, strand)
         region_start = first - window
         region_end = last + 1 + window
     rows, cols = _overlapping_pairs(
@@ -357,8 +367,7 @@ def build_gene_peak_prior(
     if mode == "body_upstream":
         weights = np.ones(rows.size, dtype=np.float64)
     else:
-        ps, pe = peak_start[cols], peak_end[cols]
-        d = np.minimum(_tss_distance(first[rows], ps, pe), _tss_distance(last[rows], ps, pe))
+        d = _distance_to_tss(first[rows], last[rows], peak_start[cols], peak_end[cols])
         keep = d <= window
         rows, cols, d = rows[keep], cols[keep], d[keep]
         weights = ((d + 1000.0) / 1000.0) ** -0.75
@@ -405,15 +414,16 @@ def tss_distance(genes, peaks, rows, cols):
     _check_table(genes, _GENE_COLUMNS, "genes")
     _check_table(peaks, _PEAK_COLUMNS, "peaks")
     rows, cols = np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)
-    start = genes["start"].to_numpy(dtype=np.float64)[rows]
-    end = genes["end"].to_numpy(dtype=np.float64)[rows]
-    strand = genes["strand"].to_numpy(dtype=object)[rows]
-    first = np.where(strand == "-", end - 1, start)
-    last = np.where(strand == "+", start, end - 1)
-    peak_start = peaks["start"].to_numpy(dtype=np.float64)[cols]
-    peak_end = peaks["end"].to_numpy(dtype=np.float64)[cols]
-    distance = np.minimum(
-        _tss_distance(first, peak_start, peak_end), _tss_distance(last, peak_start, peak_end)
+    first, last = _tss_bases(
+        genes["start"].to_numpy(dtype=np.float64)[rows],
+        genes["end"].to_numpy(dtype=np.float64)[rows],
+        genes["strand"].to_numpy(dtype=object)[rows],
+    )
+    distance = _distance_to_tss(
+        first,
+        last,
+        peaks["start"].to_numpy(dtype=np.float64)[cols],
+        peaks["end"].to_numpy(dtype=np.float64)[cols],
     )
     gene_chrom = pd.Series(genes["chrom"].to_numpy(dtype=object)[rows], dtype="string")
     peak_chrom = pd.Series(peaks["chrom"].to_numpy(dtype=object)[cols], dtype="string")
