@@ -21,6 +21,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.preprocessing import StandardScaler
 from skorch.history import History
 
+from ._device import resolve_device
 from ._preprocessing import ATACEncoderInput, RNAEncoderInput
 
 FORMAT = "factvae_sk-weights"
@@ -200,8 +201,6 @@ def _to_tensors(value):
 
 def load_model(cls, path, *, device="auto"):
     """Read a file written by :func:`save_model`; see :meth:`FactVAE.load`."""
-    from ._estimator import _resolve_device
-
     arrays = _load_arrays(path)
     if _META not in arrays:
         raise ValueError(f"{os.fspath(path)!r} is not a model file written by FactVAE.save.")
@@ -224,7 +223,7 @@ def load_model(cls, path, *, device="auto"):
         for key, value in arrays.items()
         if key.startswith("module::")
     }
-    device = _resolve_device(device)
+    device = resolve_device(device)
     atac_shape = np.empty((0, model.n_peaks_in_)) if model.n_peaks_in_ else None
     with torch.random.fork_rng(devices=[]):
         # The rebuilt net's random initial weights are overwritten at once; forking keeps

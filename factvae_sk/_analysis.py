@@ -1,0 +1,360 @@
+"""The estimator's analysis methods: augmented accessibility, regulatory links, differential
+accessibility.
+
+:class:`FactVAEAnalysisMixin` is a base class of :class:`~factvae_sk.FactVAE`. Each method
+checks its arguments and hands the work to its module (``_accessibility``, ``_links``,
+``_differential``), so that ``_estimator.py`` reads as the scikit-learn contract.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.utils.validation import check_is_fitted
+
+from . import _accessibility, _differential, _links
+from ._data import PairedCountsDataset, log_library_size
+from ._validation import check_counts, check_prior
+from .prior import build_gene_peak_prior, tss_distance
+
+
+class FactVAEAnalysisMixin:
+    """Downstream outputs of a fitted :class:`~factvae_sk.FactVAE` (see each method)."""
+
+    def impute_atac(
+        self, X_atac=None, X_rna=None, *, peaks=None, library_size=None, calibrate=False
+    ):
+        """Denoised ("augmented") accessibility: ``exp(s_a) * softmax(z_a @ W_a)``.
+
+        For cells with ATAC counts, ``z_a`` is the ATAC encoder's posterior mean and
+        ``exp(s_a)`` the cell's ATAC total. For cells measured by RNA alone, pass ``X_rna``
+        without ``X_atac``: ``z_a`` is then predicted from the RNA code by the map learned at
+        fit on the paired training cells (:attr:`rna_to_atac_`), and the library size is the
+        training cells' median ATAC total unless ``library_size`` is given.
+
+        The ATAC path denoises the cells the model was fitted on; on cells it has not seen,
+        the ATAC encoder generalizes poorly (real data, held-out cells: no better than their
+        raw counts), and imputing from ``X_rna`` is the reliable path.
+
+        Parameters
+        ----------
+        X_atac : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks), default=None
+            ATAC counts of the cells to impute.
+        X_rna : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_genes), default=None
+            RNA counts, used only when ``X_atac`` is None (cross-modal imputation).
+        peaks : array-like of str, int or bool, default=None
+            Which peaks to return: names (when the model knows them), positions, or a
+            boolean mask over the peaks of ``fit``. ``None`` returns every peak. The softmax
+            still runs over all peaks, but only the chosen columns are ever held in memory.
+        library_size : float, default=None
+            Scale every cell to this total over all peaks (e.g. ``1e4``), so cells compare;
+            ``None`` keeps each cell's own ATAC total.
+        calibrate : bool, default=False
+            Add the per-peak logit offsets learned at fit (:attr:`atac_peak_bias_`), which
+            make the decoder's per-peak totals over the training cells match the observed
+            counts: ``exp(s_a) * softmax(z_a @ W_a + b)``. Off by default (the method's
+            formula); on held-out cells of the real data it brings the pseudobulk of
+            cross-modal imputation closer to the observed one (see the README).
+
+        Returns
+        -------
+        ndarray of shape (n_cells, n_selected_peaks), float32
+            Dense: asking for every peak costs ``n_cells * n_peaks * 4`` bytes.
+
+        Examples
+        --------
+        >>> from factvae_sk import FactVAE, load_snare_cellline
+        >>> data = load_snare_cellline()
+        >>> hvg = data.genes.highly_variable.to_numpy()
+        >>> X_rna, X_atac = data.rna[:200, hvg], data.atac[:200]
+        >>> model = FactVAE(max_epochs=2, random_state=0).fit(X_rna, X_atac)
+        >>> model.impute_atac(X_atac, peaks=[0, 5, 7], library_size=1e4).shape
+        (200, 3)
+        >>> model.impute_atac(X_rna=X_rna[:10]).shape  # cells measured by RNA alone
+        (10, 27399)
+        """
+        z, log_scale = self._atac_codes(X_atac, X_rna, library_size)
+        embedding = self._peak_embedding_tensor()
+        bias = self.atac_peak_bias_ if calibrate else None
+        log_offset = log_scale - _accessibility.log_normalizer(z, embedding, bias)
+        return _accessibility.accessibility(z, log_offset, embedding, self._peak_index(peaks), bias)
+
+    def _atac_codes(self, X_atac, X_rna, library_size):
+        """ATAC latent means and log library sizes of the cells given by ATAC or RNA alone."""
+        check_is_fitted(self)
+        if not self.n_peaks_in_:
+            raise ValueError("This FactVAE was fitted without X_atac; it has no ATAC decoder.")
+        if X_atac is not None:
+            X_atac = check_counts(
+                X_atac, what="X_atac", n_features=self.n_peaks_in_, ensure_min_samples=1
+            )
+            atac_input = self.atac_encoder_input_.transform(X_atac)
+            z = self._codes(PairedCountsDataset(atac_input=atac_input), ("atac",))
+            log_scale = log_library_size(X_atac)
+        elif X_rna is not None:
+            X_rna, _ = self._validate_counts(X_rna, None, reset=False)
+            rna_codes = self._codes(self._dataset(X_rna, None, with_counts=False), ("rna",))
+            z = self.rna_to_atac_.predict(rna_codes).astype(np.float32)
+            log_scale = np.full(len(z), self.atac_log_library_median_, dtype=np.float32)
+        else:
+            raise ValueError("Pass X_atac, or X_rna for cells measured by RNA alone.")
+        if library_size is not None:
+            if not (isinstance(library_size, Real) and np.isfinite(library_size)) or (
+                library_size <= 0
+            ):
+                raise ValueError(f"library_size must be a positive number; got {library_size!r}.")
+            log_scale = np.full(len(z), np.log(library_size), dtype=np.float32)
+        return z, log_scale
+
+    def _peak_embedding_tensor(self):
+        return self.net_.module_.decoder_atac.feature_embedding.detach()
+
+    def _peak_index(self, peaks):
+        """Positions of the requested peaks (names, positions or a mask) among those of fit."""
+        return _positions(peaks, self.n_peaks_in_, self.atac_feature_names_in_, "peak")
+
+    def regulatory_scores(self, pairs=None):
+        """Gene-peak regulatory scores: cosine similarity of gene and peak embeddings.
+
+        Parameters
+        ----------
+        pairs : sparse matrix or array-like of shape (n_genes, n_peaks), default=None
+            Which gene-peak pairs to score (its non-zero pattern, e.g. a prior or a
+            distance window). ``None`` scores every pair (dense: n_genes x n_peaks).
+
+        Returns
+        -------
+        scores : csr_matrix (with ``pairs``) or ndarray of shape (n_genes, n_peaks)
+
+        See Also
+        --------
+        regulatory_links : the same scores as a table, for chosen genes and windows.
+        """
+        genes, peaks = self._unit_embeddings()
+        if pairs is None:
+            return genes @ peaks.T
+        rows, cols, _ = check_prior(pairs, len(genes), len(peaks))
+        values = _links.score_pairs(genes, peaks, rows, cols)
+        return sp.csr_matrix((values, (rows, cols)), shape=(len(genes), len(peaks)))
+
+    def _unit_embeddings(self):
+        check_is_fitted(self, "feature_embeddings_")
+        if "atac" not in self.feature_embeddings_:
+            raise ValueError("This FactVAE was fitted without X_atac: it has no peak embeddings.")
+        return (
+            _links.unit_rows(self.feature_embeddings_.rna),
+            _links.unit_rows(self.feature_embeddings_.atac),
+        )
+
+    def regulatory_links(
+        self,
+        candidates="prior",
+        *,
+        genes=None,
+        top_k=None,
+        gene_table=None,
+        peak_table=None,
+        window=150_000,
+    ):
+        """Gene-peak regulatory links as a table: gene, peak, score (and distance).
+
+        The score is the cosine similarity of the gene's and the peak's embedding. Only the
+        candidate pairs are scored, so the genes x peaks matrix is never formed (``"all"``
+        scans every peak in blocks of genes, keeping the ``top_k`` best).
+
+        Parameters
+        ----------
+        candidates : {"prior", "window", "all"} or sparse matrix of shape (n_genes, n_peaks), \
+default="prior"
+            Which pairs to score: the non-zero pairs of the prior given to :meth:`fit`;
+            every pair whose peak lies within ``window`` bp of the gene's TSS (needs
+            ``gene_table`` and ``peak_table``); every pair (needs ``top_k``, or few
+            ``genes``); or the non-zero pattern of any genes x peaks matrix.
+        genes : array-like of str, int or bool, default=None
+            Restrict to these genes (names when the model knows them, else positions).
+        top_k : int, default=None
+            Keep the ``top_k`` best-scoring peaks of each gene.
+        gene_table : DataFrame, default=None
+            One row per gene of ``fit``, with ``chrom``, ``start``, ``end``, ``strand``
+            (0-based half-open); adds a ``distance`` column (bp from the TSS, 0 when the
+            peak covers it). A ``gene`` column names the genes if the model has no names.
+        peak_table : DataFrame or array-like of str, default=None
+            One row per peak of ``fit`` with ``chrom``, ``start``, ``end``, or names like
+            ``chr1:100-200``.
+        window : int, default=150_000
+            Half-width of the TSS window for ``candidates="window"``.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``gene``, ``peak``, ``score`` and, with coordinates, ``distance``; one row
+            per link, grouped by gene (in the model's gene order), best score first.
+
+        Examples
+        --------
+        >>> from factvae_sk import FactVAE, build_gene_peak_prior, load_snare_cellline
+        >>> data = load_snare_cellline()
+        >>> genes = data.genes[data.genes.highly_variable].reset_index(drop=True)
+        >>> X_rna = data.rna[:200, data.genes.highly_variable.to_numpy()]
+        >>> prior = build_gene_peak_prior(genes, data.peaks)
+        >>> model = FactVAE(max_epochs=2, random_state=0).fit(X_rna, data.atac[:200], prior)
+        >>> links = model.regulatory_links(gene_table=genes, peak_table=data.peaks)
+        >>> list(links.columns)
+        ['gene', 'peak', 'score', 'distance']
+        >>> model.regulatory_links("all", top_k=3).shape
+        (6000, 3)
+        """
+        gene_emb, peak_emb = self._unit_embeddings()
+        for table, n, what in [
+            (gene_table, self.n_features_in_, "gene_table"),
+            (peak_table, self.n_peaks_in_, "peak_table"),
+        ]:
+            if table is not None and len(table) != n:
+                raise ValueError(
+                    f"{what} needs one row per feature of fit ({n}); got {len(table)}."
+                )
+        if top_k is not None and not (isinstance(top_k, Integral) and top_k >= 1):
+            raise ValueError(f"top_k must be a positive integer; got {top_k!r}.")
+        gene_index = _positions(genes, self.n_features_in_, self._names("gene", gene_table), "gene")
+        if isinstance(candidates, str) and candidates == "all":
+            if top_k is None:
+                if len(gene_index) * len(peak_emb) > _links.BLOCK_ENTRIES:
+                    raise ValueError(
+                        "candidates='all' without top_k would list "
+                        f"{len(gene_index) * len(peak_emb)} pairs: pass top_k, or a few genes."
+                    )
+                top_k = len(peak_emb)
+            rows, cols, scores = _links.top_k_peaks(gene_emb, peak_emb, gene_index, top_k)
+        else:
+            pattern = self._candidate_pattern(candidates, gene_table, peak_table, window)
+            rows, cols = _links.pattern_pairs(pattern, gene_index)
+            scores = _links.score_pairs(gene_emb, peak_emb, rows, cols)
+            if top_k is not None:
+                rows, cols, scores = _links.top_k_among_pairs(rows, cols, scores, top_k)
+        distance = None
+        if gene_table is not None and peak_table is not None:
+            distance = tss_distance(gene_table, peak_table, rows, cols)
+        return _links.links_table(
+            rows,
+            cols,
+            scores,
+            self._names("gene", gene_table),
+            self._names("peak", peak_table),
+            distance,
+        )
+
+    def _candidate_pattern(self, candidates, gene_table, peak_table, window):
+        if isinstance(candidates, str) and candidates == "prior":
+            criterion = self.net_.criterion_
+            if not criterion.has_prior:
+                raise ValueError(
+                    "This FactVAE was fitted without a prior: pass candidates='window' (with "
+                    "gene_table and peak_table), 'all' with top_k, or a genes x peaks matrix."
+                )
+            rows, cols = criterion.prior_rows.cpu().numpy(), criterion.prior_cols.cpu().numpy()
+            shape = (self.n_features_in_, self.n_peaks_in_)
+            return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
+        if isinstance(candidates, str) and candidates == "window":
+            if gene_table is None or peak_table is None:
+                raise ValueError("candidates='window' needs gene_table and peak_table.")
+            return build_gene_peak_prior(gene_table, peak_table, mode="tss_window", window=window)
+        if isinstance(candidates, str):
+            raise ValueError(
+                f"candidates must be 'prior', 'window', 'all' or a genes x peaks matrix; got "
+                f"{candidates!r}."
+            )
+        rows, cols, values = check_prior(candidates, self.n_features_in_, self.n_peaks_in_)
+        shape = (self.n_features_in_, self.n_peaks_in_)
+        return sp.csr_matrix((values, (rows, cols)), shape=shape)
+
+    def differential_peaks(
+        self,
+        X_atac,
+        groups,
+        *,
+        X_rna=None,
+        reference="rest",
+        peaks=None,
+        method="wilcoxon",
+        library_size=1e4,
+    ):
+        """Differential accessibility between groups of cells, on the augmented data.
+
+        Each group is compared with ``reference`` (the other cells, or one named group) on
+        the denoised accessibility of :meth:`impute_atac`, scaled to ``library_size``
+        per cell. Peaks are processed in blocks, so memory stays bounded by one block.
+
+        Parameters
+        ----------
+        X_atac : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks) or None
+            ATAC counts of the cells; ``None`` with ``X_rna`` imputes from RNA alone.
+        groups : array-like of shape (n_cells,)
+            Group label of every cell (e.g. clusters).
+        X_rna : {array-like, sparse matrix, DataFrame}, default=None
+            RNA counts, used only when ``X_atac`` is None.
+        reference : "rest" or a label of ``groups``, default="rest"
+        peaks : array-like of str, int or bool, default=None
+            Peaks to test (see :meth:`impute_atac`); ``None`` tests all.
+        method : {"wilcoxon", "t-test"}, default="wilcoxon"
+            Mann-Whitney U (rank-sum) test or Welch's t-test, two-sided.
+        library_size : float or None, default=1e4
+            Per-cell total the accessibility is scaled to before testing.
+
+        Returns
+        -------
+        DataFrame
+            One row per (group, peak): ``group``, ``peak``, ``mean_group``,
+            ``mean_reference``, ``log2_fold_change``, ``statistic``, ``pvalue`` and
+            ``pvalue_adj`` (Benjamini-Hochberg within the group); sorted by group, then
+            p-value.
+        """
+        if method not in ("wilcoxon", "t-test"):
+            raise ValueError(f"method must be 'wilcoxon' or 't-test'; got {method!r}.")
+        z, log_scale = self._atac_codes(X_atac, X_rna, library_size)
+        groups, tested = _differential.check_groups(groups, len(z), reference)
+        embedding = self._peak_embedding_tensor()
+        log_offset = log_scale - _accessibility.log_normalizer(z, embedding)
+        in_reference = {
+            label: (groups != label) if reference == "rest" else (groups == reference)
+            for label in tested
+        }
+        results = {label: [] for label in tested}
+        for block in _accessibility.peak_blocks(self._peak_index(peaks), len(z)):
+            values = _accessibility.accessibility(z, log_offset, embedding, block)
+            for label in tested:
+                stats = _differential.compare_block(
+                    values, groups == label, in_reference[label], method
+                )
+                results[label].append((block, stats))
+        return _differential.results_table(results, self._names("peak"))
+
+
+def _positions(selection, n, names, kind):
+    """Positions among ``n`` features of a selection by names, positions or boolean mask.
+
+    ``None`` selects every feature. ``names`` are the known feature names (positions when
+    the model has none); unknown names and out-of-range positions are errors.
+    """
+    if selection is None:
+        return np.arange(n)
+    selection = np.asarray(selection)
+    if selection.ndim != 1:
+        raise ValueError(f"The {kind}s to select must be 1-D; got shape {selection.shape}.")
+    if selection.dtype == bool:
+        if len(selection) != n:
+            raise ValueError(f"A boolean {kind} mask needs {n} entries; got {len(selection)}.")
+        return np.flatnonzero(selection)
+    if np.issubdtype(selection.dtype, np.integer):
+        if len(selection) and (selection.min() < -n or selection.max() >= n):
+            raise ValueError(f"The {kind} positions must lie in 0..{n - 1}.")
+        return selection % n
+    if names is None or np.issubdtype(np.asarray(names).dtype, np.integer):
+        raise ValueError(
+            f"The model has no {kind} names (fit it with DataFrames, or give a {kind} table): "
+            f"select {kind}s by position or boolean mask."
+        )
+    index = pd.Index(np.asarray(names, dtype=object)).get_indexer(selection.astype(object))
+    if (index < 0).any():
+        raise ValueError(f"Unknown {kind} name(s): {list(selection[index < 0][:5])}.")
+    return index
