@@ -17,12 +17,12 @@ Architecture, one responsibility per module:
 - ``exceptions``: ``FactVAEWarning`` and ``NonFiniteLossError``.
 - ``prior``: :func:`build_gene_peak_prior`, the gene x peak prior from coordinates.
 - ``gtf``: :func:`read_gtf_genes`, gene coordinates from a GTF annotation.
-- ``datasets``: :func:`load_snare_cellline`, the bundled real data.
+- ``datasets``: :func:`load_snare_cellline`, :func:`load_scicar_kidney`, the bundled real data.
 """
 
 from ._estimator import FactVAE
 from ._validation import GenePeakPrior
-from .datasets import load_snare_cellline
+from .datasets import load_scicar_kidney, load_snare_cellline
 from .gtf import read_gtf_genes
 from .prior import build_gene_peak_prior, gene_peak_prior
 
@@ -33,6 +33,7 @@ __all__ = [
     "GenePeakPrior",
     "build_gene_peak_prior",
     "gene_peak_prior",
+    "load_scicar_kidney",
     "load_snare_cellline",
     "read_gtf_genes",
     "__version__",
