@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.cluster import KMeans
-from sklearn.manifold import TSNE
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.utils import Bunch
 
+from ._cell_map import MAX_TSNE_CELLS, cell_map
 from ._estimator import FactVAE
-from ._plots import have_matplotlib, plot_cell_map, plot_losses
+from ._plots import have_matplotlib, plot_cell_map, plot_links, plot_losses
 from .prior import build_gene_peak_prior, tss_distance
 
 OUTPUTS = {
@@ -29,8 +29,13 @@ OUTPUTS = {
     "model.joblib": "the fitted FactVAE (joblib.load it to transform new cells)",
     "summary.json": "data sizes, settings, fit time, ARI/NMI",
     "loss_curves.png": "per-epoch loss terms",
-    "cell_map.png": "t-SNE of the joint embedding, coloured by label and by cluster",
+    "cell_map.png": "2-D map of the joint embedding, coloured by label and by cluster",
+    "links.png": "genome tracks of a few genes: peaks near the TSS and their links, by score",
 }
+
+# Half-width of the region drawn around each gene in links.png, and links drawn per gene.
+LINKS_PLOT_WINDOW = 50_000
+LINKS_PLOT_TOP_K = 10
 
 
 def _cluster_scores(embeddings, labels, n_clusters, seed):
@@ -47,6 +52,22 @@ def _cluster_scores(embeddings, labels, n_clusters, seed):
                 }
             )
     return clusters, pd.DataFrame(rows)
+
+
+_MAP_NAMES = {"umap": "UMAP", "opentsne": "t-SNE (openTSNE)", "tsne": "t-SNE"}
+
+
+def _variable_genes(rna, genes, peaks, n):
+    """The ``n`` genes with at least two peaks near their TSS whose normalized expression varies
+    most (variance over mean of counts per 10k): the genes ``links.png`` draws by default."""
+    scaled = sp.diags(1e4 / np.maximum(np.asarray(rna.sum(axis=1)).ravel(), 1)) @ rna
+    mean = np.asarray(scaled.mean(axis=0)).ravel()
+    variance = np.asarray(scaled.multiply(scaled).mean(axis=0)).ravel() - mean**2
+    dispersion = np.where(mean > 0, variance / np.maximum(mean, 1e-12), -np.inf)
+    near = build_gene_peak_prior(genes, peaks, mode="tss_window", window=LINKS_PLOT_WINDOW)
+    dispersion[near.getnnz(axis=1) < 2] = -np.inf
+    order = np.argsort(-dispersion, kind="stable")[:n]
+    return genes["gene"].to_numpy()[order[np.isfinite(dispersion[order])]].tolist()
 
 
 def _features_frame(names, embedding, key):
@@ -69,6 +90,9 @@ def run_job(
     upstream=2000,
     window=150_000,
     n_links=1000,
+    map_method="auto",
+    map_max_cells=MAX_TSNE_CELLS,
+    plot_genes=None,
     log=print,
 ):
     """Fit FactVAE on paired data laid out as :func:`load_snare_cellline` and write results.
@@ -93,6 +117,12 @@ def run_job(
         Passed to :func:`build_gene_peak_prior`.
     n_links : int, default=1000
         How many of the best-scored prior pairs ``top_links.csv`` lists.
+    map_method : {"auto", "umap", "opentsne", "tsne"}, default="auto"
+        The 2-D map of ``cell_map.png`` (see :func:`factvae_sk._cell_map.cell_map`).
+    map_max_cells : int, default=10000
+        With scikit-learn's t-SNE, map a stratified subsample of this many cells.
+    plot_genes : sequence of str, optional
+        Genes drawn in ``links.png``; by default the 4 most variable genes with coordinates.
     log : callable, default=print
         Where progress messages go.
 
@@ -144,14 +174,26 @@ def run_job(
         log(scores.to_string(index=False, float_format="{:.3f}".format))
 
     n_cells = Z.shape[0]
-    tsne = TSNE(2, init="pca", perplexity=min(30.0, (n_cells - 1) / 3), random_state=random_state)
-    coords = tsne.fit_transform(Z)
+    start = time.perf_counter()
+    cell_map_result = cell_map(
+        Z, clusters["joint"], method=map_method, max_cells=map_max_cells, random_state=random_state
+    )
+    map_seconds = time.perf_counter() - start
+    coords, map_name = cell_map_result.coords, _MAP_NAMES[cell_map_result.method]
+    map_note = None
+    if cell_map_result.subsampled:
+        map_note = (
+            f"{map_name} of a subsample of {len(cell_map_result.mapped)} of {n_cells} cells, "
+            "stratified by cluster (pip install umap-learn to map every cell)"
+        )
+        log(map_note)
 
     table = pd.DataFrame({"barcode": cells["barcode"].to_numpy()})
     if labels is not None:
         table[label_column] = labels
     table["cluster"] = clusters["joint"]
-    table["tsne_1"], table["tsne_2"] = coords[:, 0], coords[:, 1]
+    table[f"{cell_map_result.method}_1"] = coords[:, 0]
+    table[f"{cell_map_result.method}_2"] = coords[:, 1]
     table = pd.concat([table, pd.DataFrame(Z, columns=model.get_feature_names_out())], axis=1)
     # 6 significant digits: float32 values carry no more, and the files stay small.
     table.to_csv(out / "cell_embeddings.csv", index=False, float_format="%.6g")
@@ -189,7 +231,22 @@ def run_job(
             coords,
             panels,
             out / "cell_map.png",
-            f"FactVAE joint embedding of {n_cells} cells (t-SNE)",
+            f"FactVAE joint embedding of {n_cells} cells ({map_name})",
+            method=map_name,
+            note=map_note,
+        )
+        if plot_genes is None:
+            plot_genes = _variable_genes(rna, genes, peaks, 4)
+        shown = model.regulatory_links(
+            "window",
+            genes=np.flatnonzero(genes["gene"].isin(plot_genes).to_numpy()),
+            top_k=LINKS_PLOT_TOP_K,
+            gene_table=genes,
+            peak_table=peaks,
+            window=LINKS_PLOT_WINDOW,
+        )
+        plot_links(
+            shown, genes, peaks, list(plot_genes), out / "links.png", window=LINKS_PLOT_WINDOW
         )
     else:
         log(
@@ -208,6 +265,12 @@ def run_job(
         "fit_seconds": round(fit_seconds, 1),
         "device": str(model.net_.device),
         "n_clusters": int(n_clusters),
+        "map": {
+            "method": cell_map_result.method,
+            "n_cells_mapped": int(len(cell_map_result.mapped)),
+            "subsampled": bool(cell_map_result.subsampled),
+            "seconds": round(map_seconds, 1),
+        },
         "scores": scores.to_dict(orient="records"),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -11,6 +11,7 @@ Both run the same job (:func:`factvae_sk._job.run_job`) and write the same outpu
 import argparse
 import sys
 
+from ._cell_map import MAX_TSNE_CELLS, METHODS
 from ._io import read_paired_files, read_paired_h5ad
 from ._job import OUTPUTS, run_job
 from .datasets import load_snare_cellline
@@ -53,6 +54,27 @@ def _common(parser, default_out=None):
     )
     parser.add_argument(
         "--n-links", type=int, default=1000, help="rows of top_links.csv (default 1000)"
+    )
+    parser.add_argument(
+        "--map",
+        choices=METHODS,
+        default="auto",
+        help="2-D map of cell_map.png: UMAP (umap-learn) or openTSNE when installed, else "
+        "scikit-learn's t-SNE (default auto)",
+    )
+    parser.add_argument(
+        "--map-max-cells",
+        type=int,
+        default=MAX_TSNE_CELLS,
+        help="scikit-learn's t-SNE maps a stratified subsample of this many cells when there "
+        f"are more (default {MAX_TSNE_CELLS})",
+    )
+    parser.add_argument(
+        "--plot-genes",
+        nargs="+",
+        default=None,
+        metavar="GENE",
+        help="genes drawn in links.png (default: the 4 most variable genes)",
     )
 
 
@@ -171,6 +193,9 @@ def main(argv=None):
         upstream=args.upstream,
         window=args.window,
         n_links=args.n_links,
+        map_method=args.map,
+        map_max_cells=args.map_max_cells,
+        plot_genes=args.plot_genes,
     )
 
 

@@ -22,6 +22,7 @@ OUTPUT_FILES = [
     "summary.json",
     "loss_curves.png",
     "cell_map.png",
+    "links.png",
 ]
 
 
@@ -51,7 +52,9 @@ def _check_outputs(out, n_cells, genes, peaks, label_column=None):
     assert len(cells) == n_cells
     dims = [c for c in cells.columns if c.startswith("factvae_")]
     assert len(dims) == 100 and dims[0] == "factvae_rna0" and dims[-1] == "factvae_atac49"
-    assert {"barcode", "cluster", "tsne_1", "tsne_2"} <= set(cells.columns)
+    summary = json.loads((out / "summary.json").read_text())
+    method = summary["map"]["method"]
+    assert {"barcode", "cluster", f"{method}_1", f"{method}_2"} <= set(cells.columns)
     if label_column:
         assert label_column in cells.columns
     gene_emb = pd.read_csv(out / "gene_embeddings.csv")
@@ -73,7 +76,7 @@ def _check_outputs(out, n_cells, genes, peaks, label_column=None):
     np.testing.assert_allclose(
         model.feature_embeddings_.rna, gene_emb.iloc[:, 1:].to_numpy(), rtol=1e-5, atol=1e-6
     )
-    for png in ("loss_curves.png", "cell_map.png"):
+    for png in ("loss_curves.png", "cell_map.png", "links.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     return cells, links, model, json.loads((out / "summary.json").read_text())
 
@@ -115,6 +118,7 @@ def test_fit_user_files(tmp_path, subset, one_thread):
     args += ["--genes", str(tmp_path / "genes.tsv"), "--peaks", str(tmp_path / "peaks.tsv")]
     args += ["--cells", str(tmp_path / "cells.tsv"), "--labels", "cell_line"]
     args += ["--out", str(out), "--epochs", "2", "--n-top-genes", "300", "--n-links", "50"]
+    args += ["--map", "tsne", "--map-max-cells", "120"]
     main(args)
     # Cells without counts in the 300 selected genes are left out (two here).
     model = joblib.load(out / "model.joblib")
@@ -128,6 +132,13 @@ def test_fit_user_files(tmp_path, subset, one_thread):
     assert model.n_features_in_ == 300 and model.n_peaks_in_ == 4000
     assert cells["barcode"].tolist() == subset["cells"]["barcode"][kept].tolist()
     assert summary["n_genes"] == 300 and summary["n_clusters"] == 4 and len(links) <= 50
+    # Above --map-max-cells the t-SNE maps a subsample stratified by cluster; the others have
+    # no coordinates, and the summary says so.
+    assert summary["map"] == {**summary["map"], "method": "tsne", "subsampled": True}
+    assert 120 <= summary["map"]["n_cells_mapped"] <= 124  # one cell per cluster at least
+    mapped = cells["tsne_1"].notna()
+    assert mapped.sum() == summary["map"]["n_cells_mapped"] and mapped.sum() < n_cells
+    assert set(cells["cluster"][mapped]) == set(cells["cluster"])
     # The same prior as building it from the tables directly.
     genes = subset["genes"].set_index("gene").loc[pd.read_csv(out / "gene_embeddings.csv")["gene"]]
     prior = build_gene_peak_prior(genes.reset_index(), subset["peaks"])
