@@ -4,6 +4,7 @@ Everything is returned in the layout of :func:`factvae_sk.load_snare_cellline`, 
 command line runs the same job on the bundled data and on a user's own.
 """
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,28 @@ import scipy.io
 import scipy.sparse as sp
 from sklearn.utils import Bunch
 
+from .exceptions import InputFileError
 from .gtf import read_gtf_genes
 from .prior import parse_peak_names
 
 __all__ = ["read_counts", "read_paired_files", "read_paired_h5ad"]
 
 _COORDINATES = ["chrom", "start", "end", "strand"]
+
+
+@contextmanager
+def _reading(path, what):
+    """Any failure to parse ``path`` becomes an :class:`InputFileError` naming the file: a
+    truncated gzip stream (``EOFError``), a bad zip, text where numbers belong, ..."""
+    try:
+        yield
+    except InputFileError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as error:
+        problem = str(error) or type(error).__name__
+        raise InputFileError(path, f"cannot read it as {what} ({problem})") from error
 
 
 def read_counts(path, n_features, *, what, transpose=None):
@@ -30,12 +47,13 @@ def read_counts(path, n_features, *, what, transpose=None):
     path = Path(path)
     name = path.name.lower()
     if name.endswith(".npz"):
-        matrix = sp.load_npz(path)
+        with _reading(path, f"{what} counts in scipy .npz format"):
+            matrix = sp.csr_matrix(sp.load_npz(path))
     elif name.endswith((".mtx", ".mtx.gz")):
-        matrix = scipy.io.mmread(path)
+        with _reading(path, f"{what} counts in Matrix Market format"):
+            matrix = sp.csr_matrix(scipy.io.mmread(path))
     else:
-        raise ValueError(f"{what}: {path} is neither a scipy .npz nor a Matrix Market .mtx file.")
-    matrix = sp.csr_matrix(matrix)
+        raise InputFileError(path, f"{what} counts must be a scipy .npz or a Matrix Market .mtx")
     if transpose is None:
         transpose = matrix.shape[1] != n_features and matrix.shape[0] == n_features
         if transpose:

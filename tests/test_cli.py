@@ -1,4 +1,5 @@
-"""End-to-end tests of the command line (``factvae-sk demo`` / ``fit``), two epochs each."""
+"""End-to-end tests of the command line (``factvae-sk demo`` / ``fit``), two epochs each, and
+of the installed console script as users run it (exit status, stderr)."""
 
 import gzip
 import json
@@ -9,9 +10,10 @@ import pandas as pd
 import pytest
 import scipy.io
 import scipy.sparse as sp
+from cli_helpers import run_cli, write_small_inputs
 
 from factvae_sk import build_gene_peak_prior
-from factvae_sk.cli import main
+from factvae_sk.cli import main, run
 
 OUTPUT_FILES = [
     "cell_embeddings.csv",
@@ -81,7 +83,7 @@ def _check_outputs(out, n_cells, genes, peaks, label_column=None):
 def test_demo(tmp_path, one_thread, capsys, snare):
     pytest.importorskip("matplotlib")
     out = tmp_path / "demo"
-    result = main(["demo", "--out", str(out), "--epochs", "2"])
+    result = run(["demo", "--out", str(out), "--epochs", "2"])
     printed = capsys.readouterr()
     assert "ARI" in printed.out and "NMI" in printed.out and "epoch    2/2" in printed.err
     hvg = snare.genes_hvg
@@ -115,7 +117,7 @@ def test_fit_user_files(tmp_path, subset, one_thread):
     args += ["--genes", str(tmp_path / "genes.tsv"), "--peaks", str(tmp_path / "peaks.tsv")]
     args += ["--cells", str(tmp_path / "cells.tsv"), "--labels", "cell_line"]
     args += ["--out", str(out), "--epochs", "2", "--n-top-genes", "300", "--n-links", "50"]
-    main(args)
+    assert main(args) == 0
     # Cells without counts in the 300 selected genes are left out (two here).
     model = joblib.load(out / "model.joblib")
     hvg = subset["genes"]["gene"].isin(pd.read_csv(out / "gene_embeddings.csv")["gene"])
@@ -217,12 +219,54 @@ def _write_minimal(tmp_path, subset):
 def test_fit_bad_input_is_a_clear_error(tmp_path, subset, capsys, change, message):
     args = _write_minimal(tmp_path, subset)
     change(tmp_path, subset)
-    with pytest.raises(SystemExit):
-        main(args)
+    assert main(args) == 2
     assert message in capsys.readouterr().err
 
 
 def test_fit_needs_the_files(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["fit", "--rna", "x.npz", "--out", str(tmp_path)])
+    assert main(["fit", "--rna", "x.npz", "--out", str(tmp_path)]) == 2
     assert "missing --atac, --genes, --peaks" in capsys.readouterr().err
+
+
+def test_bad_option_values_are_usage_errors(capsys):
+    assert main(["demo", "--epochs", "0"]) == 2
+    assert "--epochs: must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["demo", "--n-clusters", "many"]) == 2
+    assert "expected an integer, got 'many'" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+
+
+# ------------------------------------------------------- the console script, as users run it
+
+
+def _assert_clean_success(done):
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Issue 16: the job's result dict was printed by sys.exit() (and the status was 1).
+    assert "Bunch" not in done.stderr and "'model':" not in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_console_script_demo_exits_0(tmp_path):
+    done = run_cli("demo", "--epochs", "1", "--out", tmp_path / "d1")
+    _assert_clean_success(done)
+    assert "ARI" in done.stdout and (tmp_path / "d1" / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("module", [False, True], ids=["factvae-sk", "python -m factvae_sk"])
+def test_console_script_fit_exit_status(tmp_path, snare, module):
+    args = write_small_inputs(tmp_path, snare)
+    out = tmp_path / "out"
+    done = run_cli(*args, "--epochs", "1", "--out", out, module=module)
+    _assert_clean_success(done)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["max_epochs"] == 1 and summary["n_cells"] > 100
+    # A bad file: status 2, one line naming the file, no traceback.
+    (tmp_path / "atac.npz").write_bytes(b"")
+    done = run_cli(*args, "--epochs", "1", "--out", tmp_path / "out2", module=module)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("factvae-sk: error: ") and "atac.npz" in last
+    # A usage error: argparse's status 2.
+    done = run_cli("fit", "--out", tmp_path / "out3", module=module)
+    assert done.returncode == 2 and "missing --rna, --atac" in done.stderr
