@@ -8,13 +8,17 @@ Both run the same job (:func:`factvae_sk._job.run_job`) and write the same outpu
     factvae-sk fit --rna-h5ad rna.h5ad --atac-h5ad atac.h5ad [--gtf ...] --out results
 
 Exit status: 0 on success, 2 on a usage error or a problem with an input file (one line on
-stderr naming the file and the problem), 1 on an unexpected failure, 130 on Ctrl-C.
+stderr naming the file and the problem), 1 on an unexpected failure, 130 on Ctrl-C, 143 on
+SIGTERM.
 ``--debug`` adds the traceback. Python callers get the job's result from :func:`run`.
 """
 
 import argparse
+import signal
 import sys
+import threading
 import traceback
+from contextlib import contextmanager
 
 from ._io import read_paired_files, read_paired_h5ad
 from ._job import OUTPUTS, run_job
@@ -67,6 +71,12 @@ def _common(parser, default_out=None):
         default="body_upstream",
         help="gene-peak links: gene body + upstream promoter (default) or TSS window with "
         "distance decay",
+    )
+    parser.add_argument(
+        "--no-prior",
+        action="store_true",
+        help="fit without a gene-peak prior (no coordinates needed; links are then not "
+        "learned from a prior and top_links.csv is empty)",
     )
     parser.add_argument(
         "--upstream", type=_count(0), default=2000, help="promoter length in bp (default 2000)"
@@ -153,10 +163,13 @@ def build_parser():
 
 
 def _load_user_data(args, parser):
+    prior = not args.no_prior
     if args.rna_h5ad or args.atac_h5ad:
         if not (args.rna_h5ad and args.atac_h5ad):
             parser.error("--rna-h5ad and --atac-h5ad go together")
-        return read_paired_h5ad(args.rna_h5ad, args.atac_h5ad, layer=args.layer, gtf=args.gtf)
+        return read_paired_h5ad(
+            args.rna_h5ad, args.atac_h5ad, layer=args.layer, gtf=args.gtf, prior=prior
+        )
     missing = [f"--{name}" for name in ("rna", "atac", "genes", "peaks") if not getattr(args, name)]
     if missing:
         parser.error(f"missing {', '.join(missing)} (or give --rna-h5ad and --atac-h5ad)")
@@ -168,22 +181,30 @@ def _load_user_data(args, parser):
         cells=args.cells,
         gtf=args.gtf,
         transpose=args.transpose,
+        prior=prior,
     )
 
 
+def _warn(message):
+    print(f"factvae-sk: warning: {message}", file=sys.stderr)
+
+
 def _run(args, parser):
+    use_prior = not args.no_prior
     if args.command == "demo":
         data = load_snare_cellline()
         # The bundled selection: scanpy's seurat_v3 recipe, 2000 genes.
         hvg = data.genes["highly_variable"].to_numpy()
         label_column = "cell_line"
     else:
-        try:
-            data = _load_user_data(args, parser)
-        except (ValueError, ImportError, OSError) as error:
-            if isinstance(error, InputFileError):
-                raise
-            raise InputFileError("input", str(error)) from error
+        data = _load_user_data(args, parser)
+        if use_prior and not data.located:
+            _warn(
+                f"the genes of {args.genes or args.rna_h5ad} have no coordinates (chrom, start, "
+                "end, strand) and no --gtf was given: running without a gene-peak prior. "
+                "Gene-peak links are then not learned from a prior, and top_links.csv is empty."
+            )
+            use_prior = False
         if args.labels is not None and args.labels not in data.cells.columns:
             where = args.cells or args.rna_h5ad or "the cell table"
             raise InputFileError(
@@ -202,7 +223,7 @@ def _run(args, parser):
         n_clusters=args.n_clusters,
         max_epochs=args.epochs,
         random_state=args.seed,
-        prior_mode=args.prior_mode,
+        prior_mode=args.prior_mode if use_prior else None,
         upstream=args.upstream,
         window=args.window,
         n_links=args.n_links,
@@ -245,11 +266,31 @@ def _one_line(text):
     return " ".join(str(text).split())
 
 
+@contextmanager
+def _sigterm_as_exit():
+    """SIGTERM (a scheduler cancelling the job, ``kill``) unwinds like Ctrl-C, so temporary
+    files are removed and no output is left half-written; by default it would end the
+    process on the spot."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None):
     """The ``factvae-sk`` console script: run the command line, return the exit status.
 
     0 on success; 2 on a usage error or a problem with an input file, with one line on
-    stderr naming the file; 1 on an unexpected failure; 130 on Ctrl-C. ``--debug`` also
+    stderr naming the file; 1 on an unexpected failure; 130 on Ctrl-C, 143 on SIGTERM
+    (outputs are written atomically: existing files stay as they were). ``--debug`` also
     prints the traceback. Use :func:`run` to get the job's result in Python.
 
     Parameters
@@ -268,22 +309,23 @@ def main(argv=None):
     except SystemExit as stop:  # --help (0) or a usage error (2), already printed
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     try:
-        _run(args, parser)
-    except SystemExit as stop:  # parser.error() for a usage error found after parsing
+        with _sigterm_as_exit():
+            _run(args, parser)
+    except SystemExit as stop:  # parser.error() after parsing, or SIGTERM (143)
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     except InputFileError as error:
-        status, message = EXIT_USAGE, f"error: {_one_line(error)}"
-    except KeyboardInterrupt:
-        status, message = EXIT_INTERRUPTED, "interrupted"
+        failure, status, message = error, EXIT_USAGE, f"error: {_one_line(error)}"
+    except KeyboardInterrupt as error:
+        failure, status, message = error, EXIT_INTERRUPTED, "interrupted"
     except Exception as error:
-        status = EXIT_ERROR
+        failure, status = error, EXIT_ERROR
         message = f"unexpected error: {type(error).__name__}: {_one_line(error)}"
         if not args.debug:
             message += " (run again with --debug for the traceback)"
     else:
         return EXIT_OK
     if args.debug:
-        traceback.print_exc()
+        traceback.print_exception(failure)
     print(f"{parser.prog}: {message}", file=sys.stderr)
     return status
 

@@ -5,7 +5,7 @@ Import them from here to catch or filter them::
     from factvae_sk.exceptions import FactVAEWarning, InputFileError, NonFiniteLossError
 """
 
-__all__ = ["FactVAEWarning", "InputFileError", "NonFiniteLossError"]
+__all__ = ["FactVAEWarning", "InputFileError", "NonFiniteLossError", "ResultTooLargeError"]
 
 
 class FactVAEWarning(UserWarning):
@@ -53,3 +53,11 @@ class InputFileError(ValueError):
         super().__init__(f"{path}: {problem}")
         self.path = str(path)
         self.problem = problem
+
+
+class ResultTooLargeError(MemoryError):
+    """A call would return a dense result larger than half the machine's memory.
+
+    Raised before anything is allocated; the message gives the size and how to ask for
+    less (a subset of peaks or genes, cells in batches, or ``out=`` an ``np.memmap``).
+    """

@@ -207,7 +207,7 @@ def _write_minimal(tmp_path, subset):
     "change, message",
     [
         (lambda t, s: s["peaks"].iloc[:10].to_csv(t / "peaks.tsv", sep="\t", index=False),
-         "feature table has 10 rows"),
+         "peaks.tsv has 10 rows"),
         (lambda t, s: s["genes"][["gene", "chrom"]].to_csv(t / "genes.tsv", sep="\t", index=False),
          "needs the columns"),
         (lambda t, s: pd.DataFrame({"peak": ["chr1:5"] * len(s["peaks"])}).to_csv(
@@ -270,3 +270,48 @@ def test_console_script_fit_exit_status(tmp_path, snare, module):
     # A usage error: argparse's status 2.
     done = run_cli("fit", "--out", tmp_path / "out3", module=module)
     assert done.returncode == 2 and "missing --rna, --atac" in done.stderr
+
+
+# ------------------------------------------------------- running without a gene-peak prior
+
+
+def test_h5ad_without_coordinates_falls_back_to_no_prior(tmp_path, snare, capsys, one_thread):
+    anndata = pytest.importorskip("anndata")
+    rna, atac = snare.rna_hvg[:120, :200], snare.atac[:120, :400]
+    keep = (rna.getnnz(axis=1) > 0) & (atac.getnnz(axis=1) > 0)
+    obs = snare.cells.iloc[:120][keep].set_index("barcode")
+    genes = pd.DataFrame(index=snare.genes_hvg["gene"].to_numpy()[:200])  # names only
+    anndata.AnnData(sp.csr_matrix(rna[keep], dtype=np.float32), obs=obs, var=genes).write_h5ad(
+        tmp_path / "rna.h5ad"
+    )
+    peaks = pd.DataFrame(index=[f"region{i}" for i in range(400)])  # not coordinates either
+    anndata.AnnData(sp.csr_matrix(atac[keep], dtype=np.float32), obs=obs[[]], var=peaks).write_h5ad(
+        tmp_path / "atac.h5ad"
+    )
+    out = tmp_path / "out"
+    args = ["fit", "--rna-h5ad", str(tmp_path / "rna.h5ad"), "--atac-h5ad"]
+    args += [str(tmp_path / "atac.h5ad"), "--out", str(out), "--epochs", "1"]
+    assert main(args) == 0
+    printed = capsys.readouterr()
+    assert "warning: the genes of" in printed.err and "without a gene-peak prior" in printed.err
+    assert "no prior: gene-peak links are not learned from a prior" in printed.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["links_from_prior"] is False and summary["prior_mode"] is None
+    assert summary["n_prior_links"] == 0
+    assert len(pd.read_csv(out / "top_links.csv")) == 0
+    assert joblib.load(out / "model.joblib").net_.criterion_.has_prior is False
+
+
+def test_no_prior_flag_needs_no_coordinates(tmp_path, snare, capsys, one_thread):
+    args = write_small_inputs(tmp_path, snare)
+    # Peak names that are not coordinates: an error with a prior, accepted without one.
+    peaks = pd.DataFrame({"peak": [f"p{i}" for i in range(500)]})
+    peaks.to_csv(tmp_path / "peaks.tsv", sep="\t", index=False)
+    out = tmp_path / "out"
+    assert main([*args, "--out", str(out), "--epochs", "1"]) == 2
+    assert "not of the form 'chrom:start-end'" in capsys.readouterr().err
+    assert main([*args, "--no-prior", "--out", str(out), "--epochs", "1"]) == 0
+    printed = capsys.readouterr()
+    assert "warning" not in printed.err  # asked for: no warning
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["links_from_prior"] is False and summary["n_prior_links"] == 0
