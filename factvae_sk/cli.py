@@ -266,6 +266,10 @@ def _one_line(text):
     return " ".join(str(text).split())
 
 
+class _Terminated(SystemExit):
+    """SIGTERM, raised where the program was, so that ``finally`` blocks run."""
+
+
 @contextmanager
 def _sigterm_as_exit():
     """SIGTERM (a scheduler cancelling the job, ``kill``) unwinds like Ctrl-C, so temporary
@@ -276,7 +280,7 @@ def _sigterm_as_exit():
         return
 
     def stop(signum, frame):
-        raise SystemExit(128 + signum)
+        raise _Terminated(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
@@ -311,7 +315,10 @@ def main(argv=None):
     try:
         with _sigterm_as_exit():
             _run(args, parser)
-    except SystemExit as stop:  # parser.error() after parsing, or SIGTERM (143)
+    except _Terminated as stop:
+        print(f"{parser.prog}: terminated (SIGTERM); no output was changed", file=sys.stderr)
+        return stop.code
+    except SystemExit as stop:  # parser.error() for a usage error found after parsing
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     except InputFileError as error:
         failure, status, message = error, EXIT_USAGE, f"error: {_one_line(error)}"

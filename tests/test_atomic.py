@@ -3,6 +3,7 @@ joblib dump), and clear errors for damaged or newer model files. Failures are in
 the middle of writing; the earlier files are compared byte for byte."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -229,3 +230,20 @@ def test_failed_run_leaves_the_earlier_results_untouched(
     assert _snapshot(out) == before  # byte for byte, and no temporary file left
     if status == 1:
         assert "unexpected error" in capsys.readouterr().err
+
+
+def test_sigterm_during_a_cli_run_leaves_the_earlier_results(earlier_run):
+    args, out = earlier_run
+    before = _snapshot(out)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "factvae_sk", *args, "--epochs", "300", "--out", str(out)]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    for line in process.stdout:  # wait until it is fitting
+        if line.startswith("fitting FactVAE"):
+            break
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    assert "terminated (SIGTERM)" in process.stderr.read()
+    assert _snapshot(out) == before
