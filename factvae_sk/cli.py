@@ -14,11 +14,13 @@ SIGTERM.
 """
 
 import argparse
+import os
 import signal
 import sys
 import threading
 import traceback
 from contextlib import contextmanager
+from pathlib import Path
 
 from ._io import read_paired_files, read_paired_h5ad
 from ._job import OUTPUTS, run_job
@@ -185,6 +187,19 @@ def _load_user_data(args, parser):
     )
 
 
+def _check_out(out):
+    """The output folder must be usable before a long fit, not after it."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputFileError(out, "--out must be a folder, and this is a file")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputFileError(out, f"cannot create the --out folder ({error.strerror})") from error
+    if not os.access(out, os.W_OK):
+        raise InputFileError(out, "the --out folder is not writable")
+
+
 def _warn(message):
     print(f"factvae-sk: warning: {message}", file=sys.stderr)
 
@@ -215,6 +230,7 @@ def _run(args, parser):
         n_top = args.n_top_genes or data.rna.shape[1]
         hvg = highly_variable_genes(data.rna, n_top)
         label_column = args.labels
+    _check_out(args.out)
     return run_job(
         data,
         hvg=hvg,

@@ -149,6 +149,8 @@ CASES = {
     "rna normalized": (_counts("rna.npz", lambda m: m * 0.37), None, "rna.npz", "non-integer"),
     "atac empty cells": (_counts("atac.npz", _zero_rows([2, 4])), None, "atac.npz", r"2 cell\(s\) with zero total counts \(first rows: 2, 4\)"),
     "atac all zero": (_counts("atac.npz", lambda m: m * 0), None, "atac.npz", "zero total counts"),
+    # the output folder
+    "out is a file": (lambda f: (f / "taken").write_text("x"), {"--out": "taken"}, "taken", "--out must be a folder"),
 }  # fmt: skip
 
 
@@ -173,7 +175,9 @@ def _bad_run(inputs, tmp_path, case, extra=()):
             args[args.index(option) + 1] = value
         else:
             args += [option, value]
-    return main([*args, "--epochs", "1", "--out", str(tmp_path / "out"), *extra])
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "out")]
+    return main([*args, "--epochs", "1", *extra])
 
 
 def test_the_table_is_large():
@@ -278,6 +282,36 @@ def test_random_tables_give_data_or_a_file_error(tiny_counts, tmp_path, text, wh
     if data.located:
         assert (data.peaks["end"] >= data.peaks["start"]).all()
         assert (data.genes["start"].dropna() >= 0).all()
+
+
+_FIELD = st.one_of(
+    st.sampled_from(["", "nan", "inf", "-inf", "-5", "1e3", "2.5", "10", "0", "+", "-", ".", "1"]),
+    st.text(alphabet="chr1X-+.e0123456789", max_size=8),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=st.lists(st.lists(_FIELD, min_size=5, max_size=5), min_size=3, max_size=3))
+def test_random_gene_coordinates_give_checked_data_or_a_file_error(tiny_counts, tmp_path, rows):
+    """A well-formed gene table whose fields are random: checked coordinates or a file error."""
+    lines = ["gene\tchrom\tstart\tend\tstrand"]
+    lines += ["\t".join([f"g{i}", *row[1:]]) for i, row in enumerate(rows)]
+    (tmp_path / "genes.tsv").write_text("\n".join(lines) + "\n")
+    folder = tiny_counts
+    try:
+        data = read_paired_files(
+            folder / "m.npz", folder / "m.npz", tmp_path / "genes.tsv", folder / "peaks.tsv"
+        )
+    except InputFileError as error:
+        assert error.path.endswith("genes.tsv")
+        return
+    genes = data.genes
+    known = genes["start"].notna() & genes["end"].notna()
+    assert (genes["start"].dropna() >= 0).all() and (genes["start"].dropna() % 1 == 0).all()
+    assert (genes["end"][known] >= genes["start"][known]).all()
+    assert genes["strand"].dropna().astype(str).isin(["+", "-", "."]).all()
 
 
 @settings(max_examples=200, deadline=None)
