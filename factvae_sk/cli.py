@@ -175,6 +175,8 @@ def _load_user_data(args, parser):
     missing = [f"--{name}" for name in ("rna", "atac", "genes", "peaks") if not getattr(args, name)]
     if missing:
         parser.error(f"missing {', '.join(missing)} (or give --rna-h5ad and --atac-h5ad)")
+    if args.labels is not None and args.cells is None:
+        parser.error("--labels names a column of the cell table: give --cells too")
     return read_paired_files(
         args.rna,
         args.atac,

@@ -226,6 +226,9 @@ def test_fit_bad_input_is_a_clear_error(tmp_path, subset, capsys, change, messag
 def test_fit_needs_the_files(tmp_path, capsys):
     assert main(["fit", "--rna", "x.npz", "--out", str(tmp_path)]) == 2
     assert "missing --atac, --genes, --peaks" in capsys.readouterr().err
+    args = ["fit", "--rna", "r.npz", "--atac", "a.npz", "--genes", "g.tsv", "--peaks", "p.tsv"]
+    assert main([*args, "--labels", "cell_type", "--out", str(tmp_path)]) == 2
+    assert "--labels names a column of the cell table: give --cells too" in capsys.readouterr().err
 
 
 def test_bad_option_values_are_usage_errors(capsys):
