@@ -41,7 +41,8 @@ def _reading(path, what):
     except (InputFileError, MemoryError):
         raise
     except Exception as error:
-        problem = _one_line(error) or type(error).__name__
+        # The exception's name helps where its text alone is cryptic (KeyError: 'format').
+        problem = f"{type(error).__name__}: {_one_line(error)}".rstrip(": ")
         raise InputFileError(path, f"cannot read it as {what} ({problem})") from error
 
 

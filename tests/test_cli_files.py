@@ -114,6 +114,7 @@ CASES = {
     "rna empty": (_bytes("rna.npz", b""), None, "rna.npz", "the file is empty"),
     "rna not a zip": (_bytes("rna.npz", b"not a zip" * 20), None, "rna.npz", "not a zip archive, which a scipy .npz file is"),
     "rna npz cut": (_bytes("rna.npz", lambda p: p.read_bytes()[:300]), None, "rna.npz", "cannot read it as RNA"),
+    "rna npz of no arrays": (lambda f: np.savez(f / "rna.npz"), None, "rna.npz", "does not contain a sparse array or matrix"),
     "rna wrong format": (_bytes("rna.csv", b"1,2\n"), {"--rna": "rna.csv"}, "rna.csv", "must be a scipy .npz or a Matrix Market"),
     "atac mtx.gz truncated": (_as_mtx_gz("atac", truncate=True), {"--atac": "atac.mtx.gz"}, "atac.mtx.gz", "cannot read it as ATAC counts in Matrix Market"),
     "atac is a folder": (lambda f: (f / "atac.npz").unlink() or (f / "atac.npz").mkdir(), None, "atac.npz", "not a file"),
