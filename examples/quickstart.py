@@ -15,4 +15,4 @@ import sys
 from factvae_sk.cli import main
 
 if __name__ == "__main__":
-    main(["demo", *sys.argv[1:]])
+    sys.exit(main(["demo", *sys.argv[1:]]))

@@ -14,7 +14,11 @@ Architecture, one responsibility per module:
 - ``_persistence``: weights-only model files (``FactVAE.save`` / ``FactVAE.load``).
 - ``_accessibility``, ``_links``, ``_differential``: augmented accessibility, regulatory
   links and differential peaks, computed in bounded blocks.
-- ``exceptions``: ``FactVAEWarning`` and ``NonFiniteLossError``.
+- ``_atomic``: writes that replace a file only once complete (save, command-line outputs).
+- ``_memory``: refusing dense results larger than the machine's memory, before allocating.
+- ``_io``, ``_job``, ``cli``: users' files in, the ``factvae-sk`` job, the command line.
+- ``exceptions``: ``FactVAEWarning``, ``InputFileError``, ``NonFiniteLossError``,
+  ``ResultTooLargeError``.
 - ``prior``: :func:`build_gene_peak_prior`, the gene x peak prior from coordinates.
 - ``gtf``: :func:`read_gtf_genes`, gene coordinates from a GTF annotation.
 - ``datasets``: :func:`load_snare_cellline`, :func:`load_scicar_kidney`, the bundled real data.

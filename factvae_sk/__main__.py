@@ -1,5 +1,7 @@
 """``python -m factvae_sk demo|fit ...``: the command line without the console script."""
 
+import sys
+
 from .cli import main
 
-main()
+sys.exit(main())

@@ -8,6 +8,8 @@ caller asking for a few peaks of 100k never holds a cells x peaks array.
 import numpy as np
 import torch
 
+from ._memory import check_dense_size
+
 # Entries of one float32 block (cells x peaks) computed at once: ~64 MB.
 BLOCK_ENTRIES = 1 << 24
 
@@ -34,14 +36,37 @@ def log_normalizer(z, embedding, bias=None):
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
-def accessibility(z, log_offset, embedding, peak_index, bias=None):
+def result_array(out, n_cells, n_peaks):
+    """Check a caller's ``out`` array; or, without one, that the result fits in memory."""
+    shape = (n_cells, n_peaks)
+    if out is None:
+        check_dense_size(
+            4 * n_cells * n_peaks,
+            f"impute_atac's dense {n_cells} x {n_peaks} float32 result",
+            "ask for fewer peaks (peaks=...), impute the cells in batches, or pass out= a "
+            "float32 np.memmap of that shape to write it to disk.",
+        )
+        return None
+    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float32:
+        got = (getattr(out, "shape", None), getattr(out, "dtype", type(out).__name__))
+        raise ValueError(
+            f"out must be a float32 ndarray (or np.memmap) of shape {shape}; got {got}."
+        )
+    if not out.flags.writeable:
+        raise ValueError("out is read-only.")
+    return out
+
+
+def accessibility(z, log_offset, embedding, peak_index, bias=None, out=None):
     """``exp(z @ W[:, peak_index] + bias + log_offset)`` as a float32 (n_cells, n_selected) array.
 
-    ``log_offset`` is each cell's log library size minus its :func:`log_normalizer`.
+    ``log_offset`` is each cell's log library size minus its :func:`log_normalizer`. ``out``,
+    if given, receives the result (checked by :func:`result_array`).
     """
     columns = embedding[:, torch.as_tensor(peak_index, device=embedding.device)]
     offsets = None if bias is None else _on(bias[peak_index], columns)
-    out = np.empty((len(z), len(peak_index)), dtype=np.float32)
+    if out is None:
+        out = np.empty((len(z), len(peak_index)), dtype=np.float32)
     rows = max(1, BLOCK_ENTRIES // max(len(peak_index), 1))
     with torch.no_grad():
         for start in range(0, len(z), rows):

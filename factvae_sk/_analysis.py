@@ -23,7 +23,7 @@ class FactVAEAnalysisMixin:
     """Downstream outputs of a fitted :class:`~factvae_sk.FactVAE` (see each method)."""
 
     def impute_atac(
-        self, X_atac=None, X_rna=None, *, peaks=None, library_size=None, calibrate=False
+        self, X_atac=None, X_rna=None, *, peaks=None, library_size=None, calibrate=False, out=None
     ):
         """Denoised ("augmented") accessibility: ``exp(s_a) * softmax(z_a @ W_a)``.
 
@@ -56,11 +56,17 @@ class FactVAEAnalysisMixin:
             counts: ``exp(s_a) * softmax(z_a @ W_a + b)``. Off by default (the method's
             formula); on held-out cells of the real data it brings the pseudobulk of
             cross-modal imputation closer to the observed one (see the README).
+        out : ndarray of shape (n_cells, n_selected_peaks), float32, default=None
+            Write the result here, block by block, and return it: e.g. an ``np.memmap`` on
+            disk for a result larger than memory. Without it, a result larger than half the
+            machine's memory raises :class:`~factvae_sk.exceptions.ResultTooLargeError`
+            before anything is allocated.
 
         Returns
         -------
         ndarray of shape (n_cells, n_selected_peaks), float32
-            Dense: asking for every peak costs ``n_cells * n_peaks * 4`` bytes.
+            Dense: asking for every peak costs ``n_cells * n_peaks * 4`` bytes. ``out`` when
+            given.
 
         Examples
         --------
@@ -77,8 +83,10 @@ class FactVAEAnalysisMixin:
         z, log_scale = self._atac_codes(X_atac, X_rna, library_size)
         embedding = self._peak_embedding_tensor()
         bias = self.atac_peak_bias_ if calibrate else None
+        peak_index = self._peak_index(peaks)
+        out = _accessibility.result_array(out, len(z), len(peak_index))
         log_offset = log_scale - _accessibility.log_normalizer(z, embedding, bias)
-        return _accessibility.accessibility(z, log_offset, embedding, self._peak_index(peaks), bias)
+        return _accessibility.accessibility(z, log_offset, embedding, peak_index, bias, out=out)
 
     def _atac_codes(self, X_atac, X_rna, library_size):
         """ATAC latent means and log library sizes of the cells given by ATAC or RNA alone."""
@@ -225,6 +233,7 @@ default="prior"
                         f"{len(gene_index) * len(peak_emb)} pairs: pass top_k, or a few genes."
                     )
                 top_k = len(peak_emb)
+            _links.check_table_size(len(gene_index) * min(top_k, len(peak_emb)))
             rows, cols, scores = _links.top_k_peaks(gene_emb, peak_emb, gene_index, top_k)
         else:
             pattern = self._candidate_pattern(candidates, gene_table, peak_table, window)

@@ -20,10 +20,11 @@ MAX_TSNE_CELLS = 10_000
 def available_methods():
     """The map methods importable here, best first."""
     found = []
-    for method, module in (("umap", "umap"), ("opentsne", "openTSNE")):
+    for method, module, name in (("umap", "umap", "UMAP"), ("opentsne", "openTSNE", "TSNE")):
         try:
-            __import__(module)
-        except ImportError:
+            # The class, not just the module: a leftover empty folder imports as a namespace.
+            getattr(__import__(module), name)
+        except (ImportError, AttributeError):
             continue
         found.append(method)
     return found + ["tsne"]

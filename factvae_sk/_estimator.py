@@ -540,7 +540,8 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         The file holds numeric arrays (network weights, preprocessing, random state) and
         JSON (constructor parameters, feature names, history, versions). Unlike pickle or
         joblib files, which execute code when loaded and must come from trusted sources
-        only, it is read back by :meth:`load` without unpickling anything.
+        only, it is read back by :meth:`load` without unpickling anything. The write is
+        atomic: a failure or Ctrl-C mid-write leaves an existing file at ``path`` intact.
 
         Parameters
         ----------
@@ -572,6 +573,13 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             Fitted: it transforms, scores and imputes exactly as the saved model did, and
             with ``warm_start=True`` continues training exactly as the saved model would (the
             optimizers' state, learning-rate decay and random state are saved too).
+
+        Raises
+        ------
+        ValueError
+            If the file is not one written by :meth:`save`, holds pickled objects, comes
+            from a newer model-file format (upgrade factvae_sk), or is damaged (truncated,
+            an array missing or of the wrong shape).
         """
         from ._persistence import load_model
 

@@ -1,9 +1,14 @@
 """Reading users' paired data from files: count matrices and their feature/cell tables.
 
 Everything is returned in the layout of :func:`factvae_sk.load_snare_cellline`, so the
-command line runs the same job on the bundled data and on a user's own.
+command line runs the same job on the bundled data and on a user's own. Every problem with a
+file, whatever it holds, is an :class:`~factvae_sk.exceptions.InputFileError` naming the file
+and the problem; counts pass the estimator's own checks as soon as they are read, before
+anything computes with them.
 """
 
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,30 +17,79 @@ import scipy.io
 import scipy.sparse as sp
 from sklearn.utils import Bunch
 
+from ._validation import check_counts
+from .exceptions import FactVAEWarning, InputFileError
 from .gtf import read_gtf_genes
 from .prior import parse_peak_names
 
 __all__ = ["read_counts", "read_paired_files", "read_paired_h5ad"]
 
 _COORDINATES = ["chrom", "start", "end", "strand"]
+_STRANDS = {"+", "-", "."}
 
 
-def read_counts(path, n_features, *, what, transpose=None):
-    """A cells x features CSR count matrix from ``.npz`` (scipy) or ``.mtx[.gz]``.
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+@contextmanager
+def _reading(path, what):
+    """Any failure to parse ``path`` becomes an :class:`InputFileError` naming the file: a
+    truncated gzip stream (``EOFError``), a bad zip, text where numbers belong, ..."""
+    try:
+        yield
+    except (InputFileError, MemoryError):
+        raise
+    except Exception as error:
+        # The exception's name helps where its text alone is cryptic (KeyError: 'format').
+        problem = f"{type(error).__name__}: {_one_line(error)}".rstrip(": ")
+        raise InputFileError(path, f"cannot read it as {what} ({problem})") from error
+
+
+def _existing(path, what):
+    """``path`` as a Path, if it is a non-empty file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(path, f"no such file (expected {what})")
+    if not path.is_file():
+        raise InputFileError(path, f"not a file (expected {what})")
+    if path.stat().st_size == 0:
+        raise InputFileError(path, f"the file is empty (expected {what})")
+    return path
+
+
+def _checked_counts(matrix, path, what):
+    """The estimator's count checks (numeric, finite, >= 0, integer, no empty cell) on a
+    freshly read matrix, as float32 CSR; a failure names the file."""
+    with warnings.catch_warnings():
+        # For a file, non-integer values are an error: the job fits raw counts only.
+        warnings.simplefilter("error", FactVAEWarning)
+        try:
+            return check_counts(matrix, what=f"{what} counts")
+        except (ValueError, TypeError, FactVAEWarning) as error:
+            raise InputFileError(path, _one_line(error)) from error
+
+
+def read_counts(path, n_features, *, what, transpose=None, table=None):
+    """A checked cells x features CSR count matrix from ``.npz`` (scipy) or ``.mtx[.gz]``.
 
     ``transpose=None`` orients the matrix by the feature table: a matrix whose columns do not
     match ``n_features`` but whose rows do (10x's ``matrix.mtx`` is features x cells) is
-    transposed. ``True``/``False`` force it.
+    transposed. ``True``/``False`` force it. ``table`` names the feature table in messages.
     """
-    path = Path(path)
+    path = _existing(path, f"{what} counts")
     name = path.name.lower()
     if name.endswith(".npz"):
-        matrix = sp.load_npz(path)
+        with open(path, "rb") as handle:
+            if handle.read(2) != b"PK":  # numpy would call anything else a pickle
+                raise InputFileError(path, "not a zip archive, which a scipy .npz file is")
+        with _reading(path, f"{what} counts in scipy .npz format"):
+            matrix = sp.csr_matrix(sp.load_npz(path))
     elif name.endswith((".mtx", ".mtx.gz")):
-        matrix = scipy.io.mmread(path)
+        with _reading(path, f"{what} counts in Matrix Market format"):
+            matrix = sp.csr_matrix(scipy.io.mmread(path))
     else:
-        raise ValueError(f"{what}: {path} is neither a scipy .npz nor a Matrix Market .mtx file.")
-    matrix = sp.csr_matrix(matrix)
+        raise InputFileError(path, f"{what} counts must be a scipy .npz or a Matrix Market .mtx")
     if transpose is None:
         transpose = matrix.shape[1] != n_features and matrix.shape[0] == n_features
         if transpose:
@@ -43,93 +97,215 @@ def read_counts(path, n_features, *, what, transpose=None):
     if transpose:
         matrix = matrix.T.tocsr()
     if matrix.shape[1] != n_features:
-        raise ValueError(
-            f"{what}: {path.name} has shape {matrix.shape} but the feature table has "
-            f"{n_features} rows; counts must be cells x features (or features x cells)."
+        raise InputFileError(
+            path,
+            f"{what} counts of shape {matrix.shape}, but the feature table "
+            f"{table or ''} has {n_features} rows; counts must be cells x features (or "
+            "features x cells)",
         )
-    return matrix
+    return _checked_counts(matrix, path, what)
 
 
 def _read_table(path, what):
-    table = pd.read_csv(path, sep=None if str(path).endswith(".csv") else "\t", engine="python")
+    path = _existing(path, what)
+    with _reading(path, what):
+        table = pd.read_csv(path, sep=None if path.name.endswith(".csv") else "\t", engine="python")
     if table.empty:
-        raise ValueError(f"{what}: {path} has no rows.")
+        raise InputFileError(path, f"{what} has a header but no rows")
     return table
 
 
-def _gene_table(genes, gtf):
-    """Genes with coordinates: from the table's own columns, or looked up by name in a GTF."""
+def _rows(index, first_line):
+    """Where rows are, for messages: file line numbers (the header is line 1) or positions."""
+    index = np.asarray(index)[:3]
+    if first_line is None:
+        return "rows " + ", ".join(str(i) for i in index)
+    return "lines " + ", ".join(str(i + first_line) for i in index)
+
+
+def _check_coordinates(table, path, what, first_line):
+    """``start``/``end`` as whole numbers >= 0 with ``end >= start`` (missing: no links), and
+    strands '+', '-' or '.'; returns the table with numeric coordinates."""
+    table = table.copy()
+    for column in ("start", "end"):
+        raw = table[column]
+        values = pd.to_numeric(raw, errors="coerce").astype(np.float64)
+        for bad, problem in (
+            (values.isna() & raw.notna(), "are not numbers"),
+            (np.isinf(values), "are infinite"),
+            (values < 0, "are negative"),
+            (values.notna() & (values != np.floor(values)), "are not whole numbers"),
+        ):
+            bad = np.flatnonzero(np.asarray(bad, dtype=bool))
+            if bad.size:
+                raise InputFileError(
+                    path,
+                    f"{what}: {bad.size} value(s) of column {column!r} {problem}, e.g. "
+                    f"'{raw.iloc[bad[0]]}' ({_rows(bad, first_line)})",
+                )
+        table[column] = values
+    reversed_ = np.flatnonzero((table["end"] < table["start"]).to_numpy())
+    if reversed_.size:
+        raise InputFileError(
+            path,
+            f"{what}: {reversed_.size} row(s) have end < start ({_rows(reversed_, first_line)})",
+        )
+    if "strand" in table.columns:
+        strand = table["strand"]
+        bad = np.flatnonzero((strand.notna() & ~strand.astype(str).isin(_STRANDS)).to_numpy())
+        if bad.size:
+            raise InputFileError(
+                path,
+                f"{what}: strand must be '+', '-' or '.', got {strand.iloc[bad[0]]!r} "
+                f"({_rows(bad, first_line)}; write Ensembl's 1/-1 as +/-)",
+            )
+    return table
+
+
+def _name_column(table, name, path, what, first_line):
+    """``table`` with a ``name`` column of unique, non-missing strings (the given column, else
+    the first one)."""
+    if name not in table.columns:
+        table = table.rename(columns={table.columns[0]: name})
+    table = table.reset_index(drop=True)
+    missing = np.flatnonzero(table[name].isna().to_numpy())
+    if missing.size:
+        raise InputFileError(
+            path, f"{what}: {missing.size} row(s) have no {name} ({_rows(missing, first_line)})"
+        )
+    table[name] = table[name].astype(str)
+    duplicated = table[name].duplicated()
+    if duplicated.any():
+        shown = table[name][duplicated].unique()[:3].tolist()
+        raise InputFileError(
+            path, f"{what} has {int(duplicated.sum())} duplicated {name}(s), e.g. {shown}"
+        )
+    return table
+
+
+def _gene_table(genes, path, gtf, coordinates, first_line):
+    """Genes with coordinates from a GTF or the table's own columns; ``(genes, located)``.
+
+    Without any coordinate column and without a GTF the genes cannot be placed (``located``
+    is False) and the caller runs without a prior; a table with only some of the columns is
+    an error (probably a typo).
+    """
+    if not coordinates:
+        return genes, False
     if gtf is not None:
-        annotation = read_gtf_genes(gtf).drop_duplicates("gene").set_index("gene")
+        gtf = _existing(gtf, "a GTF annotation")
+        with _reading(gtf, "a GTF annotation"):
+            annotation = read_gtf_genes(gtf).drop_duplicates("gene").set_index("gene")
         coords = annotation.reindex(genes["gene"])[_COORDINATES].reset_index(drop=True)
         genes = pd.concat([genes.drop(columns=_COORDINATES, errors="ignore"), coords], axis=1)
         missing = int(coords["chrom"].isna().sum())
+        if missing == len(genes):
+            raise InputFileError(gtf, f"none of the {len(genes)} genes of {path} is in it")
         if missing:
-            print(f"{missing} of {len(genes)} genes are not in {Path(gtf).name}: no prior links.")
-    elif not set(_COORDINATES) <= set(genes.columns):
-        raise ValueError(
-            f"the gene table needs the columns {_COORDINATES} (0-based half-open), or pass a "
-            f"GTF to look them up by gene name; it has {list(genes.columns)}."
+            print(f"{missing} of {len(genes)} genes are not in {gtf.name}: no prior links.")
+        return genes, True
+    present = [column for column in _COORDINATES if column in genes.columns]
+    if not present:
+        return genes, False
+    if len(present) < len(_COORDINATES):
+        raise InputFileError(
+            path,
+            f"the gene table needs the columns {_COORDINATES} (0-based half-open), or pass "
+            f"--gtf to look them up by gene name, or --no-prior; it has {list(genes.columns)}",
         )
-    return genes
+    return _check_coordinates(genes, path, "the gene table", first_line), True
 
 
-def _peak_table(peaks):
+def _peak_table(peaks, path, first_line):
     """Peaks with coordinates: the table's chrom/start/end, or parsed from the names."""
     if {"chrom", "start", "end"} <= set(peaks.columns):
-        return peaks
-    return parse_peak_names(peaks["peak"].astype(str).tolist())
+        return _check_coordinates(peaks, path, "the peak table", first_line)
+    try:
+        parsed = parse_peak_names(peaks["peak"].tolist())
+    except ValueError as error:
+        raise InputFileError(
+            path,
+            f"the peak table has no chrom/start/end columns and {_one_line(error).rstrip('.')} "
+            "(or run with --no-prior)",
+        ) from error
+    peaks = peaks.drop(columns=["chrom", "start", "end"], errors="ignore")
+    return pd.concat([peaks, parsed.drop(columns="peak")], axis=1)
 
 
-def _name_column(table, name, what):
-    """Make sure ``table`` has a ``name`` column: use it, or take the first column."""
-    if name not in table.columns:
-        table = table.rename(columns={table.columns[0]: name})
-    if table[name].duplicated().any():
-        shown = table[name][table[name].duplicated()].head(3).tolist()
-        raise ValueError(f"{what} has duplicate names, e.g. {shown}.")
-    return table.reset_index(drop=True)
-
-
-def _finish(rna, atac, genes, peaks, cells, gtf):
+def _paired(rna, atac, paths):
     if rna.shape[0] != atac.shape[0]:
-        raise ValueError(
-            f"RNA has {rna.shape[0]} cells but ATAC has {atac.shape[0]}: the modalities must "
-            "be paired, one row per cell in the same order."
+        raise InputFileError(
+            paths[1],
+            f"ATAC counts have {atac.shape[0]} cells but the RNA counts ({paths[0]}) have "
+            f"{rna.shape[0]}: the modalities must be paired, one row per cell in the same order",
         )
-    for matrix, what in ((rna, "RNA"), (atac, "ATAC")):
-        # FactVAE models counts: normalized or log values would silently fit nonsense.
-        if matrix.data.size and not np.array_equal(matrix.data, np.round(matrix.data)):
-            raise ValueError(f"{what} has non-integer values: FactVAE needs raw counts.")
-    if cells is None:
-        cells = pd.DataFrame({"barcode": [f"cell{i}" for i in range(rna.shape[0])]})
-    if len(cells) != rna.shape[0]:
-        raise ValueError(f"the cell table has {len(cells)} rows but the counts {rna.shape[0]}.")
-    genes = _gene_table(_name_column(genes, "gene", "the gene table"), gtf)
-    peaks = _peak_table(_name_column(peaks, "peak", "the peak table"))
-    return Bunch(
-        rna=rna,
-        atac=atac,
-        cells=_name_column(cells, "barcode", "the cell table"),
-        genes=genes,
-        peaks=peaks,
-    )
 
 
-def read_paired_files(rna, atac, genes, peaks, *, cells=None, gtf=None, transpose=None):
+def read_paired_files(rna, atac, genes, peaks, *, cells=None, gtf=None, transpose=None, prior=True):
     """Paired counts from ``.npz``/``.mtx`` files and TSV/CSV tables with a header row.
 
-    ``genes``: a ``gene`` column (else the first column) and ``chrom``/``start``/``end``/
-    ``strand`` unless ``gtf`` is given. ``peaks``: ``chrom``/``start``/``end`` columns or
-    ``chrom:start-end`` names in a ``peak`` (else the first) column. ``cells``: a ``barcode``
-    (else the first) column and any annotation columns.
+    Parameters
+    ----------
+    rna, atac : path-like
+        Count matrices, cells x features (or features x cells, see ``transpose``).
+    genes : path-like
+        A ``gene`` column (else the first column) and ``chrom``/``start``/``end``/``strand``
+        unless ``gtf`` is given; names only: no prior (``located`` is False).
+    peaks : path-like
+        ``chrom``/``start``/``end`` columns or ``chrom:start-end`` names in a ``peak`` (else
+        the first) column.
+    cells : path-like, optional
+        A ``barcode`` (else the first) column and any annotation columns.
+    gtf : path-like, optional
+        Gene coordinates looked up by name.
+    transpose : bool, optional
+        Force (or forbid) reading the matrices as features x cells.
+    prior : bool, default=True
+        Whether coordinates are wanted; without a prior they are neither read nor checked.
+
+    Returns
+    -------
+    data : Bunch
+        ``rna``, ``atac`` (checked float32 CSR), ``genes``, ``peaks``, ``cells`` and
+        ``located`` (whether the genes have coordinates for a prior).
+
+    Raises
+    ------
+    InputFileError
+        Naming the file and the problem.
     """
-    genes = _read_table(genes, "genes")
-    peaks = _read_table(peaks, "peaks")
-    cells = None if cells is None else _read_table(cells, "cells")
-    rna = read_counts(rna, len(genes), what="RNA", transpose=transpose)
-    atac = read_counts(atac, len(peaks), what="ATAC", transpose=transpose)
-    return _finish(rna, atac, genes, peaks, cells, gtf)
+    gene_table = _name_column(
+        _read_table(genes, "the gene table"), "gene", genes, "the gene table", 2
+    )
+    peak_table = _name_column(
+        _read_table(peaks, "the peak table"), "peak", peaks, "the peak table", 2
+    )
+    cell_table = None
+    if cells is not None:
+        cell_table = _name_column(
+            _read_table(cells, "the cell table"), "barcode", cells, "the cell table", 2
+        )
+    rna_counts = read_counts(rna, len(gene_table), what="RNA", transpose=transpose, table=genes)
+    atac_counts = read_counts(atac, len(peak_table), what="ATAC", transpose=transpose, table=peaks)
+    _paired(rna_counts, atac_counts, (rna, atac))
+    if cell_table is None:
+        cell_table = pd.DataFrame({"barcode": [f"cell{i}" for i in range(rna_counts.shape[0])]})
+    elif len(cell_table) != rna_counts.shape[0]:
+        raise InputFileError(
+            cells, f"the cell table has {len(cell_table)} rows but the counts have "
+            f"{rna_counts.shape[0]} cells"
+        )  # fmt: skip
+    gene_table, located = _gene_table(gene_table, genes, gtf, prior, 2)
+    if located:
+        peak_table = _peak_table(peak_table, peaks, 2)
+    return Bunch(
+        rna=rna_counts,
+        atac=atac_counts,
+        genes=gene_table,
+        peaks=peak_table,
+        cells=cell_table,
+        located=located,
+    )
 
 
 def _index_as_column(frame, name):
@@ -139,27 +315,65 @@ def _index_as_column(frame, name):
     return frame.rename_axis(None).reset_index(names=name)
 
 
-def read_paired_h5ad(rna, atac, *, layer=None, gtf=None):
+def _h5ad_counts(adata, path, what, layer):
+    if layer is not None and layer not in adata.layers:
+        raise InputFileError(
+            path, f"has no layer {layer!r}; its layers are {list(adata.layers.keys())}"
+        )
+    matrix = adata.X if layer is None else adata.layers[layer]
+    if matrix is None:
+        raise InputFileError(path, "has no X matrix (pass --layer to read counts from a layer)")
+    with _reading(path, f"{what} counts"):
+        matrix = sp.csr_matrix(matrix)
+    return _checked_counts(matrix, path, what)
+
+
+def read_paired_h5ad(rna, atac, *, layer=None, gtf=None, prior=True):
     """Paired counts from two ``.h5ad`` files (cells x features), with anndata.
 
     Gene coordinates come from ``var`` columns ``chrom``/``start``/``end``/``strand`` or from
     ``gtf``; peaks from ``var`` columns ``chrom``/``start``/``end`` or ``var_names``; cell
     annotations from the RNA file's ``obs``. ``layer`` picks raw counts stored in a layer.
+    The two files must list the same cells (``obs_names``) in the same order. Returns and
+    raises as :func:`read_paired_files`.
     """
     try:
         import anndata
     except ImportError as error:
-        raise ImportError(
-            "reading .h5ad needs anndata: pip install anndata (or factvae_sk[anndata])."
+        raise InputFileError(
+            rna, "reading .h5ad needs anndata: pip install anndata (or factvae_sk[anndata])"
         ) from error
-    adatas = [anndata.read_h5ad(path) for path in (rna, atac)]
-    if (
-        adatas[0].n_obs == adatas[1].n_obs
-        and not (adatas[0].obs_names == adatas[1].obs_names).all()
-    ):
-        raise ValueError("the RNA and ATAC .h5ad files list different cells (obs_names).")
-    counts = [sp.csr_matrix(adata.X if layer is None else adata.layers[layer]) for adata in adatas]
-    genes = _index_as_column(adatas[0].var, "gene")
-    peaks = _index_as_column(adatas[1].var, "peak")
-    cells = _index_as_column(adatas[0].obs, "barcode")
-    return _finish(*counts, genes, peaks, cells, gtf)
+    adatas = []
+    for path, what in ((rna, "RNA"), (atac, "ATAC")):
+        path = _existing(path, f"{what} AnnData (.h5ad)")
+        with _reading(path, f"{what} AnnData (.h5ad)"):
+            adatas.append(anndata.read_h5ad(path))
+    rna_obs, atac_obs = (pd.Index(adata.obs_names.astype(str)) for adata in adatas)
+    if len(rna_obs) != len(atac_obs):
+        raise InputFileError(
+            atac,
+            f"has {len(atac_obs)} cells but {rna} has {len(rna_obs)}: the files must be paired",
+        )
+    differ = np.flatnonzero(rna_obs.to_numpy() != atac_obs.to_numpy())
+    if differ.size:
+        i = differ[0]
+        raise InputFileError(
+            atac,
+            f"lists different cells (obs_names) from {rna}: {differ.size} differ, first at row "
+            f"{i} ({atac_obs[i]!r} vs {rna_obs[i]!r}); both must list the same cells in order",
+        )
+    counts = [
+        _h5ad_counts(adata, path, what, layer)
+        for adata, path, what in zip(adatas, (rna, atac), ("RNA", "ATAC"), strict=True)
+    ]
+    genes = _name_column(_index_as_column(adatas[0].var, "gene"), "gene", rna, "var (genes)", None)
+    peaks = _name_column(_index_as_column(adatas[1].var, "peak"), "peak", atac, "var (peaks)", None)
+    cells = _name_column(
+        _index_as_column(adatas[0].obs, "barcode"), "barcode", rna, "obs (cells)", None
+    )
+    genes, located = _gene_table(genes, rna, gtf, prior, None)
+    if located:
+        peaks = _peak_table(peaks, atac, None)
+    return Bunch(
+        rna=counts[0], atac=counts[1], genes=genes, peaks=peaks, cells=cells, located=located
+    )

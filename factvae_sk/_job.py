@@ -16,6 +16,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.utils import Bunch
 
+from ._atomic import staged_files
 from ._cell_map import MAX_TSNE_CELLS, cell_map
 from ._estimator import FactVAE
 from ._plots import have_matplotlib, plot_cell_map, plot_links, plot_losses
@@ -104,7 +105,8 @@ def run_job(
     hvg : ndarray of bool, shape (n_genes,)
         The genes to model.
     out : path-like
-        Output folder (created); see ``OUTPUTS`` for what is written there.
+        Output folder (created); see ``OUTPUTS`` for what is written there. The files
+        appear only once all are written: a failure leaves existing files untouched.
     label_column : str, optional
         Column of ``data.cells`` with known cell labels: ARI/NMI are reported against it.
     n_clusters : int, optional
@@ -113,7 +115,10 @@ def run_job(
         Training epochs; by default the estimator's (the method's 300).
     random_state : int, default=0
         Seed of the fit, the clustering and the map.
-    prior_mode, upstream, window
+    prior_mode : {"body_upstream", "tss_window"} or None, default="body_upstream"
+        Passed to :func:`build_gene_peak_prior`; None fits without a prior (the genes and
+        peaks need no coordinates then).
+    upstream, window
         Passed to :func:`build_gene_peak_prior`.
     n_links : int, default=1000
         How many of the best-scored prior pairs ``top_links.csv`` lists.
@@ -132,7 +137,52 @@ def run_job(
         ``model``, ``scores`` (ARI/NMI table, empty without labels), ``out`` and ``summary``.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    # Every output is written to a temporary file, and all are moved into ``out`` together
+    # at the end: a failed or interrupted run leaves an earlier run's results untouched.
+    with staged_files(out) as stage:
+        result = _fit_and_write(
+            data,
+            stage,
+            out=out,
+            hvg=hvg,
+            label_column=label_column,
+            n_clusters=n_clusters,
+            max_epochs=max_epochs,
+            random_state=random_state,
+            prior_mode=prior_mode,
+            upstream=upstream,
+            window=window,
+            n_links=n_links,
+            map_method=map_method,
+            map_max_cells=map_max_cells,
+            plot_genes=plot_genes,
+            log=log,
+        )
+    written = sorted(path.name for path in out.iterdir() if path.name in OUTPUTS)
+    log(f"\nwrote to {out}/: {', '.join(written)}")
+    return result
+
+
+def _fit_and_write(
+    data,
+    stage,
+    *,
+    out,
+    hvg,
+    label_column,
+    n_clusters,
+    max_epochs,
+    random_state,
+    prior_mode,
+    upstream,
+    window,
+    n_links,
+    map_method,
+    map_max_cells,
+    plot_genes,
+    log,
+):
+    """The job of :func:`run_job`; each output goes to the temporary path ``stage(name)``."""
     hvg = np.asarray(hvg, dtype=bool)
     rna, atac = data.rna[:, hvg], data.atac
     genes = data.genes[hvg].reset_index(drop=True)
@@ -148,13 +198,22 @@ def run_job(
     if n_clusters is None:
         n_clusters = 8 if labels is None else len(np.unique(labels))
 
-    prior = build_gene_peak_prior(genes, peaks, mode=prior_mode, upstream=upstream, window=window)
-    log(
-        f"{rna.shape[0]} cells, {rna.shape[1]} genes, {peaks.shape[0]} peaks; "
-        f"prior ({prior_mode}): {prior.nnz} gene-peak links"
-    )
-    if prior.nnz == 0:
-        log("no gene-peak links (check chromosome names and coordinates): prior term off")
+    if prior_mode is None:
+        prior = sp.csr_matrix((genes.shape[0], peaks.shape[0]), dtype=np.float32)
+        log(
+            f"{rna.shape[0]} cells, {rna.shape[1]} genes, {peaks.shape[0]} peaks; no prior: "
+            "gene-peak links are not learned from a prior"
+        )
+    else:
+        prior = build_gene_peak_prior(
+            genes, peaks, mode=prior_mode, upstream=upstream, window=window
+        )
+        log(
+            f"{rna.shape[0]} cells, {rna.shape[1]} genes, {peaks.shape[0]} peaks; "
+            f"prior ({prior_mode}): {prior.nnz} gene-peak links"
+        )
+        if prior.nnz == 0:
+            log("no gene-peak links (check chromosome names and coordinates): prior term off")
 
     params = {"random_state": random_state, "verbose": 1, "embedding": "joint"}
     if max_epochs is not None:
@@ -196,12 +255,12 @@ def run_job(
     table[f"{cell_map_result.method}_2"] = coords[:, 1]
     table = pd.concat([table, pd.DataFrame(Z, columns=model.get_feature_names_out())], axis=1)
     # 6 significant digits: float32 values carry no more, and the files stay small.
-    table.to_csv(out / "cell_embeddings.csv", index=False, float_format="%.6g")
+    table.to_csv(stage("cell_embeddings.csv"), index=False, float_format="%.6g")
     _features_frame(genes["gene"], model.feature_embeddings_.rna, "gene").to_csv(
-        out / "gene_embeddings.csv", index=False, float_format="%.6g"
+        stage("gene_embeddings.csv"), index=False, float_format="%.6g"
     )
     _features_frame(peaks["peak"], model.feature_embeddings_.atac, "peak").to_csv(
-        out / "peak_embeddings.csv", index=False, float_format="%.6g"
+        stage("peak_embeddings.csv"), index=False, float_format="%.6g"
     )
     # Positions, not names: gene names from a GTF may repeat.
     pairs = sp.coo_matrix(prior)
@@ -213,41 +272,46 @@ def run_job(
             "score": model.regulatory_scores(prior)[pairs.row, pairs.col].A1
             if pairs.nnz
             else np.zeros(0),
-            "distance": pd.Series(tss_distance(genes, peaks, pairs.row, pairs.col)).astype("Int64"),
+            "distance": pd.Series(
+                tss_distance(genes, peaks, pairs.row, pairs.col) if pairs.nnz else np.zeros(0)
+            ).astype("Int64"),
         }
     )
     links = links.sort_values("score", ascending=False, kind="stable").head(n_links)
-    links.to_csv(out / "top_links.csv", index=False, float_format="%.6g")
+    links.to_csv(stage("top_links.csv"), index=False, float_format="%.6g")
     if len(links):
         log("\ntop gene-peak links (cosine of embeddings, prior pairs)")
         log(links.head(10).to_string(index=False, float_format="{:.3f}".format))
-    joblib.dump(model, out / "model.joblib")
+    joblib.dump(model, stage("model.joblib"))
 
     if have_matplotlib():
-        plot_losses(model.net_.history, out / "loss_curves.png")
+        plot_losses(model.net_.history, stage("loss_curves.png"))
         panels = {} if labels is None else {label_column: labels}
         panels[f"KMeans cluster (k={n_clusters})"] = clusters["joint"]
         plot_cell_map(
             coords,
             panels,
-            out / "cell_map.png",
+            stage("cell_map.png"),
             f"FactVAE joint embedding of {n_cells} cells ({map_name})",
             method=map_name,
             note=map_note,
         )
-        if plot_genes is None:
-            plot_genes = _variable_genes(rna, genes, peaks, 4)
-        shown = model.regulatory_links(
-            "window",
-            genes=np.flatnonzero(genes["gene"].isin(plot_genes).to_numpy()),
-            top_k=LINKS_PLOT_TOP_K,
-            gene_table=genes,
-            peak_table=peaks,
-            window=LINKS_PLOT_WINDOW,
-        )
-        plot_links(
-            shown, genes, peaks, list(plot_genes), out / "links.png", window=LINKS_PLOT_WINDOW
-        )
+        if prior_mode is None:
+            log("no gene or peak coordinates (no prior): links.png not drawn")
+        else:
+            if plot_genes is None:
+                plot_genes = _variable_genes(rna, genes, peaks, 4)
+            shown = model.regulatory_links(
+                "window",
+                genes=np.flatnonzero(genes["gene"].isin(plot_genes).to_numpy()),
+                top_k=LINKS_PLOT_TOP_K,
+                gene_table=genes,
+                peak_table=peaks,
+                window=LINKS_PLOT_WINDOW,
+            )
+            plot_links(
+                shown, genes, peaks, list(plot_genes), stage("links.png"), window=LINKS_PLOT_WINDOW
+            )
     else:
         log(
             "\nmatplotlib is not installed: no PNGs written. "
@@ -260,6 +324,8 @@ def run_job(
         "n_peaks": int(peaks.shape[0]),
         "prior_mode": prior_mode,
         "n_prior_links": int(prior.nnz),
+        # Without prior links the embeddings were not tied to known regulation.
+        "links_from_prior": bool(prior.nnz),
         "max_epochs": int(model.max_epochs),
         "random_state": random_state,
         "fit_seconds": round(fit_seconds, 1),
@@ -273,7 +339,5 @@ def run_job(
         },
         "scores": scores.to_dict(orient="records"),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    written = sorted(path.name for path in out.iterdir() if path.name in OUTPUTS)
-    log(f"\nwrote to {out}/: {', '.join(written)}")
+    stage("summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return Bunch(model=model, scores=scores, out=out, summary=summary)

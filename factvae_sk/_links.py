@@ -9,8 +9,21 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ._memory import check_dense_size
+
 # Scores computed at once: a block of genes x all peaks stays under ~64 MB of float32.
 BLOCK_ENTRIES = 1 << 24
+# Peak memory per link of a table: indices, scores, the sort and the DataFrame's columns.
+BYTES_PER_LINK = 100
+
+
+def check_table_size(n_links):
+    """Refuse, before computing it, a links table too large for the machine's memory."""
+    check_dense_size(
+        BYTES_PER_LINK * n_links,
+        f"a table of {n_links} links",
+        "pass a smaller top_k, or fewer genes (genes=...) and call again for the rest.",
+    )
 
 
 def unit_rows(embeddings):

@@ -7,10 +7,17 @@ and one JSON document (constructor parameters, feature names, history, versions,
 to rebuild each fitted part). :meth:`FactVAE.load` reads it with
 ``numpy.load(allow_pickle=False)`` and ``json``, rebuilds only classes from a fixed list,
 and refuses any file that holds a pickled object.
+
+The file records the package version and a format version. A file from a newer format, or
+a damaged one (not a zip, truncated, an array missing or of the wrong shape), is a
+``ValueError`` that says so, never an error from deep inside numpy or torch. Saving is
+atomic: the file is written beside its destination and moved over it once complete.
 """
 
 import json
 import os
+import zipfile
+import zlib
 
 import numpy as np
 import sklearn
@@ -21,6 +28,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.preprocessing import StandardScaler
 from skorch.history import History
 
+from ._atomic import atomic_path
 from ._device import resolve_device
 from ._preprocessing import ATACEncoderInput, RNAEncoderInput
 
@@ -160,8 +168,11 @@ def save_model(model, path):
     }
     writer.arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     path = os.fspath(path)
-    np.savez(path, allow_pickle=False, **writer.arrays)
-    return path if path.endswith(".npz") else path + ".npz"
+    path = path if path.endswith(".npz") else path + ".npz"
+    # An existing file stays intact until the new one is complete (see _atomic).
+    with atomic_path(path) as tmp:
+        np.savez(tmp, allow_pickle=False, **writer.arrays)
+    return path
 
 
 def _package_version():
@@ -170,19 +181,48 @@ def _package_version():
     return __version__
 
 
+def _kind(path):
+    """What the file's first bytes say it is: an npz (zip) or npy archive, or a pickle."""
+    with open(path, "rb") as handle:
+        head = handle.read(6)
+    if head.startswith(b"PK") or head.startswith(b"\x93NUMPY"):
+        return "numpy"
+    # Pickle protocol 2+ starts with 0x80; joblib may compress it (zlib, gzip, xz, lz4).
+    if head[:1] in (b"\x80", b"x", b"\x1f") or head.startswith((b"\xfd7zXZ", b"\x04\x22\x4d\x18")):
+        return "pickle"
+    return "other"
+
+
+def _refused(path):
+    return ValueError(
+        f"{os.fspath(path)!r} holds pickled Python objects, and loading a pickle can run "
+        "arbitrary code: FactVAE.load refuses it. It reads only the weights-only files "
+        "FactVAE.save writes (load pickles/joblib files from trusted sources only)."
+    )
+
+
 def _load_arrays(path):
+    kind = _kind(path)
+    if kind == "pickle":
+        raise _refused(path)
+    if kind == "other":
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a model file written by FactVAE.save (not an .npz "
+            "archive)."
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             if not hasattr(archive, "files"):
                 raise ValueError("a single array, not an archive")
             return {key: archive[key] for key in archive.files}
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise ValueError(
+            f"{os.fspath(path)!r} is damaged or not a model file written by FactVAE.save "
+            f"(cannot read it as an .npz archive: {type(error).__name__}: {error})."
+        ) from error
     except ValueError as error:
         if "pickle" in str(error):
-            raise ValueError(
-                f"{os.fspath(path)!r} holds pickled Python objects, and loading a pickle can "
-                "run arbitrary code: FactVAE.load refuses it. It reads only the weights-only "
-                "files FactVAE.save writes (load pickles/joblib files from trusted sources only)."
-            ) from error
+            raise _refused(path) from error
         raise ValueError(
             f"{os.fspath(path)!r} is not a model file written by FactVAE.save ({error})."
         ) from error
@@ -204,13 +244,45 @@ def load_model(cls, path, *, device="auto"):
     arrays = _load_arrays(path)
     if _META not in arrays:
         raise ValueError(f"{os.fspath(path)!r} is not a model file written by FactVAE.save.")
-    meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
-    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+    try:
+        meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
+        format_version = meta.get("format_version")
+        written_by = meta.get("versions", {}).get("factvae_sk", "unknown")
+    except (ValueError, AttributeError) as error:
+        raise _damaged(path, error) from error
+    if meta.get("format") != FORMAT or not isinstance(format_version, int):
         raise ValueError(
             f"{os.fspath(path)!r} has format {meta.get('format')!r} version "
-            f"{meta.get('format_version')!r}; this factvae_sk reads {FORMAT!r} version "
-            f"{FORMAT_VERSION}."
+            f"{format_version!r}; this factvae_sk reads {FORMAT!r} version {FORMAT_VERSION}."
         )
+    if format_version > FORMAT_VERSION:
+        raise ValueError(
+            f"{os.fspath(path)!r} was written by factvae_sk {written_by} in model-file format "
+            f"version {format_version}; this factvae_sk ({_package_version()}) reads versions "
+            f"up to {FORMAT_VERSION}. Upgrade factvae_sk to load it."
+        )
+    if format_version < FORMAT_VERSION:  # no older format exists yet
+        raise ValueError(
+            f"{os.fspath(path)!r} has model-file format version {format_version}, which this "
+            f"factvae_sk ({_package_version()}) does not read."
+        )
+    device = resolve_device(device)
+    try:
+        return _rebuild(cls, meta, arrays, device)
+    except (KeyError, IndexError, TypeError, RuntimeError, ValueError) as error:
+        # A missing array, a wrong shape (load_state_dict), a mangled entry.
+        raise _damaged(path, error) from error
+
+
+def _damaged(path, error):
+    detail = " ".join(str(error).split())[:300]
+    return ValueError(
+        f"{os.fspath(path)!r} is damaged: it does not hold a consistent FactVAE model "
+        f"({type(error).__name__}: {detail}). Save the model again."
+    )
+
+
+def _rebuild(cls, meta, arrays, device):
     model = cls(**_read(meta["params"], arrays))
     for key, desc in meta["fitted"].items():
         value = np.asarray(desc["names"], dtype=object) if "names" in desc else _read(desc, arrays)
@@ -223,7 +295,6 @@ def load_model(cls, path, *, device="auto"):
         for key, value in arrays.items()
         if key.startswith("module::")
     }
-    device = resolve_device(device)
     atac_shape = np.empty((0, model.n_peaks_in_)) if model.n_peaks_in_ else None
     with torch.random.fork_rng(devices=[]):
         # The rebuilt net's random initial weights are overwritten at once; forking keeps

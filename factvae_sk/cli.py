@@ -6,17 +6,52 @@ Both run the same job (:func:`factvae_sk._job.run_job`) and write the same outpu
     factvae-sk fit --rna rna.npz --atac atac.mtx --genes genes.tsv --peaks peaks.tsv \\
         [--cells cells.tsv --labels cell_type] [--gtf genes.gtf.gz] --out results
     factvae-sk fit --rna-h5ad rna.h5ad --atac-h5ad atac.h5ad [--gtf ...] --out results
+
+Exit status: 0 on success, 2 on a usage error or a problem with an input file (one line on
+stderr naming the file and the problem), 1 on an unexpected failure, 130 on Ctrl-C, 143 on
+SIGTERM.
+``--debug`` adds the traceback. Python callers get the job's result from :func:`run`.
 """
 
 import argparse
+import os
+import signal
 import sys
+import threading
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
 
 from ._cell_map import MAX_TSNE_CELLS, METHODS
 from ._io import read_paired_files, read_paired_h5ad
 from ._job import OUTPUTS, run_job
 from .datasets import load_snare_cellline
+from .exceptions import InputFileError
 from .hvg import highly_variable_genes
 from .prior import MODES
+
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main", "run"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # an unexpected failure (a bug, a full disk, ...)
+EXIT_USAGE = 2  # a usage error or a problem with the user's files, as argparse uses 2
+EXIT_INTERRUPTED = 130  # the shells' convention for SIGINT
+
+
+def _count(minimum):
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
 
 
 def _common(parser, default_out=None):
@@ -28,7 +63,7 @@ def _common(parser, default_out=None):
     )
     parser.add_argument(
         "--epochs",
-        type=int,
+        type=_count(1),
         default=None,
         help="training epochs (default: the method's 300; e.g. 60 for a quick look)",
     )
@@ -41,19 +76,30 @@ def _common(parser, default_out=None):
         "distance decay",
     )
     parser.add_argument(
-        "--upstream", type=int, default=2000, help="promoter length in bp (default 2000)"
+        "--no-prior",
+        action="store_true",
+        help="fit without a gene-peak prior (no coordinates needed; links are then not "
+        "learned from a prior and top_links.csv is empty)",
     )
     parser.add_argument(
-        "--window", type=int, default=150_000, help="TSS window in bp (default 150000)"
+        "--upstream", type=_count(0), default=2000, help="promoter length in bp (default 2000)"
+    )
+    parser.add_argument(
+        "--window", type=_count(0), default=150_000, help="TSS window in bp (default 150000)"
     )
     parser.add_argument(
         "--n-clusters",
-        type=int,
+        type=_count(2),
         default=None,
         help="KMeans clusters (default: the number of labels, else 8)",
     )
     parser.add_argument(
-        "--n-links", type=int, default=1000, help="rows of top_links.csv (default 1000)"
+        "--n-links", type=_count(0), default=1000, help="rows of top_links.csv (default 1000)"
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, print the full traceback too (for bug reports)",
     )
     parser.add_argument(
         "--map",
@@ -132,7 +178,7 @@ def build_parser():
     fit.add_argument("--labels", default=None, help="cell table column with known labels")
     fit.add_argument(
         "--n-top-genes",
-        type=int,
+        type=_count(0),
         default=2000,
         help="highly variable genes to model (default 2000; 0 = all genes)",
     )
@@ -141,13 +187,18 @@ def build_parser():
 
 
 def _load_user_data(args, parser):
+    prior = not args.no_prior
     if args.rna_h5ad or args.atac_h5ad:
         if not (args.rna_h5ad and args.atac_h5ad):
             parser.error("--rna-h5ad and --atac-h5ad go together")
-        return read_paired_h5ad(args.rna_h5ad, args.atac_h5ad, layer=args.layer, gtf=args.gtf)
+        return read_paired_h5ad(
+            args.rna_h5ad, args.atac_h5ad, layer=args.layer, gtf=args.gtf, prior=prior
+        )
     missing = [f"--{name}" for name in ("rna", "atac", "genes", "peaks") if not getattr(args, name)]
     if missing:
         parser.error(f"missing {', '.join(missing)} (or give --rna-h5ad and --atac-h5ad)")
+    if args.labels is not None and args.cells is None:
+        parser.error("--labels names a column of the cell table: give --cells too")
     return read_paired_files(
         args.rna,
         args.atac,
@@ -156,31 +207,54 @@ def _load_user_data(args, parser):
         cells=args.cells,
         gtf=args.gtf,
         transpose=args.transpose,
+        prior=prior,
     )
 
 
-def main(argv=None):
-    """Run the command line; ``argv`` defaults to ``sys.argv[1:]``. Returns the job's result."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _check_out(out):
+    """The output folder must be usable before a long fit, not after it."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputFileError(out, "--out must be a folder, and this is a file")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputFileError(out, f"cannot create the --out folder ({error.strerror})") from error
+    if not os.access(out, os.W_OK):
+        raise InputFileError(out, "the --out folder is not writable")
+
+
+def _warn(message):
+    print(f"factvae-sk: warning: {message}", file=sys.stderr)
+
+
+def _run(args, parser):
+    use_prior = not args.no_prior
     if args.command == "demo":
         data = load_snare_cellline()
         # The bundled selection: scanpy's seurat_v3 recipe, 2000 genes.
         hvg = data.genes["highly_variable"].to_numpy()
         label_column = "cell_line"
     else:
-        try:
-            data = _load_user_data(args, parser)
-        except (ValueError, ImportError, FileNotFoundError) as error:
-            parser.error(str(error))
+        data = _load_user_data(args, parser)
+        if use_prior and not data.located:
+            _warn(
+                f"the genes of {args.genes or args.rna_h5ad} have no coordinates (chrom, start, "
+                "end, strand) and no --gtf was given: running without a gene-peak prior. "
+                "Gene-peak links are then not learned from a prior, and top_links.csv is empty."
+            )
+            use_prior = False
         if args.labels is not None and args.labels not in data.cells.columns:
-            parser.error(
-                f"--labels {args.labels!r} is not a column of the cell table "
-                f"{list(data.cells.columns)}"
+            where = args.cells or args.rna_h5ad or "the cell table"
+            raise InputFileError(
+                where,
+                f"--labels {args.labels!r} is not a column of the cell table; it has "
+                f"{list(data.cells.columns)}",
             )
         n_top = args.n_top_genes or data.rna.shape[1]
         hvg = highly_variable_genes(data.rna, n_top)
         label_column = args.labels
+    _check_out(args.out)
     return run_job(
         data,
         hvg=hvg,
@@ -189,7 +263,7 @@ def main(argv=None):
         n_clusters=args.n_clusters,
         max_epochs=args.epochs,
         random_state=args.seed,
-        prior_mode=args.prior_mode,
+        prior_mode=args.prior_mode if use_prior else None,
         upstream=args.upstream,
         window=args.window,
         n_links=args.n_links,
@@ -199,5 +273,112 @@ def main(argv=None):
     )
 
 
+def run(argv=None):
+    """Run ``factvae-sk`` from Python and return the job's result.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command line without the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    result : Bunch
+        ``model`` (the fitted FactVAE), ``scores`` (ARI/NMI table), ``out`` (the output
+        folder) and ``summary`` (what ``summary.json`` holds).
+
+    Raises
+    ------
+    InputFileError
+        A problem with one of the user's files (a ``ValueError``).
+    SystemExit
+        A usage error (status 2), after argparse has printed it; also for ``--help``.
+
+    Examples
+    --------
+    >>> from factvae_sk.cli import run
+    >>> result = run(["demo", "--epochs", "1", "--out", "demo"])  # doctest: +SKIP
+    >>> result.summary["n_cells"]  # doctest: +SKIP
+    1047
+    """
+    parser = build_parser()
+    return _run(parser.parse_args(argv), parser)
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+class _Terminated(SystemExit):
+    """SIGTERM, raised where the program was, so that ``finally`` blocks run."""
+
+
+@contextmanager
+def _sigterm_as_exit():
+    """SIGTERM (a scheduler cancelling the job, ``kill``) unwinds like Ctrl-C, so temporary
+    files are removed and no output is left half-written; by default it would end the
+    process on the spot."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+
+    def stop(signum, frame):
+        raise _Terminated(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv=None):
+    """The ``factvae-sk`` console script: run the command line, return the exit status.
+
+    0 on success; 2 on a usage error or a problem with an input file, with one line on
+    stderr naming the file; 1 on an unexpected failure; 130 on Ctrl-C, 143 on SIGTERM
+    (outputs are written atomically: existing files stay as they were). ``--debug`` also
+    prints the traceback. Use :func:`run` to get the job's result in Python.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command line without the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : int
+        The exit status (``sys.exit(main())``).
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2), already printed
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
+    try:
+        with _sigterm_as_exit():
+            _run(args, parser)
+    except _Terminated as stop:
+        print(f"{parser.prog}: terminated (SIGTERM); no output was changed", file=sys.stderr)
+        return stop.code
+    except SystemExit as stop:  # parser.error() for a usage error found after parsing
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
+    except InputFileError as error:
+        failure, status, message = error, EXIT_USAGE, f"error: {_one_line(error)}"
+    except KeyboardInterrupt as error:
+        failure, status, message = error, EXIT_INTERRUPTED, "interrupted"
+    except Exception as error:
+        failure, status = error, EXIT_ERROR
+        message = f"unexpected error: {type(error).__name__}: {_one_line(error)}"
+        if not args.debug:
+            message += " (run again with --debug for the traceback)"
+    else:
+        return EXIT_OK
+    if args.debug:
+        traceback.print_exception(failure)
+    print(f"{parser.prog}: {message}", file=sys.stderr)
+    return status
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main())

@@ -2,10 +2,10 @@
 
 Import them from here to catch or filter them::
 
-    from factvae_sk.exceptions import FactVAEWarning, NonFiniteLossError
+    from factvae_sk.exceptions import FactVAEWarning, InputFileError, NonFiniteLossError
 """
 
-__all__ = ["FactVAEWarning", "NonFiniteLossError"]
+__all__ = ["FactVAEWarning", "InputFileError", "NonFiniteLossError", "ResultTooLargeError"]
 
 
 class FactVAEWarning(UserWarning):
@@ -33,3 +33,31 @@ class NonFiniteLossError(FloatingPointError):
         super().__init__(message)
         self.epoch = epoch
         self.terms = list(terms)
+
+
+class InputFileError(ValueError):
+    """A user's file cannot be used: unreadable, malformed, or inconsistent with the others.
+
+    Raised by the command line's readers (``factvae-sk fit``); ``factvae-sk`` turns it into
+    one line on stderr and exit status 2. ``str(error)`` is ``"<path>: <problem>"``.
+
+    Attributes
+    ----------
+    path : str
+        The file at fault.
+    problem : str
+        What is wrong with it.
+    """
+
+    def __init__(self, path, problem):
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+class ResultTooLargeError(MemoryError):
+    """A call would return a dense result larger than half the machine's memory.
+
+    Raised before anything is allocated; the message gives the size and how to ask for
+    less (a subset of peaks or genes, cells in batches, or ``out=`` an ``np.memmap``).
+    """

@@ -1,4 +1,5 @@
-"""End-to-end tests of the command line (``factvae-sk demo`` / ``fit``), two epochs each."""
+"""End-to-end tests of the command line (``factvae-sk demo`` / ``fit``), two epochs each, and
+of the installed console script as users run it (exit status, stderr)."""
 
 import gzip
 import json
@@ -9,9 +10,10 @@ import pandas as pd
 import pytest
 import scipy.io
 import scipy.sparse as sp
+from cli_helpers import run_cli, write_small_inputs
 
 from factvae_sk import build_gene_peak_prior
-from factvae_sk.cli import main
+from factvae_sk.cli import main, run
 
 OUTPUT_FILES = [
     "cell_embeddings.csv",
@@ -84,7 +86,7 @@ def _check_outputs(out, n_cells, genes, peaks, label_column=None):
 def test_demo(tmp_path, one_thread, capsys, snare):
     pytest.importorskip("matplotlib")
     out = tmp_path / "demo"
-    result = main(["demo", "--out", str(out), "--epochs", "2"])
+    result = run(["demo", "--out", str(out), "--epochs", "2"])
     printed = capsys.readouterr()
     assert "ARI" in printed.out and "NMI" in printed.out and "epoch    2/2" in printed.err
     hvg = snare.genes_hvg
@@ -119,7 +121,7 @@ def test_fit_user_files(tmp_path, subset, one_thread):
     args += ["--cells", str(tmp_path / "cells.tsv"), "--labels", "cell_line"]
     args += ["--out", str(out), "--epochs", "2", "--n-top-genes", "300", "--n-links", "50"]
     args += ["--map", "tsne", "--map-max-cells", "120"]
-    main(args)
+    assert main(args) == 0
     # Cells without counts in the 300 selected genes are left out (two here).
     model = joblib.load(out / "model.joblib")
     hvg = subset["genes"]["gene"].isin(pd.read_csv(out / "gene_embeddings.csv")["gene"])
@@ -216,7 +218,7 @@ def _write_minimal(tmp_path, subset):
     "change, message",
     [
         (lambda t, s: s["peaks"].iloc[:10].to_csv(t / "peaks.tsv", sep="\t", index=False),
-         "feature table has 10 rows"),
+         "peaks.tsv has 10 rows"),
         (lambda t, s: s["genes"][["gene", "chrom"]].to_csv(t / "genes.tsv", sep="\t", index=False),
          "needs the columns"),
         (lambda t, s: pd.DataFrame({"peak": ["chr1:5"] * len(s["peaks"])}).to_csv(
@@ -228,12 +230,103 @@ def _write_minimal(tmp_path, subset):
 def test_fit_bad_input_is_a_clear_error(tmp_path, subset, capsys, change, message):
     args = _write_minimal(tmp_path, subset)
     change(tmp_path, subset)
-    with pytest.raises(SystemExit):
-        main(args)
+    assert main(args) == 2
     assert message in capsys.readouterr().err
 
 
 def test_fit_needs_the_files(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["fit", "--rna", "x.npz", "--out", str(tmp_path)])
+    assert main(["fit", "--rna", "x.npz", "--out", str(tmp_path)]) == 2
     assert "missing --atac, --genes, --peaks" in capsys.readouterr().err
+    args = ["fit", "--rna", "r.npz", "--atac", "a.npz", "--genes", "g.tsv", "--peaks", "p.tsv"]
+    assert main([*args, "--labels", "cell_type", "--out", str(tmp_path)]) == 2
+    assert "--labels names a column of the cell table: give --cells too" in capsys.readouterr().err
+
+
+def test_bad_option_values_are_usage_errors(capsys):
+    assert main(["demo", "--epochs", "0"]) == 2
+    assert "--epochs: must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["demo", "--n-clusters", "many"]) == 2
+    assert "expected an integer, got 'many'" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+
+
+# ------------------------------------------------------- the console script, as users run it
+
+
+def _assert_clean_success(done):
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Issue 16: the job's result dict was printed by sys.exit() (and the status was 1).
+    assert "Bunch" not in done.stderr and "'model':" not in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_console_script_demo_exits_0(tmp_path):
+    done = run_cli("demo", "--epochs", "1", "--out", tmp_path / "d1")
+    _assert_clean_success(done)
+    assert "ARI" in done.stdout and (tmp_path / "d1" / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("module", [False, True], ids=["factvae-sk", "python -m factvae_sk"])
+def test_console_script_fit_exit_status(tmp_path, snare, module):
+    args = write_small_inputs(tmp_path, snare)
+    out = tmp_path / "out"
+    done = run_cli(*args, "--epochs", "1", "--out", out, module=module)
+    _assert_clean_success(done)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["max_epochs"] == 1 and summary["n_cells"] > 100
+    # A bad file: status 2, one line naming the file, no traceback.
+    (tmp_path / "atac.npz").write_bytes(b"")
+    done = run_cli(*args, "--epochs", "1", "--out", tmp_path / "out2", module=module)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("factvae-sk: error: ") and "atac.npz" in last
+    # A usage error: argparse's status 2.
+    done = run_cli("fit", "--out", tmp_path / "out3", module=module)
+    assert done.returncode == 2 and "missing --rna, --atac" in done.stderr
+
+
+# ------------------------------------------------------- running without a gene-peak prior
+
+
+def test_h5ad_without_coordinates_falls_back_to_no_prior(tmp_path, snare, capsys, one_thread):
+    anndata = pytest.importorskip("anndata")
+    rna, atac = snare.rna_hvg[:120, :200], snare.atac[:120, :400]
+    keep = (rna.getnnz(axis=1) > 0) & (atac.getnnz(axis=1) > 0)
+    obs = snare.cells.iloc[:120][keep].set_index("barcode")
+    genes = pd.DataFrame(index=snare.genes_hvg["gene"].to_numpy()[:200])  # names only
+    anndata.AnnData(sp.csr_matrix(rna[keep], dtype=np.float32), obs=obs, var=genes).write_h5ad(
+        tmp_path / "rna.h5ad"
+    )
+    peaks = pd.DataFrame(index=[f"region{i}" for i in range(400)])  # not coordinates either
+    anndata.AnnData(sp.csr_matrix(atac[keep], dtype=np.float32), obs=obs[[]], var=peaks).write_h5ad(
+        tmp_path / "atac.h5ad"
+    )
+    out = tmp_path / "out"
+    args = ["fit", "--rna-h5ad", str(tmp_path / "rna.h5ad"), "--atac-h5ad"]
+    args += [str(tmp_path / "atac.h5ad"), "--out", str(out), "--epochs", "1"]
+    assert main(args) == 0
+    printed = capsys.readouterr()
+    assert "warning: the genes of" in printed.err and "without a gene-peak prior" in printed.err
+    assert "no prior: gene-peak links are not learned from a prior" in printed.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["links_from_prior"] is False and summary["prior_mode"] is None
+    assert summary["n_prior_links"] == 0
+    assert len(pd.read_csv(out / "top_links.csv")) == 0
+    assert joblib.load(out / "model.joblib").net_.criterion_.has_prior is False
+
+
+def test_no_prior_flag_needs_no_coordinates(tmp_path, snare, capsys, one_thread):
+    args = write_small_inputs(tmp_path, snare)
+    # Peak names that are not coordinates: an error with a prior, accepted without one.
+    peaks = pd.DataFrame({"peak": [f"p{i}" for i in range(500)]})
+    peaks.to_csv(tmp_path / "peaks.tsv", sep="\t", index=False)
+    out = tmp_path / "out"
+    assert main([*args, "--out", str(out), "--epochs", "1"]) == 2
+    assert "not of the form 'chrom:start-end'" in capsys.readouterr().err
+    assert main([*args, "--no-prior", "--out", str(out), "--epochs", "1"]) == 0
+    printed = capsys.readouterr()
+    assert "warning" not in printed.err  # asked for: no warning
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["links_from_prior"] is False and summary["n_prior_links"] == 0
+    assert not (out / "links.png").exists()  # no coordinates: no genome tracks to draw

@@ -1,0 +1,83 @@
+"""Malformed user files through the installed ``factvae-sk fit``, as a Markdown table.
+
+    PYTHONPATH=. python benchmarks/cli_errors.py [--module] [--cases TEXT]
+
+Runs every case of ``tests/test_cli_files.py`` (one malformed file each, made from 150 real
+cells of the bundled SNARE-seq data) through the console script in a subprocess, as a user
+would, and prints the exit status, whether a traceback was shown, how many lines went to
+stderr, and the message. ``--module`` runs ``python -m factvae_sk`` instead.
+"""
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from cli_helpers import run_cli, write_small_inputs  # noqa: E402
+from test_cli_files import CASES  # noqa: E402
+
+from factvae_sk import load_snare_cellline  # noqa: E402
+
+
+def _snare():
+    data = load_snare_cellline()
+    hvg = data.genes.highly_variable.to_numpy()
+    data.rna_hvg = data.rna[:, hvg]
+    data.genes_hvg = data.genes[hvg].reset_index(drop=True)
+    return data
+
+
+def _run_case(case, good, args, work, module):
+    mutate, replace, _, _ = CASES[case]
+    folder = work / "in"
+    shutil.copytree(good, folder)
+    mutate(folder)
+    args = [a.replace(str(good), str(folder)) for a in args]
+    for option, name in (replace or {}).items():
+        value = name[1:] if name.startswith("=") else str(folder / name)
+        if option in args:
+            args[args.index(option) + 1] = value
+        else:
+            args += [option, value]
+    if "--out" not in args:
+        args += ["--out", str(work / "out")]
+    start = time.perf_counter()
+    done = run_cli(*args, "--epochs", "1", module=module)
+    seconds = time.perf_counter() - start
+    message = done.stderr.strip().replace(str(folder) + "/", "").replace(str(work) + "/", "")
+    return done.returncode, "Traceback" in done.stderr, message, seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--module", action="store_true", help="run python -m factvae_sk")
+    parser.add_argument("--cases", default="", help="only the cases whose name contains this")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="cli_errors_"))
+    good = root / "good"
+    good.mkdir()
+    fit_args = write_small_inputs(good, _snare())
+    cases = [case for case in CASES if args.cases in case]
+    print("| case | exit | traceback | stderr lines | message | s |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    clean = 0
+    for i, case in enumerate(cases):
+        work = root / f"case{i}"
+        work.mkdir()
+        status, traceback, message, seconds = _run_case(case, good, fit_args, work, args.module)
+        lines = len(message.splitlines())
+        clean += status == 2 and not traceback and lines == 1
+        shown = message.replace("|", "\\|").replace("\n", " / ")
+        print(f"| {case} | {status} | {'yes' if traceback else 'no'} | {lines} | {shown} | "
+              f"{seconds:.1f} |")  # fmt: skip
+    print(f"\n{clean} of {len(cases)} cases: exit 2, one line, no traceback.")
+    shutil.rmtree(root)
+
+
+if __name__ == "__main__":
+    main()
