@@ -86,7 +86,9 @@ def held_out_candidates(prior, held_out, window_pairs):
 
 
 def ranking_row(name, labels, scores):
-    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
+    scores = np.asarray(scores, dtype=np.float64)
+    missing = np.isnan(scores)
+    scores = np.where(missing, np.nanmin(scores) - 1 if (~missing).any() else 0, scores)
     return {
         "score": name,
         "AUROC": roc_auc_score(labels, scores),

@@ -167,7 +167,9 @@ def prior_and_held_out(data, seed=0, decoys=0.25):
 
 def ranking(labels, scores):
     """AUROC and AUPRC of ranking the positives first (missing scores rank last)."""
-    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
+    scores = np.asarray(scores, dtype=np.float64)
+    missing = np.isnan(scores)
+    scores = np.where(missing, np.nanmin(scores) - 1 if (~missing).any() else 0, scores)
     return roc_auc_score(labels, scores), average_precision_score(labels, scores)
 
 

@@ -114,7 +114,7 @@ class FactVAEAnalysisMixin:
         """Positions of the requested peaks (names, positions or a mask) among those of fit."""
         return _positions(peaks, self.n_peaks_in_, self.atac_feature_names_in_, "peak")
 
-    def regulatory_scores(self, pairs=None, *, score="cosine", background=None):
+    def regulatory_scores(self, pairs=None, *, score=_links.DEFAULT_SCORE, background=None):
         """Gene-peak regulatory scores, by default the cosine of gene and peak embeddings.
 
         Parameters
@@ -201,7 +201,7 @@ class FactVAEAnalysisMixin:
         gene_table=None,
         peak_table=None,
         window=150_000,
-        score="cosine",
+        score=_links.DEFAULT_SCORE,
         background=None,
     ):
         """Gene-peak regulatory links as a table: gene, peak, score (and distance).

@@ -15,6 +15,8 @@ import scipy.sparse as sp
 from ._accessibility import log_normalizer
 
 SCORES = ("cosine", "correlation", "log_mean_correlation")
+# The score regulatory_scores, regulatory_links and the CLI use unless told otherwise.
+DEFAULT_SCORE = "cosine"
 
 # Scores computed at once: a block of genes x all peaks stays under ~64 MB of float32.
 BLOCK_ENTRIES = 1 << 24
