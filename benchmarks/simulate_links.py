@@ -205,10 +205,10 @@ def evaluate(data, epochs, seed):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--levels", nargs="+", choices=list(LEVELS), default=list(LEVELS))
-    parser.add_argument("--cells", type=int, default=1200)
-    parser.add_argument("--genes", type=int, default=600)
+    parser.add_argument("--cells", type=int, default=800)
+    parser.add_argument("--genes", type=int, default=400)
     args = parser.parse_args()
     torch.set_num_threads(1)
     for level in args.levels:
@@ -223,6 +223,7 @@ def main():
                 f"{data.rna.sum() / data.rna.shape[0]:.0f} UMI per cell",
                 flush=True,
             )
+            print(table.to_markdown(index=False, floatfmt=".3f"), flush=True)
             tables.append(table)
             chance.append(positives)
         results = pd.concat(tables)
