@@ -115,20 +115,21 @@ class FactVAEAnalysisMixin:
         return _positions(peaks, self.n_peaks_in_, self.atac_feature_names_in_, "peak")
 
     def regulatory_scores(self, pairs=None, *, score=_links.DEFAULT_SCORE, background=None):
-        """Gene-peak regulatory scores, by default the cosine of gene and peak embeddings.
+        """Gene-peak regulatory scores: by default, how the two decoders' logits co-vary.
 
         Parameters
         ----------
         pairs : sparse matrix or array-like of shape (n_genes, n_peaks), default=None
             Which gene-peak pairs to score (its non-zero pattern, e.g. a prior or a
             distance window). ``None`` scores every pair (dense: n_genes x n_peaks).
-        score : {"cosine", "correlation", "log_mean_correlation"}, default="cosine"
-            ``"cosine"``: cosine similarity of the gene's and the peak's embedding (the
-            method's score). ``"correlation"``: Pearson correlation across the training
-            cells of the two decoders' logits ``z_r . w_g`` and ``z_a . w_p``, from the
-            codes' covariance (:attr:`code_covariance_`), so it weighs each latent
-            direction by how cells actually spread along it and how the RNA and ATAC codes
-            co-vary. ``"log_mean_correlation"``: the same on the log-softmax scale (each
+        score : {"cosine", "correlation", "log_mean_correlation"}, default="correlation"
+            ``"correlation"``: Pearson correlation across the training cells of the two
+            decoders' logits ``z_r . w_g`` and ``z_a . w_p``, from the codes' covariance
+            (:attr:`code_covariance_`), so it weighs each latent direction by how cells
+            actually spread along it and how the RNA and ATAC codes co-vary; the best
+            score on the link harness (README). ``"cosine"``: cosine similarity of the
+            gene's and the peak's embedding, the method's own score.
+            ``"log_mean_correlation"``: the correlation on the log-softmax scale (each
             decoder's log expected fraction of a cell's counts).
         background : int, default=None
             Return each score as a z-score against this many background peaks of the same
@@ -231,7 +232,7 @@ default="prior"
             ``chr1:100-200``.
         window : int, default=150_000
             Half-width of the TSS window for ``candidates="window"``.
-        score : {"cosine", "correlation", "log_mean_correlation"}, default="cosine"
+        score : {"cosine", "correlation", "log_mean_correlation"}, default="correlation"
             Which score (see :meth:`regulatory_scores`).
         background : int, default=None
             Z-scores against this many accessibility-matched background peaks (see
