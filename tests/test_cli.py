@@ -11,6 +11,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from factvae_sk import build_gene_peak_prior
+from factvae_sk._links import DEFAULT_SCORE
 from factvae_sk.cli import main
 
 OUTPUT_FILES = [
@@ -67,10 +68,10 @@ def _check_outputs(out, n_cells, genes, peaks, label_column=None):
     model = joblib.load(out / "model.joblib")
     # The scores are the model's default score, named in the summary.
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["link_score"] == "correlation"
+    assert summary["link_score"] == DEFAULT_SCORE
     gene_pos = pd.Index(genes).get_indexer(links["gene"])
     peak_pos = pd.Index(peaks).get_indexer(links["peak"])
-    dense = model.regulatory_scores(score="correlation")
+    dense = model.regulatory_scores(score=DEFAULT_SCORE)
     np.testing.assert_allclose(links["score"], dense[gene_pos, peak_pos], atol=1e-4)
     np.testing.assert_allclose(
         model.feature_embeddings_.rna, gene_emb.iloc[:, 1:].to_numpy(), rtol=1e-5, atol=1e-6
