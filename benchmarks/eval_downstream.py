@@ -113,7 +113,7 @@ def cross_modal_tables(model, data):
     return pd.DataFrame(linear), pd.DataFrame(logged), per_read
 
 
-def marker_links_table(model, data, window=150_000, top=5):
+def marker_links_table(model, data, window=150_000, top=5, score=None):
     atac = data.atac
     line_means = {
         line: np.asarray(atac[data.labels == line].sum(axis=0)).ravel()
@@ -128,6 +128,8 @@ def marker_links_table(model, data, window=150_000, top=5):
         gene_table=data.genes,
         peak_table=data.peaks,
         window=window,
+        # None: the model's default score.
+        **({} if score is None else {"score": score}),
     )
     peak_line = pd.Series(top_line, index=data.peaks.peak)
     rows = []

@@ -20,6 +20,8 @@ Architecture, one responsibility per module:
 - ``exceptions``: ``FactVAEWarning``, ``InputFileError``, ``NonFiniteLossError``,
   ``ResultTooLargeError``.
 - ``prior``: :func:`build_gene_peak_prior`, the gene x peak prior from coordinates.
+- ``links``: :func:`peak_gene_correlation`, the pseudobulk peak-gene correlation (the
+  model-free yardstick for link scores).
 - ``gtf``: :func:`read_gtf_genes`, gene coordinates from a GTF annotation.
 - ``datasets``: :func:`load_snare_cellline`, :func:`load_scicar_kidney`, the bundled real data.
 """
@@ -28,6 +30,7 @@ from ._estimator import FactVAE
 from ._validation import GenePeakPrior
 from .datasets import load_scicar_kidney, load_snare_cellline
 from .gtf import read_gtf_genes
+from .links import peak_gene_correlation
 from .prior import build_gene_peak_prior, gene_peak_prior
 
 __version__ = "0.1.0"
@@ -39,6 +42,7 @@ __all__ = [
     "gene_peak_prior",
     "load_scicar_kidney",
     "load_snare_cellline",
+    "peak_gene_correlation",
     "read_gtf_genes",
     "__version__",
 ]

@@ -122,14 +122,27 @@ class FactVAEAnalysisMixin:
         """Positions of the requested peaks (names, positions or a mask) among those of fit."""
         return _positions(peaks, self.n_peaks_in_, self.atac_feature_names_in_, "peak")
 
-    def regulatory_scores(self, pairs=None):
-        """Gene-peak regulatory scores: cosine similarity of gene and peak embeddings.
+    def regulatory_scores(self, pairs=None, *, score=_links.DEFAULT_SCORE, background=None):
+        """Gene-peak regulatory scores: by default, how the two decoders' logits co-vary.
 
         Parameters
         ----------
         pairs : sparse matrix or array-like of shape (n_genes, n_peaks), default=None
             Which gene-peak pairs to score (its non-zero pattern, e.g. a prior or a
             distance window). ``None`` scores every pair (dense: n_genes x n_peaks).
+        score : {"cosine", "correlation", "log_mean_correlation"}, default="correlation"
+            ``"correlation"``: Pearson correlation across the training cells of the two
+            decoders' logits ``z_r . w_g`` and ``z_a . w_p``, from the codes' covariance
+            (:attr:`code_covariance_`), so it weighs each latent direction by how cells
+            actually spread along it and how the RNA and ATAC codes co-vary; the best
+            score on the link harness (README). ``"cosine"``: cosine similarity of the
+            gene's and the peak's embedding, the method's own score.
+            ``"log_mean_correlation"``: the correlation on the log-softmax scale (each
+            decoder's log expected fraction of a cell's counts).
+        background : int, default=None
+            Return each score as a z-score against this many background peaks of the same
+            gene, matched for mean accessibility over the training cells (drawn with a
+            fixed seed), as Signac's ``LinkPeaks`` does; needs ``pairs``.
 
         Returns
         -------
@@ -138,22 +151,55 @@ class FactVAEAnalysisMixin:
         See Also
         --------
         regulatory_links : the same scores as a table, for chosen genes and windows.
-        """
-        genes, peaks = self._unit_embeddings()
-        if pairs is None:
-            return genes @ peaks.T
-        rows, cols, _ = check_prior(pairs, len(genes), len(peaks))
-        values = _links.score_pairs(genes, peaks, rows, cols)
-        return sp.csr_matrix((values, (rows, cols)), shape=(len(genes), len(peaks)))
+        factvae_sk.links.peak_gene_correlation : the pseudobulk correlation of the counts.
 
-    def _unit_embeddings(self):
+        Examples
+        --------
+        >>> from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline
+        >>> data = load_snare_cellline()
+        >>> hvg = data.genes.highly_variable.to_numpy()
+        >>> prior = gene_peak_prior(data.genes[hvg], data.peaks)
+        >>> model = FactVAE(max_epochs=2, random_state=0)
+        >>> model = model.fit(data.rna[:200, hvg], data.atac[:200], prior=prior)
+        >>> model.regulatory_scores(prior, score="correlation").shape
+        (2000, 27399)
+        """
+        left, right = self._score_factors(score)
+        if pairs is None:
+            if background is not None:
+                raise ValueError("background z-scores need pairs (e.g. the prior).")
+            return left @ right.T
+        rows, cols, _ = check_prior(pairs, len(left), len(right))
+        values = self._pair_scores(left, right, rows, cols, background)
+        return sp.csr_matrix((values, (rows, cols)), shape=(len(left), len(right)))
+
+    def _score_factors(self, score):
+        """The gene and peak factor matrices of a score (see ``_links.score_factors``)."""
         check_is_fitted(self, "feature_embeddings_")
         if "atac" not in self.feature_embeddings_:
             raise ValueError("This FactVAE was fitted without X_atac: it has no peak embeddings.")
-        return (
-            _links.unit_rows(self.feature_embeddings_.rna),
-            _links.unit_rows(self.feature_embeddings_.atac),
+        if not (isinstance(score, str) and score in _links.SCORES):
+            raise ValueError(f"score must be one of {_links.SCORES}; got {score!r}.")
+        covariance = getattr(self, "code_covariance_", None)
+        if score != "cosine" and covariance is None:
+            raise ValueError(
+                f"score={score!r} needs code_covariance_, which models fitted before "
+                "factvae_sk learned it lack: fit the model again (or use score='cosine')."
+            )
+        return _links.score_factors(
+            score,
+            self.feature_embeddings_.rna.to_numpy(),
+            self.feature_embeddings_.atac.to_numpy(),
+            covariance,
         )
+
+    def _pair_scores(self, left, right, rows, cols, background):
+        if background is None:
+            return _links.score_pairs(left, right, rows, cols)
+        if not (isinstance(background, Integral) and background >= 2):
+            raise ValueError(f"background must be an integer >= 2; got {background!r}.")
+        peaks = _links.background_peaks(self.atac_peak_mean_, background)
+        return _links.background_zscores(left, right, rows, cols, peaks)
 
     def regulatory_links(
         self,
@@ -164,11 +210,13 @@ class FactVAEAnalysisMixin:
         gene_table=None,
         peak_table=None,
         window=150_000,
+        score=_links.DEFAULT_SCORE,
+        background=None,
     ):
         """Gene-peak regulatory links as a table: gene, peak, score (and distance).
 
-        The score is the cosine similarity of the gene's and the peak's embedding. Only the
-        candidate pairs are scored, so the genes x peaks matrix is never formed (``"all"``
+        The score is one of :meth:`regulatory_scores` (``score``). Only the candidate pairs
+        are scored, so the genes x peaks matrix is never formed (``"all"``
         scans every peak in blocks of genes, keeping the ``top_k`` best).
 
         Parameters
@@ -192,12 +240,18 @@ default="prior"
             ``chr1:100-200``.
         window : int, default=150_000
             Half-width of the TSS window for ``candidates="window"``.
+        score : {"cosine", "correlation", "log_mean_correlation"}, default="correlation"
+            Which score (see :meth:`regulatory_scores`).
+        background : int, default=None
+            Z-scores against this many accessibility-matched background peaks (see
+            :meth:`regulatory_scores`); not with ``candidates="all"``.
 
         Returns
         -------
         DataFrame
             Columns ``gene``, ``peak``, ``score`` and, with coordinates, ``distance``; one row
             per link, grouped by gene (in the model's gene order), best score first.
+            ``attrs["score"]`` names the score.
 
         Examples
         --------
@@ -213,7 +267,7 @@ default="prior"
         >>> model.regulatory_links("all", top_k=3).shape
         (6000, 3)
         """
-        gene_emb, peak_emb = self._unit_embeddings()
+        gene_emb, peak_emb = self._score_factors(score)
         for table, n, what in [
             (gene_table, self.n_features_in_, "gene_table"),
             (peak_table, self.n_peaks_in_, "peak_table"),
@@ -226,6 +280,8 @@ default="prior"
             raise ValueError(f"top_k must be a positive integer; got {top_k!r}.")
         gene_index = _positions(genes, self.n_features_in_, self._names("gene", gene_table), "gene")
         if isinstance(candidates, str) and candidates == "all":
+            if background is not None:
+                raise ValueError("background z-scores need candidate pairs, not 'all'.")
             if top_k is None:
                 if len(gene_index) * len(peak_emb) > _links.BLOCK_ENTRIES:
                     raise ValueError(
@@ -238,13 +294,13 @@ default="prior"
         else:
             pattern = self._candidate_pattern(candidates, gene_table, peak_table, window)
             rows, cols = _links.pattern_pairs(pattern, gene_index)
-            scores = _links.score_pairs(gene_emb, peak_emb, rows, cols)
+            scores = self._pair_scores(gene_emb, peak_emb, rows, cols, background)
             if top_k is not None:
                 rows, cols, scores = _links.top_k_among_pairs(rows, cols, scores, top_k)
         distance = None
         if gene_table is not None and peak_table is not None:
             distance = tss_distance(gene_table, peak_table, rows, cols)
-        return _links.links_table(
+        table = _links.links_table(
             rows,
             cols,
             scores,
@@ -252,6 +308,8 @@ default="prior"
             self._names("peak", peak_table),
             distance,
         )
+        table.attrs["score"] = score if background is None else f"{score} z-score"
+        return table
 
     def _candidate_pattern(self, candidates, gene_table, peak_table, window):
         if isinstance(candidates, str) and candidates == "prior":

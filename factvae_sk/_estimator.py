@@ -17,7 +17,7 @@ from sklearn.utils.validation import (
 )
 from skorch.callbacks import PassthroughScoring
 
-from . import _accessibility
+from . import _accessibility, _links
 from ._analysis import FactVAEAnalysisMixin
 from ._callbacks import REPORTED_TERMS, ExponentialLRDecay, NonFiniteLossGuard, ProgressLog
 from ._data import PairedCountsDataset, collate_batch, iter_batches
@@ -166,6 +166,15 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
     atac_log_library_median_ : float
         Median log ATAC total of the training cells: the library size given to cells
         imputed from RNA alone.
+    code_covariance_ : ndarray of shape (2 * n_latent + 2, 2 * n_latent + 2)
+        Covariance over the training cells of ``(z_r, n_r, z_a, n_a)``: the posterior means
+        of both codes, each followed by its decoder's log-softmax normalizer
+        ``n = -logsumexp(z @ W)``. The model-based gene-peak scores
+        (``regulatory_scores(score="correlation")`` and ``"log_mean_correlation"``) are
+        read from it without forming a cells x features array.
+    atac_peak_mean_ : ndarray of shape (n_peaks,)
+        Mean ATAC count of each peak over the training cells (matches background peaks in
+        ``regulatory_scores(background=...)``).
     atac_peak_bias_ : ndarray of shape (n_peaks,)
         Per-peak logit offsets used by ``impute_atac(calibrate=True)``:
         ``log((observed + 1) / (predicted + 1))`` of each peak's total over the training
@@ -449,7 +458,13 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         self.rna_to_atac_ = RidgeCV(alphas=np.logspace(-2, 6, 17)).fit(
             codes[:, : self.n_latent], codes[:, self.n_latent :]
         )
+        self.code_covariance_ = _links.code_covariance(
+            codes,
+            module.decoder_rna.feature_embedding.detach(),
+            self._peak_embedding_tensor(),
+        )
         _, counts, log_library = dataset.modalities["atac"]
+        self.atac_peak_mean_ = np.asarray(counts.mean(axis=0), dtype=np.float64).ravel()
         self.atac_log_library_median_ = float(np.median(log_library))
         self.atac_peak_bias_ = _accessibility.calibration_bias(
             codes[:, self.n_latent :],

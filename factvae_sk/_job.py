@@ -19,6 +19,7 @@ from sklearn.utils import Bunch
 from ._atomic import staged_files
 from ._cell_map import MAX_TSNE_CELLS, cell_map
 from ._estimator import FactVAE
+from ._links import DEFAULT_SCORE
 from ._plots import have_matplotlib, plot_cell_map, plot_links, plot_losses
 from .prior import build_gene_peak_prior, tss_distance
 
@@ -26,7 +27,7 @@ OUTPUTS = {
     "cell_embeddings.csv": "cells: barcode, label, cluster, 2-D map, RNA and ATAC embeddings",
     "gene_embeddings.csv": "genes x latent dimensions (columns of the RNA decoder)",
     "peak_embeddings.csv": "peaks x latent dimensions (columns of the ATAC decoder)",
-    "top_links.csv": "prior gene-peak pairs ranked by the cosine of their embeddings",
+    "top_links.csv": "prior gene-peak pairs ranked by regulatory_scores' default score",
     "model.joblib": "the fitted FactVAE (joblib.load it to transform new cells)",
     "summary.json": "data sizes, settings, fit time, ARI/NMI",
     "loss_curves.png": "per-epoch loss terms",
@@ -269,7 +270,7 @@ def _fit_and_write(
             "gene": genes["gene"].to_numpy()[pairs.row],
             "peak": peaks["peak"].to_numpy()[pairs.col],
             "prior_weight": pairs.data,
-            "score": model.regulatory_scores(prior)[pairs.row, pairs.col].A1
+            "score": model.regulatory_scores(prior, score=DEFAULT_SCORE)[pairs.row, pairs.col].A1
             if pairs.nnz
             else np.zeros(0),
             "distance": pd.Series(
@@ -280,7 +281,7 @@ def _fit_and_write(
     links = links.sort_values("score", ascending=False, kind="stable").head(n_links)
     links.to_csv(stage("top_links.csv"), index=False, float_format="%.6g")
     if len(links):
-        log("\ntop gene-peak links (cosine of embeddings, prior pairs)")
+        log(f"\ntop gene-peak links (score: {DEFAULT_SCORE}; prior pairs)")
         log(links.head(10).to_string(index=False, float_format="{:.3f}".format))
     joblib.dump(model, stage("model.joblib"))
 
@@ -310,7 +311,13 @@ def _fit_and_write(
                 window=LINKS_PLOT_WINDOW,
             )
             plot_links(
-                shown, genes, peaks, list(plot_genes), stage("links.png"), window=LINKS_PLOT_WINDOW
+                shown,
+                genes,
+                peaks,
+                list(plot_genes),
+                stage("links.png"),
+                window=LINKS_PLOT_WINDOW,
+                score_name=DEFAULT_SCORE,
             )
     else:
         log(
@@ -326,6 +333,7 @@ def _fit_and_write(
         "n_prior_links": int(prior.nnz),
         # Without prior links the embeddings were not tied to known regulation.
         "links_from_prior": bool(prior.nnz),
+        "link_score": DEFAULT_SCORE,
         "max_epochs": int(model.max_epochs),
         "random_state": random_state,
         "fit_seconds": round(fit_seconds, 1),

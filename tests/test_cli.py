@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from cli_helpers import run_cli, write_small_inputs
 
 from factvae_sk import build_gene_peak_prior
+from factvae_sk._links import DEFAULT_SCORE
 from factvae_sk.cli import main, run
 
 OUTPUT_FILES = [
@@ -69,18 +70,20 @@ def _check_outputs(out, n_cells, genes, peaks, label_column=None):
     assert list(links.columns) == ["gene", "peak", "prior_weight", "score", "distance"]
     assert len(links) > 0 and links["score"].is_monotonic_decreasing
     assert set(links["gene"]) <= set(genes) and set(links["peak"]) <= set(peaks)
-    # The scores are the cosines of the written embeddings.
-    g = gene_emb.set_index("gene").loc[links["gene"]].to_numpy()
-    p = peak_emb.set_index("peak").loc[links["peak"]].to_numpy()
-    cos = (g * p).sum(1) / np.linalg.norm(g, axis=1) / np.linalg.norm(p, axis=1)
-    np.testing.assert_allclose(links["score"], cos, atol=1e-4)
     model = joblib.load(out / "model.joblib")
+    # The scores are the model's default score, named in the summary.
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["link_score"] == DEFAULT_SCORE
+    gene_pos = pd.Index(genes).get_indexer(links["gene"])
+    peak_pos = pd.Index(peaks).get_indexer(links["peak"])
+    dense = model.regulatory_scores(score=DEFAULT_SCORE)
+    np.testing.assert_allclose(links["score"], dense[gene_pos, peak_pos], atol=1e-4)
     np.testing.assert_allclose(
         model.feature_embeddings_.rna, gene_emb.iloc[:, 1:].to_numpy(), rtol=1e-5, atol=1e-6
     )
     for png in ("loss_curves.png", "cell_map.png", "links.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    return cells, links, model, json.loads((out / "summary.json").read_text())
+    return cells, links, model, summary
 
 
 def test_demo(tmp_path, one_thread, capsys, snare):

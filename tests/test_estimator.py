@@ -74,8 +74,8 @@ def test_feature_embeddings_are_the_decoder_weights(fitted, small):
 
 
 def test_regulatory_scores_are_embedding_cosines(fitted, small):
-    scores = fitted.regulatory_scores(small["prior"])
-    dense = fitted.regulatory_scores()
+    scores = fitted.regulatory_scores(small["prior"], score="cosine")
+    dense = fitted.regulatory_scores(score="cosine")
     assert sp.issparse(scores) and scores.nnz == small["prior"].nnz
     rows, cols = small["prior"].nonzero()
     np.testing.assert_allclose(
