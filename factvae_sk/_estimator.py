@@ -106,6 +106,11 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         Dropout after each hidden layer of both encoders.
     rna_likelihood, atac_likelihood : {"zinb", "nb"}, default="zinb"
         Count likelihood of each modality.
+    atac_intercepts : bool, default=False
+        Give the ATAC decoder a learned per-peak intercept ``b``:
+        ``mu = exp(s_a) * softmax(z_a @ W_a + b)``. Not part of the method (False
+        reproduces it); the peak embeddings ``W_a`` then describe deviations from each
+        peak's baseline accessibility.
     rna_nll_weight : float, default=0.1
     rna_kl_weight : float, default=0.001
     atac_nll_weight : float, default=0.002
@@ -170,6 +175,9 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         Per-peak logit offsets used by ``impute_atac(calibrate=True)``:
         ``log((observed + 1) / (predicted + 1))`` of each peak's total over the training
         cells.
+    training_codes_ : ndarray of shape (n_training_cells, 2 * n_latent)
+        Posterior means of the RNA codes (first ``n_latent`` columns) and ATAC codes of the
+        paired training cells; the neighbour maps of ``impute_atac(X_rna=...)`` search them.
     rna_encoder_input_, atac_encoder_input_ : fitted preprocessing transformers
     net_ : FactVAENet
         The trained skorch net; ``net_.history`` holds per-epoch loss terms.
@@ -275,6 +283,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "rna_likelihood": [StrOptions({"zinb", "nb"})],
         "atac_likelihood": [StrOptions({"zinb", "nb"})],
+        "atac_intercepts": ["boolean"],
         "rna_nll_weight": [Interval(Real, 0, None, closed="left")],
         "rna_kl_weight": [Interval(Real, 0, None, closed="left")],
         "atac_nll_weight": [Interval(Real, 0, None, closed="left")],
@@ -312,6 +321,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         dropout=0.2,
         rna_likelihood="zinb",
         atac_likelihood="zinb",
+        atac_intercepts=False,
         rna_nll_weight=0.1,
         rna_kl_weight=0.001,
         atac_nll_weight=0.002,
@@ -338,6 +348,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         self.dropout = dropout
         self.rna_likelihood = rna_likelihood
         self.atac_likelihood = atac_likelihood
+        self.atac_intercepts = atac_intercepts
         self.rna_nll_weight = rna_nll_weight
         self.rna_kl_weight = rna_kl_weight
         self.atac_nll_weight = atac_nll_weight
@@ -449,6 +460,8 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         self.rna_to_atac_ = RidgeCV(alphas=np.logspace(-2, 6, 17)).fit(
             codes[:, : self.n_latent], codes[:, self.n_latent :]
         )
+        # The codes themselves serve the neighbour maps of impute_atac (cells x latent only).
+        self.training_codes_ = codes
         _, counts, log_library = dataset.modalities["atac"]
         self.atac_log_library_median_ = float(np.median(log_library))
         self.atac_peak_bias_ = _accessibility.calibration_bias(
@@ -456,6 +469,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             log_library,
             self._peak_embedding_tensor(),
             np.asarray(counts.sum(axis=0)).ravel(),
+            bias=self._peak_intercepts(),
         )
         return self
 
@@ -612,6 +626,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             module__rna_hidden_sizes=tuple(self.rna_hidden_sizes),
             module__atac_hidden_sizes=tuple(self.atac_hidden_sizes),
             module__dropout=self.dropout,
+            module__atac_intercepts=self.atac_intercepts,
             criterion=FactVAELoss,
             **{f"criterion__{k}": v for k, v in self._loss_params(prior_entries).items()},
             optimizer=torch.optim.Adam,
