@@ -135,17 +135,7 @@ def model_predictions(model, data, name, seed, full=True):
             (f"{rna_map}, calibrate", dict(rna_map=rna_map, calibrate=True)),
         ]
     if full:
-        settings += [
-            (
-                "knn_profile k=50, calibrate",
-                dict(rna_map="knn_profile", n_neighbors=50, calibrate=True),
-            ),
-            ("ridge, 10 posterior samples", dict(n_samples=10, random_state=seed)),
-            (
-                "ridge, 10 posterior samples, calibrate",
-                dict(n_samples=10, random_state=seed, calibrate=True),
-            ),
-        ]
+        settings.append(("ridge, 10 posterior samples", dict(n_samples=10, random_state=seed)))
     out = {
         f"{name} X_rna, {label}": model.impute_atac(X_rna=X_rna, library_size=SCALE, **kwargs)
         for label, kwargs in settings

@@ -107,7 +107,8 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
     rna_likelihood, atac_likelihood : {"zinb", "nb"}, default="zinb"
         Count likelihood of each modality.
     atac_intercepts : bool, default=False
-        Give the ATAC decoder a learned per-peak intercept ``b``:
+        Give the ATAC decoder a learned per-peak intercept ``b``, initialized at each
+        peak's centred log share of the training counts:
         ``mu = exp(s_a) * softmax(z_a @ W_a + b)``. Not part of the method (False
         reproduces it); the peak embeddings ``W_a`` then describe deviations from each
         peak's baseline accessibility.
@@ -600,6 +601,21 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
                     f"integers. Got {sizes!r} instead."
                 )
 
+    def _initial_intercepts(self, X_atac):
+        """``atac_intercepts`` start at each peak's centred log share of the training counts.
+
+        From zero, Adam's small steps leave them near zero after a few hundred epochs; from
+        the data, the embeddings need not spend their rank on each peak's baseline. (After
+        :meth:`load`, ``X_atac`` is an empty placeholder: the saved values replace these.)
+        """
+        if not self.atac_intercepts or X_atac is None:
+            return False
+        totals = np.asarray(X_atac.sum(axis=0), dtype=np.float64).ravel()
+        if not totals.any():
+            return True
+        log_share = np.log((totals + 1.0) / (totals.sum() + len(totals)))
+        return (log_share - log_share.mean()).astype(np.float32)
+
     def _build_net(self, dataset, n_genes, X_atac, prior_entries, device):
         has_atac = X_atac is not None
         callbacks = [
@@ -626,7 +642,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             module__rna_hidden_sizes=tuple(self.rna_hidden_sizes),
             module__atac_hidden_sizes=tuple(self.atac_hidden_sizes),
             module__dropout=self.dropout,
-            module__atac_intercepts=self.atac_intercepts,
+            module__atac_intercepts=self._initial_intercepts(X_atac),
             criterion=FactVAELoss,
             **{f"criterion__{k}": v for k, v in self._loss_params(prior_entries).items()},
             optimizer=torch.optim.Adam,

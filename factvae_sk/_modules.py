@@ -103,8 +103,9 @@ class FactVAEModule(nn.Module):
     n_latent : int
     rna_hidden_sizes, atac_hidden_sizes : sequence of int
     dropout : float
-    atac_intercepts : bool, default=False
-        Per-peak intercepts in the ATAC decoder's mean (see :class:`FactorizedDecoder`).
+    atac_intercepts : bool or ndarray of shape (n_peaks,), default=False
+        Per-peak intercepts in the ATAC decoder's mean (see :class:`FactorizedDecoder`);
+        an array gives their initial values (zeros otherwise).
     """
 
     def __init__(
@@ -125,7 +126,11 @@ class FactVAEModule(nn.Module):
         self.has_atac = n_peaks is not None
         if self.has_atac:
             self.encoder_atac = Encoder(n_input_atac, tuple(atac_hidden_sizes), n_latent, dropout)
-            self.decoder_atac = FactorizedDecoder(n_latent, n_peaks, intercept=atac_intercepts)
+            has_intercepts = atac_intercepts is not False and atac_intercepts is not None
+            self.decoder_atac = FactorizedDecoder(n_latent, n_peaks, intercept=has_intercepts)
+            if has_intercepts and not isinstance(atac_intercepts, bool):
+                with torch.no_grad():
+                    self.decoder_atac.intercept.copy_(torch.as_tensor(atac_intercepts))
 
     def forward(self, rna_input, rna_log_library, atac_input=None, atac_log_library=None):
         """Encode, sample and decode each modality present.
