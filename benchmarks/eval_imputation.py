@@ -128,25 +128,27 @@ def baselines(data, seed):
 def model_predictions(model, data, name, seed, full=True):
     """``impute_atac`` of the held-out cells with each post-hoc option."""
     X_rna, X_atac = data.rna[data.test], data.atac[data.test]
-    settings = [("ridge", {}), ("ridge, calibrate", dict(calibrate=True))]
-    for rna_map in ("knn_code", "knn_profile"):
+    settings = []
+    for rna_map in ("ridge", "knn_code", "knn_profile"):
         settings += [
-            (f"{rna_map}", dict(rna_map=rna_map)),
+            (f"{rna_map}", dict(rna_map=rna_map, calibrate=False)),
             (f"{rna_map}, calibrate", dict(rna_map=rna_map, calibrate=True)),
         ]
     if full:
-        settings.append(("ridge, 10 posterior samples", dict(n_samples=10, random_state=seed)))
+        settings.append(
+            ("ridge, 10 posterior samples", dict(n_samples=10, random_state=seed, calibrate=False))
+        )
     out = {
         f"{name} X_rna, {label}": model.impute_atac(X_rna=X_rna, library_size=SCALE, **kwargs)
         for label, kwargs in settings
     }
-    out[f"{name} own X_atac"] = model.impute_atac(X_atac, library_size=SCALE)
+    out[f"{name} own X_atac"] = model.impute_atac(X_atac, library_size=SCALE, calibrate=False)
     out[f"{name} own X_atac, calibrate"] = model.impute_atac(
         X_atac, library_size=SCALE, calibrate=True
     )
     if full:
         out[f"{name} own X_atac, 10 posterior samples"] = model.impute_atac(
-            X_atac, library_size=SCALE, n_samples=10, random_state=seed
+            X_atac, library_size=SCALE, n_samples=10, random_state=seed, calibrate=False
         )
     return out
 

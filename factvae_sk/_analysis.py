@@ -31,13 +31,13 @@ class FactVAEAnalysisMixin:
         *,
         peaks=None,
         library_size=None,
-        calibrate=False,
+        calibrate=True,
         rna_map="ridge",
         n_neighbors=15,
         n_samples=None,
         random_state=None,
     ):
-        """Denoised ("augmented") accessibility: ``exp(s_a) * softmax(z_a @ W_a)``.
+        """Denoised ("augmented") accessibility: ``exp(s_a) * softmax(z_a @ W_a + b)``.
 
         For cells with ATAC counts, ``z_a`` is the ATAC encoder's posterior mean and
         ``exp(s_a)`` the cell's ATAC total. For cells measured by RNA alone, pass ``X_rna``
@@ -62,11 +62,13 @@ class FactVAEAnalysisMixin:
         library_size : float, default=None
             Scale every cell to this total over all peaks (e.g. ``1e4``), so cells compare;
             ``None`` keeps each cell's own ATAC total.
-        calibrate : bool, default=False
-            Add the per-peak logit offsets learned at fit (:attr:`atac_peak_bias_`), which
-            make the decoder's per-peak totals over the training cells match the observed
-            counts: ``exp(s_a) * softmax(z_a @ W_a + b)``. Off by default (the method's
-            formula).
+        calibrate : bool, default=True
+            Add the per-peak logit offsets ``b`` learned at fit (:attr:`atac_peak_bias_`),
+            which make the decoder's per-peak totals over the training cells match the
+            observed counts. ``False`` gives the method's formula,
+            ``exp(s_a) * softmax(z_a @ W_a)``. On held-out cells of both bundled datasets
+            calibration improves per-cell correlation and AUROC with the observed counts,
+            from RNA and from ATAC (``benchmarks/eval_imputation.py``), hence the default.
         rna_map : {"ridge", "knn_code", "knn_profile"}, default="ridge"
             How an RNA code reaches the ATAC decoder (``X_rna`` only): ``"ridge"``, the
             ridge regression :attr:`rna_to_atac_`; ``"knn_code"``, the mean ATAC code of
@@ -358,6 +360,7 @@ default="prior"
         peaks=None,
         method="wilcoxon",
         library_size=1e4,
+        calibrate=True,
     ):
         """Differential accessibility between groups of cells, on the augmented data.
 
@@ -380,6 +383,8 @@ default="prior"
             Mann-Whitney U (rank-sum) test or Welch's t-test, two-sided.
         library_size : float or None, default=1e4
             Per-cell total the accessibility is scaled to before testing.
+        calibrate : bool, default=True
+            Test the calibrated accessibility (see :meth:`impute_atac`).
 
         Returns
         -------
@@ -394,7 +399,7 @@ default="prior"
         z, log_scale = self._atac_components(X_atac, X_rna, library_size)
         groups, tested = _differential.check_groups(groups, len(z), reference)
         embedding = self._peak_embedding_tensor()
-        bias = self._peak_logit_bias(calibrate=False)
+        bias = self._peak_logit_bias(calibrate)
         log_offset = _accessibility.mixture_log_offset(z, log_scale, embedding, bias)
         in_reference = {
             label: (groups != label) if reference == "rest" else (groups == reference)
