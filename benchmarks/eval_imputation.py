@@ -26,8 +26,8 @@ counts are a reconstruction, not a prediction. The label pseudobulk is a ceiling
 cell identity can tell, but on very sparse cells an average over few cells is noisy, and the
 training mean (over every cell) can beat it per cell.
 
-Run time: about 20 s (SNARE) and 3 min (kidney) per 100-epoch fit and under a minute of
-evaluation each on a quiet 2-core machine; many times that on a busy one.
+Run time, measured on a 2-core machine shared with several other training jobs: the
+100-epoch fits took 19 min (SNARE) and 45 min (kidney), the evaluation about 5 min each.
 
 ``--models DIR`` keeps fitted models there (joblib) and reuses them; the post-hoc parts
 (ridge and neighbour maps, calibration) are relearned from the training cells with the
