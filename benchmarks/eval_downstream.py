@@ -75,11 +75,11 @@ def cross_modal_tables(model, data):
     """Per cell line: how well each prediction matches the held-out cells' accessibility."""
     test, train, atac = data.test, data.train, data.atac
     predictions = {
-        "RNA -> ATAC": model.impute_atac(X_rna=data.rna[test], library_size=1e4),
+        "RNA -> ATAC": model.impute_atac(X_rna=data.rna[test], library_size=1e4, calibrate=False),
         "RNA -> ATAC, calibrated": model.impute_atac(
             X_rna=data.rna[test], library_size=1e4, calibrate=True
         ),
-        "ATAC": model.impute_atac(atac[test], library_size=1e4),
+        "ATAC": model.impute_atac(atac[test], library_size=1e4, calibrate=False),
         "ATAC, calibrated": model.impute_atac(atac[test], library_size=1e4, calibrate=True),
     }
     # Baselines that see no held-out data: every training cell pooled, and (an upper

@@ -23,7 +23,8 @@ def log_normalizer(z, embedding, bias=None):
     embedding : tensor of shape (n_latent, n_peaks)
         The peak embeddings ``W`` (on the device to compute on).
     bias : ndarray of shape (n_peaks,), default=None
-        Per-peak logit offsets (the calibration of :func:`calibration_bias`).
+        Per-peak logit offsets (the decoder's learned intercepts, the calibration of
+        :func:`calibration_bias`, or their sum).
     """
     rows = max(1, BLOCK_ENTRIES // embedding.shape[1])
     parts = []
@@ -78,21 +79,75 @@ def accessibility(z, log_offset, embedding, peak_index, bias=None, out=None):
     return out
 
 
-def calibration_bias(z, log_library, embedding, observed_totals):
+def mixture_log_offset(z, log_scale, embedding, bias=None):
+    """``log_scale`` minus :func:`log_normalizer` of every component of every cell.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n_cells, n_components, n_latent)
+        Several codes per cell (posterior samples, neighbours' codes).
+    log_scale : ndarray of shape (n_cells,)
+        Log library size of each cell.
+
+    Returns
+    -------
+    ndarray of shape (n_cells, n_components)
+    """
+    n_cells, n_components, n_latent = z.shape
+    flat = z.reshape(n_cells * n_components, n_latent)
+    log_offset = np.repeat(np.asarray(log_scale, np.float32), n_components)
+    return (log_offset - log_normalizer(flat, embedding, bias)).reshape(n_cells, n_components)
+
+
+def mixture_accessibility(z, log_offset, embedding, peak_index, bias=None, out=None):
+    """Mean over components of ``exp(log_scale) * softmax(z_j @ W + bias)``, per cell.
+
+    The average of the components' denoised profiles (a mixture), not the profile of
+    their average code.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n_cells, n_components, n_latent)
+    log_offset : ndarray of shape (n_cells, n_components)
+        From :func:`mixture_log_offset`.
+    embedding, peak_index, bias, out
+        As for :func:`accessibility`.
+
+    Returns
+    -------
+    ndarray of shape (n_cells, n_selected), float32
+    """
+    n_cells, n_components, n_latent = z.shape
+    if n_components == 1:
+        return accessibility(z[:, 0], log_offset[:, 0], embedding, peak_index, bias, out=out)
+    flat, flat_offset = z.reshape(-1, n_latent), log_offset.reshape(-1)
+    if out is None:
+        out = np.empty((n_cells, len(peak_index)), dtype=np.float32)
+    # Cells per block, so that their components' cells x peaks array stays ~64 MB.
+    rows = max(1, BLOCK_ENTRIES // max(len(peak_index) * n_components, 1))
+    for start in range(0, n_cells, rows):
+        block = slice(start * n_components, min(start + rows, n_cells) * n_components)
+        values = accessibility(flat[block], flat_offset[block], embedding, peak_index, bias)
+        out[start : start + rows] = values.reshape(-1, n_components, len(peak_index)).mean(1)
+    return out
+
+
+def calibration_bias(z, log_library, embedding, observed_totals, bias=None):
     """Per-peak logit offsets that make the decoder's totals over cells match the counts.
 
     The rank-``n_latent`` softmax cannot follow every peak's mean exactly; adding
     ``log((observed + 1) / (predicted + 1))`` to each peak's logit (one pseudo-read on both
     sides keeps unseen peaks finite) corrects that bias while keeping each cell's
-    deviations from the decoder.
+    deviations from the decoder. ``bias`` is a logit offset already in the decoder (its
+    learned per-peak intercepts); the result is added to it.
     """
-    log_offset = log_library - log_normalizer(z, embedding)
+    log_offset = log_library - log_normalizer(z, embedding, bias)
     predicted = np.zeros(embedding.shape[1], dtype=np.float64)
     rows = max(1, BLOCK_ENTRIES // embedding.shape[1])
     all_peaks = np.arange(embedding.shape[1])
     for start in range(0, len(z), rows):
         block = slice(start, start + rows)
-        predicted += accessibility(z[block], log_offset[block], embedding, all_peaks).sum(0)
+        predicted += accessibility(z[block], log_offset[block], embedding, all_peaks, bias).sum(0)
     observed = np.asarray(observed_totals, dtype=np.float64)
     return np.log((observed + 1.0) / (predicted + 1.0)).astype(np.float32)
 

@@ -106,6 +106,12 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         Dropout after each hidden layer of both encoders.
     rna_likelihood, atac_likelihood : {"zinb", "nb"}, default="zinb"
         Count likelihood of each modality.
+    atac_intercepts : bool, default=False
+        Give the ATAC decoder a learned per-peak intercept ``b``, initialized at each
+        peak's centred log share of the training counts:
+        ``mu = exp(s_a) * softmax(z_a @ W_a + b)``. Not part of the method (False
+        reproduces it); the peak embeddings ``W_a`` then describe deviations from each
+        peak's baseline accessibility.
     rna_nll_weight : float, default=0.1
     rna_kl_weight : float, default=0.001
     atac_nll_weight : float, default=0.002
@@ -179,6 +185,9 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         Per-peak logit offsets used by ``impute_atac(calibrate=True)``:
         ``log((observed + 1) / (predicted + 1))`` of each peak's total over the training
         cells.
+    training_codes_ : ndarray of shape (n_training_cells, 2 * n_latent)
+        Posterior means of the RNA codes (first ``n_latent`` columns) and ATAC codes of the
+        paired training cells; the neighbour maps of ``impute_atac(X_rna=...)`` search them.
     rna_encoder_input_, atac_encoder_input_ : fitted preprocessing transformers
     net_ : FactVAENet
         The trained skorch net; ``net_.history`` holds per-epoch loss terms.
@@ -284,6 +293,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "rna_likelihood": [StrOptions({"zinb", "nb"})],
         "atac_likelihood": [StrOptions({"zinb", "nb"})],
+        "atac_intercepts": ["boolean"],
         "rna_nll_weight": [Interval(Real, 0, None, closed="left")],
         "rna_kl_weight": [Interval(Real, 0, None, closed="left")],
         "atac_nll_weight": [Interval(Real, 0, None, closed="left")],
@@ -321,6 +331,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         dropout=0.2,
         rna_likelihood="zinb",
         atac_likelihood="zinb",
+        atac_intercepts=False,
         rna_nll_weight=0.1,
         rna_kl_weight=0.001,
         atac_nll_weight=0.002,
@@ -347,6 +358,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         self.dropout = dropout
         self.rna_likelihood = rna_likelihood
         self.atac_likelihood = atac_likelihood
+        self.atac_intercepts = atac_intercepts
         self.rna_nll_weight = rna_nll_weight
         self.rna_kl_weight = rna_kl_weight
         self.atac_nll_weight = atac_nll_weight
@@ -463,6 +475,8 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             module.decoder_rna.feature_embedding.detach(),
             self._peak_embedding_tensor(),
         )
+        # The codes themselves serve the neighbour maps of impute_atac (cells x latent only).
+        self.training_codes_ = codes
         _, counts, log_library = dataset.modalities["atac"]
         self.atac_peak_mean_ = np.asarray(counts.mean(axis=0), dtype=np.float64).ravel()
         self.atac_log_library_median_ = float(np.median(log_library))
@@ -471,6 +485,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             log_library,
             self._peak_embedding_tensor(),
             np.asarray(counts.sum(axis=0)).ravel(),
+            bias=self._peak_intercepts(),
         )
         return self
 
@@ -609,6 +624,21 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
                     f"integers. Got {sizes!r} instead."
                 )
 
+    def _initial_intercepts(self, X_atac):
+        """``atac_intercepts`` start at each peak's centred log share of the training counts.
+
+        From zero, Adam's small steps leave them near zero after a few hundred epochs; from
+        the data, the embeddings need not spend their rank on each peak's baseline. (After
+        :meth:`load`, ``X_atac`` is an empty placeholder: the saved values replace these.)
+        """
+        if not self.atac_intercepts or X_atac is None:
+            return False
+        totals = np.asarray(X_atac.sum(axis=0), dtype=np.float64).ravel()
+        if not totals.any():
+            return True
+        log_share = np.log((totals + 1.0) / (totals.sum() + len(totals)))
+        return (log_share - log_share.mean()).astype(np.float32)
+
     def _build_net(self, dataset, n_genes, X_atac, prior_entries, device):
         has_atac = X_atac is not None
         callbacks = [
@@ -635,6 +665,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             module__rna_hidden_sizes=tuple(self.rna_hidden_sizes),
             module__atac_hidden_sizes=tuple(self.atac_hidden_sizes),
             module__dropout=self.dropout,
+            module__atac_intercepts=self._initial_intercepts(X_atac),
             criterion=FactVAELoss,
             **{f"criterion__{k}": v for k, v in self._loss_params(prior_entries).items()},
             optimizer=torch.optim.Adam,

@@ -64,10 +64,15 @@ class FactorizedDecoder(nn.Module):
     ----------
     n_latent : int
     n_features : int
+    intercept : bool, default=False
+        Add a learned per-feature offset ``b`` to the mean's logits: ``softmax(z @ W + b)``.
+        The rank-``n_latent`` product then no longer has to carry each feature's baseline.
     """
 
-    def __init__(self, n_latent, n_features):
+    def __init__(self, n_latent, n_features, intercept=False):
         super().__init__()
+        # None, not an absent attribute, so the state dict of a model without it is unchanged.
+        self.intercept = nn.Parameter(torch.zeros(n_features)) if intercept else None
         self.feature_embedding = nn.Parameter(torch.empty(n_latent, n_features))
         self.dispersion_embedding = nn.Parameter(torch.empty(n_latent, n_features))
         self.dropout_embedding = nn.Parameter(torch.empty(n_latent, n_features))
@@ -76,7 +81,10 @@ class FactorizedDecoder(nn.Module):
 
     def forward(self, z, log_library):
         """Return ``(log_mu, log_theta, pi_logits)``, each of shape (n, n_features)."""
-        log_mu = log_library.unsqueeze(-1) + F.log_softmax(z @ self.feature_embedding, dim=-1)
+        logits = z @ self.feature_embedding
+        if self.intercept is not None:
+            logits = logits + self.intercept
+        log_mu = log_library.unsqueeze(-1) + F.log_softmax(logits, dim=-1)
         # The reference's dispersion: theta = exp(softmax(.)), so log theta is the softmax.
         log_theta = F.softmax(z @ self.dispersion_embedding, dim=-1)
         pi_logits = z @ self.dropout_embedding
@@ -95,6 +103,9 @@ class FactVAEModule(nn.Module):
     n_latent : int
     rna_hidden_sizes, atac_hidden_sizes : sequence of int
     dropout : float
+    atac_intercepts : bool or ndarray of shape (n_peaks,), default=False
+        Per-peak intercepts in the ATAC decoder's mean (see :class:`FactorizedDecoder`);
+        an array gives their initial values (zeros otherwise).
     """
 
     def __init__(
@@ -107,6 +118,7 @@ class FactVAEModule(nn.Module):
         rna_hidden_sizes=(512, 256),
         atac_hidden_sizes=(256,),
         dropout=0.2,
+        atac_intercepts=False,
     ):
         super().__init__()
         self.encoder_rna = Encoder(n_input_rna, tuple(rna_hidden_sizes), n_latent, dropout)
@@ -114,7 +126,11 @@ class FactVAEModule(nn.Module):
         self.has_atac = n_peaks is not None
         if self.has_atac:
             self.encoder_atac = Encoder(n_input_atac, tuple(atac_hidden_sizes), n_latent, dropout)
-            self.decoder_atac = FactorizedDecoder(n_latent, n_peaks)
+            has_intercepts = atac_intercepts is not False and atac_intercepts is not None
+            self.decoder_atac = FactorizedDecoder(n_latent, n_peaks, intercept=has_intercepts)
+            if has_intercepts and not isinstance(atac_intercepts, bool):
+                with torch.no_grad():
+                    self.decoder_atac.intercept.copy_(torch.as_tensor(atac_intercepts))
 
     def forward(self, rna_input, rna_log_library, atac_input=None, atac_log_library=None):
         """Encode, sample and decode each modality present.

@@ -45,13 +45,17 @@ def _decoder_reference(model, atac):
 
 def test_impute_atac_matches_the_decoder_and_is_the_same_in_any_blocks(fitted, small, monkeypatch):
     atac = small["atac"][:70]
-    imputed = fitted.impute_atac(atac)
+    imputed = fitted.impute_atac(atac, calibrate=False)
     np.testing.assert_allclose(imputed, _decoder_reference(fitted, atac), rtol=2e-4, atol=1e-7)
     # Blocks of 3 cells x all peaks and 1 cell x 1000 peaks: the same numbers.
     monkeypatch.setattr(_accessibility, "BLOCK_ENTRIES", 3 * atac.shape[1])
-    np.testing.assert_allclose(fitted.impute_atac(atac), imputed, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(
+        fitted.impute_atac(atac, calibrate=False), imputed, rtol=1e-5, atol=1e-9
+    )
     monkeypatch.setattr(_accessibility, "BLOCK_ENTRIES", 1000)
-    np.testing.assert_allclose(fitted.impute_atac(atac), imputed, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(
+        fitted.impute_atac(atac, calibrate=False), imputed, rtol=1e-5, atol=1e-9
+    )
 
 
 def test_impute_atac_subset_of_peaks_equals_the_columns_of_the_full_result(fitted, small):
@@ -85,7 +89,7 @@ def test_impute_atac_library_size_options(fitted, small):
 
 def test_cross_modal_imputation_decodes_the_mapped_rna_code(fitted, small):
     rna = small["rna"][:25]
-    imputed = fitted.impute_atac(X_rna=rna, peaks=np.arange(100))
+    imputed = fitted.impute_atac(X_rna=rna, peaks=np.arange(100), calibrate=False)
     assert imputed.shape == (25, 100) and np.isfinite(imputed).all()
     z_rna = fitted.set_params(embedding="rna").transform(rna)
     z_atac = torch.from_numpy(fitted.rna_to_atac_.predict(z_rna).astype(np.float32))
@@ -234,7 +238,7 @@ def test_differential_peaks_t_test_against_a_named_reference(fitted, small):
 def test_calibration_matches_the_training_peak_totals(fitted, small):
     atac = small["atac"]
     observed = np.asarray(atac.sum(axis=0)).ravel()
-    plain = fitted.impute_atac(atac).sum(axis=0)
+    plain = fitted.impute_atac(atac, calibrate=False).sum(axis=0)
     calibrated = fitted.impute_atac(atac, calibrate=True).sum(axis=0)
     # Per-cell depths are kept either way; the per-peak totals move to the observed ones.
     np.testing.assert_allclose(calibrated.sum(), observed.sum(), rtol=1e-3)
