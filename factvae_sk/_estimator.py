@@ -557,8 +557,9 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         )
         callbacks = self._callbacks(net.module_.has_atac, net.criterion_.has_prior)
         if _holdout.settings(callbacks) != _holdout.settings(net.callbacks):
-            # Setting callbacks re-initializes all of them: only when validation changed.
-            net.set_params(callbacks=callbacks)
+            # Re-initializing resets every callback: only when the validation ones changed.
+            net.callbacks = callbacks
+            net.initialize_callbacks()
         # A new loss with the current weights and this call's prior; the optimizers, and
         # so their state, are kept (skorch's set_params would re-create them).
         for key, value in self._loss_params(prior_entries).items():
