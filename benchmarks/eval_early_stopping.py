@@ -7,8 +7,8 @@ Per dataset, the cells are split 80/20 stratified by label; every model is fitte
 80% with the faithful defaults (the SNARE cell lines: the 2000 highly variable genes; the
 kidney: all 5000 genes; both with the gene-body overlap prior). Compared:
 
-- no early stopping, 100 and 300 epochs (one run: 100 epochs, then a warm start of 200
-  more, which is the same model as 300 epochs at once);
+- no early stopping, evaluated after 100 and 300 epochs (``--stages``; one run continued
+  by warm starts, which give the same model as the total epochs at once);
 - early stopping (``early_stopping=True``, ``validation_fraction=0.1`` of the training
   cells, patience ``n_iter_no_change=10``, at most 300 epochs), with the epoch it stopped
   at and the best epoch (whose weights it keeps).
@@ -122,7 +122,7 @@ def mean_profile_r(data, train, test):
     return per_cell_r(data.atac[test], lambda a, b: np.tile(profile, (b - a, 1)), len(test))
 
 
-def run(name, seed, every, epochs=300, runs=("fixed", "early")):
+def run(name, seed, every, epochs=300, runs=("fixed", "early"), stages=(100, 300), report=None):
     data = load(name)
     train, test = train_test_split(
         np.arange(len(data.labels)), test_size=0.2, stratify=data.labels, random_state=seed
@@ -130,31 +130,37 @@ def run(name, seed, every, epochs=300, runs=("fixed", "early")):
     results = {"dataset": name, "n_train": len(train), "n_test": len(test), "rows": []}
     results["mean_profile_r"] = mean_profile_r(data, train, test)
     if "fixed" in runs:
-        results.update(fixed_run(data, train, test, seed, every, epochs))
+        stages = sorted(s for s in stages if s <= epochs)
+
+        def partial(fixed):
+            if report is not None:
+                report({**results, **fixed})
+
+        results.update(fixed_run(data, train, test, seed, every, stages, partial))
     if "early" in runs:
         results.update(early_stopping_run(data, train, test, seed, every, epochs))
     return results
 
 
-def fixed_run(data, train, test, seed, every, epochs):
+def fixed_run(data, train, test, seed, every, stages, report):
+    """No early stopping, evaluated after each number of epochs in ``stages``: one run,
+    continued by warm starts (which give exactly the model of the total epochs at once).
+    ``report(partial_results)`` is called after each stage."""
     fit_args = (data.rna[train], data.atac[train])
-    results = {"rows": []}
-
-    # No early stopping: 100 epochs, then 200 more (a warm start continues exactly).
-    model = FactVAE(max_epochs=epochs // 3, random_state=seed, warm_start=True)
+    results = {"rows": [], "curve": []}
+    model = FactVAE(random_state=seed, warm_start=True)
     curve = HeldOutCurve(model, data, test, every)
     model.set_params(callbacks=[("held_out", curve)])
-    start = time.perf_counter()
-    model.fit(*fit_args, prior=data.prior)
-    row = {"setting": f"no early stopping, {epochs // 3} epochs", "epochs": epochs // 3}
-    row.update(held_out_metrics(model, data, test), seconds=time.perf_counter() - start)
-    results["rows"].append(row)
-    model.set_params(max_epochs=epochs - epochs // 3)
-    model.fit(*fit_args, prior=data.prior)
-    row = {"setting": f"no early stopping, {epochs} epochs", "epochs": epochs}
-    row.update(held_out_metrics(model, data, test), seconds=time.perf_counter() - start)
-    results["rows"].append(row)
-    results["curve"] = curve.rows
+    start, done = time.perf_counter(), 0
+    for stage in stages:
+        model.set_params(max_epochs=stage - done)
+        model.fit(*fit_args, prior=data.prior)
+        done = stage
+        row = {"setting": f"no early stopping, {stage} epochs", "epochs": stage}
+        row.update(held_out_metrics(model, data, test), seconds=time.perf_counter() - start)
+        results["rows"].append(row)
+        results["curve"] = curve.rows
+        report(results)
     return results
 
 
@@ -241,14 +247,21 @@ def main():
         "--epochs",
         type=int,
         default=300,
-        help="the long run and early stopping's limit; the short run is a third",
+        help="early stopping's limit of epochs, and the last stage at most",
+    )
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        type=int,
+        default=[100, 300],
+        help="epochs at which the run without early stopping is evaluated",
     )
     parser.add_argument(
         "--runs",
         nargs="+",
         default=["fixed", "early"],
         choices=["fixed", "early"],
-        help="fixed: 1/3 and all epochs, no early stopping; early: early stopping",
+        help="fixed: no early stopping, evaluated at each stage; early: early stopping",
     )
     parser.add_argument("--out", help="also write the raw results as JSON here")
     parser.add_argument(
@@ -267,13 +280,22 @@ def main():
             print(tables(results) + "\n")
         return
     torch.set_num_threads(1)
-    all_results = []
     for name in args.dataset:
-        results = run(name, args.seed, args.every, args.epochs, args.runs)
-        all_results.append(results)
-        print(tables(results) + "\n", flush=True)
+        out = None
         if args.out:
-            with open(args.out if len(args.dataset) == 1 else f"{name}_{args.out}", "w") as f:
+            out = args.out if len(args.dataset) == 1 else f"{name}_{args.out}"
+
+        def report(partial, out=out):
+            # Long runs: each stage's table as soon as it is measured.
+            print(tables(partial) + "\n", file=sys.stderr, flush=True)
+            if out:
+                with open(out, "w") as f:
+                    json.dump(partial, f, default=float)
+
+        results = run(name, args.seed, args.every, args.epochs, args.runs, args.stages, report)
+        print(tables(results) + "\n", flush=True)
+        if out:
+            with open(out, "w") as f:
                 json.dump(results, f, default=float)
 
 

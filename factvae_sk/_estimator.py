@@ -190,7 +190,9 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
     history_ : skorch History
         Per-epoch loss terms and learning rates (``net_.history``); with a validation
         split also ``valid_loss`` (the weighted training objective) and ``valid_elbo``
-        (the unweighted mean ELBO, as :meth:`score` computes it) of the held-out cells.
+        (the unweighted mean ELBO, as :meth:`score` computes it) of the held-out cells,
+        and its terms (``valid_nll_rna``, ``valid_kl_rna``, ``valid_nll_atac``,
+        ``valid_kl_atac``: per-cell means, lower is better).
     validation_indices_ : ndarray of shape (n_validation_cells,) or None
         Positions, among the cells of the last :meth:`fit`, of the cells held out for
         validation; ``None`` without a validation split.

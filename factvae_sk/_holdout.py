@@ -9,6 +9,8 @@ from skorch.callbacks import EarlyStopping, PassthroughScoring
 from skorch.dataset import ValidSplit
 from skorch.utils import noop
 
+from ._net import ELBO_TERMS
+
 # What the callbacks log and early stopping watches (recorded by FactVAENet.validation_step).
 MONITOR = "valid_elbo"
 
@@ -52,7 +54,10 @@ def holdout_callbacks(early_stopping, patience, verbose):
     They go last in the net's list: early stopping ends the epoch (by raising skorch's
     ``KeyboardInterrupt``), so callbacks after it would miss the final epoch.
     """
-    callbacks = [(MONITOR, PassthroughScoring(MONITOR, lower_is_better=False))]
+    callbacks = [
+        (f"valid_{name}", PassthroughScoring(f"valid_{name}")) for name in ELBO_TERMS
+    ]  # silently skipped when absent (no ATAC)
+    callbacks.append((MONITOR, PassthroughScoring(MONITOR, lower_is_better=False)))
     if early_stopping:
         stopper = EarlyStopping(
             monitor=MONITOR,

@@ -4,7 +4,7 @@ Everything is done through skorch's documented hooks: ``initialize_optimizer`` r
 second optimizer (so ``set_params(optimizer_atac__lr=...)`` works like any optimizer
 parameter), ``train_step`` runs the two updates, ``get_loss`` calls the criterion with the
 decoders' feature embeddings and logs each loss term in the history; with a validation split,
-``validation_step`` also logs the held-out cells' unweighted ELBO (``valid_elbo``).
+``validation_step`` also logs the held-out cells' unweighted ELBO (``valid_elbo``) and its terms.
 """
 
 import torch
@@ -102,8 +102,12 @@ class FactVAENet(NeuralNet):
         choices, so the held-out fit is judged without them)."""
         step = super().validation_step(batch, **fit_params)
         terms = self.__dict__.pop("_pending_terms", {})
-        elbo = -sum(terms[name] for name in ELBO_TERMS if name in terms)
-        self.history.record_batch("valid_elbo", float(elbo))
+        terms = {name: terms[name] for name in ELBO_TERMS if name in terms}
+        values = torch.stack(list(terms.values())).tolist()
+        for name, value in zip(terms, values, strict=True):
+            self.history.record_batch(f"valid_{name}", value)
+        # Which term drives the held-out ELBO is logged too (valid_nll_atac, ...).
+        self.history.record_batch("valid_elbo", -sum(values))
         return step
 
     def distillation_step(self, X):

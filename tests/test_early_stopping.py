@@ -87,6 +87,8 @@ def test_history_holds_both_curves_and_valid_elbo_is_score(validated, small):
     assert len(history) == FAST["max_epochs"]
     for key in ("train_loss", "valid_loss", "valid_elbo"):
         assert all(np.isfinite(history[:, key]))
+    terms = [f"valid_{t}" for t in ("nll_rna", "kl_rna", "nll_atac", "kl_atac")]
+    assert np.allclose(-np.sum(history[:, terms], axis=1), history[:, "valid_elbo"])
     # The validation ELBO is what score() reports on the validation cells.
     assert _validation_cells_elbo(validated, small) == pytest.approx(
         history[-1, "valid_elbo"], rel=1e-5
