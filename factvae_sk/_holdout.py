@@ -15,6 +15,16 @@ from ._net import ELBO_TERMS
 MONITOR = "valid_elbo"
 
 
+class _EarlyStopping(EarlyStopping):
+    """skorch's ``EarlyStopping``, which lets go of its copy of the best weights once they
+    are restored (it would otherwise hold a second copy of the module as long as the model
+    lives)."""
+
+    def on_train_end(self, net, **kwargs):
+        super().on_train_end(net, **kwargs)
+        self.best_model_weights_ = None
+
+
 def _to_stderr(text):
     """Early stopping's messages go where the progress lines go (stdout stays for results)."""
     print(text, file=sys.stderr, flush=True)
@@ -59,7 +69,7 @@ def holdout_callbacks(early_stopping, patience, verbose):
     ]  # silently skipped when absent (no ATAC)
     callbacks.append((MONITOR, PassthroughScoring(MONITOR, lower_is_better=False)))
     if early_stopping:
-        stopper = EarlyStopping(
+        stopper = _EarlyStopping(
             monitor=MONITOR,
             patience=patience,
             # Any improvement counts: the ELBO's scale depends on the data, so a relative
