@@ -87,8 +87,9 @@ def holdout_callbacks(early_stopping, patience, verbose):
 def settings(callbacks):
     """What the validation callbacks among ``(name, callback)`` pairs do: compared to decide
     whether a warm start must replace the net's callbacks."""
+    named = [item for item in callbacks if isinstance(item, tuple)]  # users' may be bare
     return [
         (name, sorted((key, repr(value)) for key, value in callback.get_params().items()))
-        for name, callback in callbacks
+        for name, callback in named
         if name in (MONITOR, "early_stopping")
     ]
