@@ -151,12 +151,17 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         every epoch in ``history_`` as ``valid_elbo`` (see Notes). ``None``: every cell
         trains, unless ``early_stopping`` asks for a split.
     early_stopping : bool, default=False
-        Stop training when the validation ELBO has not improved for ``n_iter_no_change``
-        epochs, and keep the weights of the epoch where it was highest. Uses
+        Stop training when the validation score (``early_stopping_metric``) has not
+        improved for ``n_iter_no_change`` epochs, and keep the weights of its best epoch. Uses
         ``validation_fraction``, or 0.1 when that is ``None`` (as scikit-learn's MLP does).
     n_iter_no_change : int, default=10
-        Epochs without improvement of the validation ELBO before early stopping ends
+        Epochs without improvement of the validation score before early stopping ends
         training.
+    early_stopping_metric : {"elbo", "loss"}, default="elbo"
+        What early stopping watches on the validation cells: "elbo", the unweighted mean
+        ELBO (``valid_elbo``, what :meth:`score` reports); "loss", the training objective
+        with its loss weights (skorch's ``valid_loss``), in which the KL terms weigh a
+        hundredth of the RNA likelihood.
 
     Attributes
     ----------
@@ -240,7 +245,8 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
     ``early_stopping``) the net trains on the other cells, and after every epoch the
     held-out cells' mean ELBO (posterior-mean codes, unweighted likelihood: what
     :meth:`score` returns on them) is recorded as ``valid_elbo``. Early stopping monitors
-    it (skorch's ``EarlyStopping``) and restores the module's weights of the best epoch,
+    it, or the weighted ``valid_loss`` with ``early_stopping_metric="loss"`` (skorch's
+    ``EarlyStopping``), and restores the module's weights of the best epoch,
     also when training runs to ``max_epochs``; the optimizers keep their last state. The
     validation cells are held out of the gradient steps only: the encoder inputs (PCA, LSI)
     are fitted on all the cells given to :meth:`fit`, as a scaler in front of
@@ -329,6 +335,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
         "early_stopping": ["boolean"],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping_metric": [StrOptions({"elbo", "loss"})],
     }
 
     # X_rna and X_atac are the data (scikit-learn's X and y), not metadata to route: only
@@ -369,6 +376,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         validation_fraction=None,
         early_stopping=False,
         n_iter_no_change=10,
+        early_stopping_metric="elbo",
     ):
         self.n_latent = n_latent
         self.rna_hidden_sizes = rna_hidden_sizes
@@ -398,6 +406,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.n_iter_no_change = n_iter_no_change
+        self.early_stopping_metric = early_stopping_metric
 
     # ------------------------------------------------------------------ fitting
 
@@ -668,7 +677,10 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         callbacks += list(self.callbacks or [])
         if self.validation_fraction is not None or self.early_stopping:
             callbacks += _holdout.holdout_callbacks(
-                self.early_stopping, self.n_iter_no_change, self.verbose
+                self.early_stopping,
+                self.n_iter_no_change,
+                self.verbose,
+                self.early_stopping_metric,
             )
         return callbacks
 

@@ -57,9 +57,11 @@ def train_split(train, valid):
     return ValidSplit(cv=[(train, valid)], stratified=False)
 
 
-def holdout_callbacks(early_stopping, patience, verbose):
+def holdout_callbacks(early_stopping, patience, verbose, metric="elbo"):
     """Callbacks that log the validation ELBO per epoch and, with ``early_stopping``, stop
-    when it has not improved for ``patience`` epochs and restore the best epoch's weights.
+    when ``metric`` ("elbo": ``valid_elbo``; "loss": skorch's ``valid_loss``, the weighted
+    training objective) has not improved for ``patience`` epochs and restore the best
+    epoch's weights.
 
     They go last in the net's list: early stopping ends the epoch (by raising skorch's
     ``KeyboardInterrupt``), so callbacks after it would miss the final epoch.
@@ -70,13 +72,13 @@ def holdout_callbacks(early_stopping, patience, verbose):
     callbacks.append((MONITOR, PassthroughScoring(MONITOR, lower_is_better=False)))
     if early_stopping:
         stopper = _EarlyStopping(
-            monitor=MONITOR,
+            monitor=MONITOR if metric == "elbo" else "valid_loss",
             patience=patience,
             # Any improvement counts: the ELBO's scale depends on the data, so a relative
             # threshold would mean different things on different datasets.
             threshold=0.0,
             threshold_mode="abs",
-            lower_is_better=False,
+            lower_is_better=metric != "elbo",
             load_best=True,
             sink=_to_stderr if verbose else noop,
         )

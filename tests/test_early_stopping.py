@@ -116,6 +116,25 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(stopped, small):
     assert elbo != pytest.approx(valid[-1], rel=1e-5)
 
 
+def test_early_stopping_on_the_loss_keeps_its_best_epoch(small):
+    params = {**FAST, "max_epochs": 12}
+    model = FactVAE(
+        random_state=0,
+        early_stopping=True,
+        early_stopping_metric="loss",
+        n_iter_no_change=2,
+        validation_fraction=0.2,
+        **params,
+    ).fit(small["rna"], small["atac"], prior=small["prior"])
+    losses = np.asarray(model.history_[:, "valid_loss"])
+    best = int(np.argmin(losses))
+    assert len(losses) == min(best + 1 + 2, 12)
+    # The restored weights are the best epoch's: its ELBO on the validation cells again.
+    assert _validation_cells_elbo(model, small) == pytest.approx(
+        model.history_[best, "valid_elbo"], rel=1e-5
+    )
+
+
 def test_early_stopping_defaults_to_a_tenth_of_the_cells(stopped, small):
     assert len(stopped.validation_indices_) == 30
 
@@ -129,6 +148,7 @@ def test_early_stopping_defaults_to_a_tenth_of_the_cells(stopped, small):
         {"validation_fraction": "0.1"},
         {"early_stopping": "yes"},
         {"n_iter_no_change": 0},
+        {"early_stopping_metric": "nll"},
     ],
 )
 def test_bad_parameters_are_named(small, params):
