@@ -127,7 +127,7 @@ def run(name, seed, every, epochs=300, runs=("fixed", "early"), stages=(100, 300
     train, test = train_test_split(
         np.arange(len(data.labels)), test_size=0.2, stratify=data.labels, random_state=seed
     )
-    results = {"dataset": name, "n_train": len(train), "n_test": len(test), "rows": []}
+    results = {"dataset": name, "n_train": len(train), "n_test": len(test)}
     results["mean_profile_r"] = mean_profile_r(data, train, test)
     if "fixed" in runs:
         stages = sorted(s for s in stages if s <= epochs)
@@ -287,7 +287,9 @@ def main():
         for path in args.from_json:
             with open(path) as f:
                 results = json.load(f)
-            merged.setdefault(results["dataset"], {}).update(results)
+            into = merged.setdefault(results["dataset"], {})
+            # A file of one run holds empty lists for the others.
+            into.update({key: value for key, value in results.items() if value or key not in into})
         for results in merged.values():
             print(tables(results) + "\n")
         return
