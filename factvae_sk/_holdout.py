@@ -57,10 +57,10 @@ def train_split(train, valid):
     return ValidSplit(cv=[(train, valid)], stratified=False)
 
 
-def holdout_callbacks(early_stopping, patience, verbose, metric="elbo"):
+def holdout_callbacks(early_stopping, patience, verbose, metric="loss"):
     """Callbacks that log the validation ELBO per epoch and, with ``early_stopping``, stop
-    when ``metric`` ("elbo": ``valid_elbo``; "loss": skorch's ``valid_loss``, the weighted
-    training objective) has not improved for ``patience`` epochs and restore the best
+    when ``metric`` ("loss": skorch's ``valid_loss``, the weighted training objective;
+    "elbo": ``valid_elbo``) has not improved for ``patience`` epochs and restore the best
     epoch's weights.
 
     They go last in the net's list: early stopping ends the epoch (by raising skorch's
@@ -74,7 +74,7 @@ def holdout_callbacks(early_stopping, patience, verbose, metric="elbo"):
         stopper = _EarlyStopping(
             monitor=MONITOR if metric == "elbo" else "valid_loss",
             patience=patience,
-            # Any improvement counts: the ELBO's scale depends on the data, so a relative
+            # Any improvement counts: the scores' scale depends on the data, so a relative
             # threshold would mean different things on different datasets.
             threshold=0.0,
             threshold_mode="abs",

@@ -30,9 +30,16 @@ def validated(small):
 
 @pytest.fixture(scope="module")
 def stopped(small):
-    """Early stopping with a short patience; the tiny model's held-out ELBO peaks early."""
+    """Early stopping on the ELBO with a short patience; the tiny model's held-out ELBO
+    peaks early."""
     params = {**FAST, "max_epochs": 40}
-    model = FactVAE(random_state=0, early_stopping=True, n_iter_no_change=2, **params)
+    model = FactVAE(
+        random_state=0,
+        early_stopping=True,
+        early_stopping_metric="elbo",
+        n_iter_no_change=2,
+        **params,
+    )
     return model.fit(small["rna"], small["atac"], prior=small["prior"])
 
 
@@ -117,11 +124,11 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(stopped, small):
 
 
 def test_early_stopping_on_the_loss_keeps_its_best_epoch(small):
+    assert FactVAE().early_stopping_metric == "loss"
     params = {**FAST, "max_epochs": 12}
     model = FactVAE(
         random_state=0,
         early_stopping=True,
-        early_stopping_metric="loss",
         n_iter_no_change=2,
         validation_fraction=0.2,
         **params,
