@@ -250,14 +250,14 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
     :meth:`score` returns on them) is recorded as ``valid_elbo``, beside skorch's
     ``valid_loss`` (the weighted objective). Early stopping (skorch's ``EarlyStopping``)
     monitors ``valid_loss``, or ``valid_elbo`` with ``early_stopping_metric="elbo"``, and
-    restores the module's weights of the best epoch,
-    also when training runs to ``max_epochs``; the optimizers keep their last state. The
-    validation cells are held out of the gradient steps only: the encoder inputs (PCA, LSI)
-    are fitted on all the cells given to :meth:`fit`, as a scaler in front of
-    scikit-learn's MLP would be, and so are the post-hoc fits that use no gradient, the
-    RNA-to-ATAC map ``rna_to_atac_`` and the peak calibration ``atac_peak_bias_``. A warm
-    start splits the cells it is given anew (the same ``random_state`` and cells give the
-    same split). With both options off (the default), training is exactly the method's.
+    restores the module's weights of the best epoch, also when training runs to
+    ``max_epochs``; the optimizers keep their last state. The validation cells are held
+    out of the gradient steps only: the encoder inputs (PCA, LSI) are fitted on all the
+    cells given to :meth:`fit`, as a scaler in front of scikit-learn's MLP would be, and so
+    are the post-hoc fits that use no gradient, the RNA-to-ATAC map ``rna_to_atac_`` and
+    the peak calibration ``atac_peak_bias_``. A warm start splits the cells it is given
+    anew (the same ``random_state`` and cells give the same split). With both options off
+    (the default), training is exactly the method's.
 
     **Errors and interruptions.** If a loss term becomes NaN or infinite, training stops
     at the end of that epoch with :class:`~factvae_sk.exceptions.NonFiniteLossError`

@@ -1,5 +1,5 @@
 """Validation split and early stopping: cells held out of training and the callbacks that
-watch their ELBO."""
+log their ELBO and stop on it or on their loss."""
 
 import sys
 
@@ -11,7 +11,7 @@ from skorch.utils import noop
 
 from ._net import ELBO_TERMS
 
-# What the callbacks log and early stopping watches (recorded by FactVAENet.validation_step).
+# The held-out ELBO, recorded per batch by FactVAENet.validation_step and per epoch here.
 MONITOR = "valid_elbo"
 
 
