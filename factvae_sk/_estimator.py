@@ -17,7 +17,7 @@ from sklearn.utils.validation import (
 )
 from skorch.callbacks import PassthroughScoring
 
-from . import _accessibility, _links
+from . import _accessibility, _holdout, _links
 from ._analysis import FactVAEAnalysisMixin
 from ._callbacks import REPORTED_TERMS, ExponentialLRDecay, NonFiniteLossGuard, ProgressLog
 from ._data import PairedCountsDataset, collate_batch, iter_batches
@@ -151,6 +151,26 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
     warm_start : bool, default=False
         When True and the model is fitted, :meth:`fit` continues training it for
         ``max_epochs`` more epochs instead of starting afresh (see Notes).
+    validation_fraction : float in (0, 1) or None, default=None
+        Fraction of the cells given to :meth:`fit` held out of the gradient steps (a
+        uniform random split seeded by ``random_state``); their ELBO is recorded after
+        every epoch in ``history_`` as ``valid_elbo`` (see Notes). ``None``: every cell
+        trains, unless ``early_stopping`` asks for a split.
+    early_stopping : bool, default=False
+        Stop training when the validation score (``early_stopping_metric``) has not
+        improved for ``n_iter_no_change`` epochs, and keep the weights of its best epoch. Uses
+        ``validation_fraction``, or 0.1 when that is ``None`` (as scikit-learn's MLP does).
+    n_iter_no_change : int, default=10
+        Epochs without improvement of the validation score before early stopping ends
+        training.
+    early_stopping_metric : {"loss", "elbo"}, default="loss"
+        What early stopping watches on the validation cells: "loss", the training
+        objective with its loss weights (skorch's ``valid_loss``); "elbo", the unweighted
+        mean ELBO (``valid_elbo``, what :meth:`score` reports). The objective weighs the KL
+        terms at a hundredth of the RNA likelihood, and on sparse data (the bundled kidney)
+        the growing RNA KL makes the ELBO peak within a few epochs while the held-out
+        likelihoods still improve: "loss" stops where the model stops improving at what
+        it is trained for (see the README's measurements).
 
     Attributes
     ----------
@@ -194,7 +214,14 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
     module_ : FactVAEModule
         The trained torch module (``net_.module_``).
     history_ : skorch History
-        Per-epoch loss terms and learning rates (``net_.history``).
+        Per-epoch loss terms and learning rates (``net_.history``); with a validation
+        split also ``valid_loss`` (the weighted training objective) and ``valid_elbo``
+        (the unweighted mean ELBO, as :meth:`score` computes it) of the held-out cells,
+        and its terms (``valid_nll_rna``, ``valid_kl_rna``, ``valid_nll_atac``,
+        ``valid_kl_atac``: per-cell means, lower is better).
+    validation_indices_ : ndarray of shape (n_validation_cells,) or None
+        Positions, among the cells of the last :meth:`fit`, of the cells held out for
+        validation; ``None`` without a validation split.
 
     See Also
     --------
@@ -234,6 +261,21 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
     model as 8 epochs at once; the history is appended to. The loss weights and the
     ``prior`` of the new call are used. Changes to the architecture, preprocessing or
     ``lr`` parameters take effect only in a cold fit (``warm_start=False``).
+
+    **Validation and early stopping.** With ``validation_fraction`` (or
+    ``early_stopping``) the net trains on the other cells, and after every epoch the
+    held-out cells' mean ELBO (posterior-mean codes, unweighted likelihood: what
+    :meth:`score` returns on them) is recorded as ``valid_elbo``, beside skorch's
+    ``valid_loss`` (the weighted objective). Early stopping (skorch's ``EarlyStopping``)
+    monitors ``valid_loss``, or ``valid_elbo`` with ``early_stopping_metric="elbo"``, and
+    restores the module's weights of the best epoch, also when training runs to
+    ``max_epochs``; the optimizers keep their last state. The validation cells are held
+    out of the gradient steps only: the encoder inputs (PCA, LSI) are fitted on all the
+    cells given to :meth:`fit`, as a scaler in front of scikit-learn's MLP would be, and so
+    are the post-hoc fits that use no gradient, the RNA-to-ATAC map ``rna_to_atac_`` and
+    the peak calibration ``atac_peak_bias_``. A warm start splits the cells it is given
+    anew (the same ``random_state`` and cells give the same split). With both options off
+    (the default), training is exactly the method's.
 
     **Errors and interruptions.** If a loss term becomes NaN or infinite, training stops
     at the end of that epoch with :class:`~factvae_sk.exceptions.NonFiniteLossError`
@@ -313,6 +355,10 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         "verbose": ["verbose"],
         "callbacks": [list, None],
         "warm_start": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
+        "early_stopping": ["boolean"],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping_metric": [StrOptions({"elbo", "loss"})],
     }
 
     # X_rna and X_atac are the data (scikit-learn's X and y), not metadata to route: only
@@ -351,6 +397,10 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         verbose=0,
         callbacks=None,
         warm_start=False,
+        validation_fraction=None,
+        early_stopping=False,
+        n_iter_no_change=10,
+        early_stopping_metric="loss",
     ):
         self.n_latent = n_latent
         self.rna_hidden_sizes = rna_hidden_sizes
@@ -378,6 +428,10 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         self.verbose = verbose
         self.callbacks = callbacks
         self.warm_start = warm_start
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping_metric = early_stopping_metric
 
     # ------------------------------------------------------------------ fitting
 
@@ -440,7 +494,10 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         gpus = cuda_devices(device)
         with torch.random.fork_rng(devices=gpus):
             torch.manual_seed(seed)
-            self.net_ = self._build_net(dataset, X_rna.shape[1], X_atac, prior_entries, device)
+            n_train, split = self._split(len(dataset), seed)
+            self.net_ = self._build_net(
+                n_train, X_rna.shape[1], X_atac, prior_entries, device, train_split=split
+            )
             self._run_training(self.net_.fit, dataset, gpus)
         return self._finish_fit(dataset)
 
@@ -535,11 +592,19 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             )
         net = self.net_
         dataset = self._dataset(X_rna, X_atac, with_counts=True)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        n_train, split = self._split(len(dataset), seed)
         net.set_params(
             max_epochs=self.max_epochs,
-            batch_size=min(self.batch_size, len(dataset)),
+            batch_size=min(self.batch_size, n_train),
             verbose=1 if self.verbose >= 2 else 0,
+            train_split=split,
         )
+        callbacks = self._callbacks(net.module_.has_atac, net.criterion_.has_prior)
+        if _holdout.settings(callbacks) != _holdout.settings(net.callbacks):
+            # Re-initializing resets every callback: only when the validation ones changed.
+            net.callbacks = callbacks
+            net.initialize_callbacks()
         # A new loss with the current weights and this call's prior; the optimizers, and
         # so their state, are kept (skorch's set_params would re-create them).
         for key, value in self._loss_params(prior_entries).items():
@@ -639,8 +704,20 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         log_share = np.log((totals + 1.0) / (totals.sum() + len(totals)))
         return (log_share - log_share.mean()).astype(np.float32)
 
-    def _build_net(self, dataset, n_genes, X_atac, prior_entries, device):
-        has_atac = X_atac is not None
+    def _split(self, n_cells, seed):
+        """Choose the validation cells (kept in ``validation_indices_``); return the number
+        of training cells and the net's ``train_split`` (None without validation)."""
+        fraction = self.validation_fraction
+        if fraction is None and self.early_stopping:
+            fraction = 0.1
+        if fraction is None:
+            self.validation_indices_ = None
+            return n_cells, None
+        train, valid = _holdout.held_out_cells(n_cells, fraction, seed)
+        self.validation_indices_ = valid
+        return len(train), _holdout.train_split(train, valid)
+
+    def _callbacks(self, has_atac, has_prior):
         callbacks = [
             ("finite_loss", NonFiniteLossGuard()),
             ("decay", ExponentialLRDecay("optimizer", self.lr_decay)),
@@ -650,11 +727,24 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             (name, PassthroughScoring(name, on_train=True))
             for name in REPORTED_TERMS
             if has_atac or name.endswith("_rna")
-            if name != "prior" or prior_entries is not None
+            if name != "prior" or has_prior
         ]
         if self.verbose == 1:
             callbacks.append(("progress", ProgressLog()))
         callbacks += list(self.callbacks or [])
+        if self.validation_fraction is not None or self.early_stopping:
+            callbacks += _holdout.holdout_callbacks(
+                self.early_stopping,
+                self.n_iter_no_change,
+                self.verbose,
+                self.early_stopping_metric,
+            )
+        return callbacks
+
+    def _build_net(self, n_train, n_genes, X_atac, prior_entries, device, train_split=None):
+        """The skorch net; ``n_train``: the number of training cells (caps the batch)."""
+        has_atac = X_atac is not None
+        callbacks = self._callbacks(has_atac, prior_entries is not None)
         return FactVAENet(
             module=FactVAEModule,
             module__n_input_rna=self.rna_encoder_input_.pca_.n_components_,
@@ -672,12 +762,12 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             lr=self.lr,
             optimizer_atac=torch.optim.Adam,
             max_epochs=self.max_epochs,
-            batch_size=min(self.batch_size, len(dataset)),
+            batch_size=min(self.batch_size, n_train),
             iterator_train__shuffle=True,
             iterator_train__drop_last=True,
             iterator_train__collate_fn=collate_batch,
             iterator_valid__collate_fn=collate_batch,
-            train_split=None,
+            train_split=train_split,
             callbacks=callbacks,
             device=device,
             verbose=1 if self.verbose >= 2 else 0,

@@ -3,7 +3,8 @@
 Everything is done through skorch's documented hooks: ``initialize_optimizer`` registers the
 second optimizer (so ``set_params(optimizer_atac__lr=...)`` works like any optimizer
 parameter), ``train_step`` runs the two updates, ``get_loss`` calls the criterion with the
-decoders' feature embeddings and logs each loss term in the history.
+decoders' feature embeddings and logs each loss term in the history; with a validation split,
+``validation_step`` also logs the held-out cells' unweighted ELBO (``valid_elbo``) and its terms.
 """
 
 import torch
@@ -13,6 +14,9 @@ from skorch.utils import TeeGenerator, to_tensor
 
 from ._losses import similarity_distillation_loss
 from ._malloc import heap_allocations
+
+# The unweighted terms whose negative sum is the ELBO (the quantity FactVAE.score reports).
+ELBO_TERMS = ("nll_rna", "kl_rna", "nll_atac", "kl_atac")
 
 
 class FactVAENet(NeuralNet):
@@ -60,9 +64,8 @@ class FactVAENet(NeuralNet):
             rna_embedding=module.decoder_rna.feature_embedding,
             atac_embedding=atac_embedding,
         )
-        if training:
-            # Recorded by train_step at the end of the step, all in one transfer.
-            self._pending_terms = terms
+        # Recorded by train_step (or validation_step) at the end of the step, in one transfer.
+        self._pending_terms = terms
         return loss
 
     def train_step(self, batch, **fit_params):
@@ -91,6 +94,21 @@ class FactVAENet(NeuralNet):
         for name, value in zip(terms, values, strict=True):
             self.history.record_batch(name, value)
         return {"loss": loss, "y_pred": y_pred}
+
+    def validation_step(self, batch, **fit_params):
+        """skorch's validation step (eval mode: posterior means, no dropout), which also
+        records ``valid_elbo``: the batch's mean unweighted ``-(NLL + KL)`` per cell, summed
+        over modalities, as :meth:`FactVAE.score` computes it (the loss weights are training
+        choices, so the held-out fit is judged without them)."""
+        step = super().validation_step(batch, **fit_params)
+        terms = self.__dict__.pop("_pending_terms", {})
+        terms = {name: terms[name] for name in ELBO_TERMS if name in terms}
+        values = torch.stack(list(terms.values())).tolist()
+        for name, value in zip(terms, values, strict=True):
+            self.history.record_batch(f"valid_{name}", value)
+        # Which term drives the held-out ELBO is logged too (valid_nll_atac, ...).
+        self.history.record_batch("valid_elbo", -sum(values))
+        return step
 
     def distillation_step(self, X):
         """One step of ``optimizer_atac_``: pull the ATAC codes' cell-cell similarity

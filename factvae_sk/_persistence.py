@@ -299,8 +299,8 @@ def _rebuild(cls, meta, arrays, device):
     with torch.random.fork_rng(devices=[]):
         # The rebuilt net's random initial weights are overwritten at once; forking keeps
         # the caller's torch random state untouched.
-        cells = range(meta["batch_size"])  # only its length is used: the batch size
-        net = model._build_net(cells, meta["n_genes"], atac_shape, prior, device)
+        # The batch size stands for the training cells: it only caps the batch.
+        net = model._build_net(meta["batch_size"], meta["n_genes"], atac_shape, prior, device)
         net.initialize()
     net.module_.load_state_dict(state)
     # Adam's moments and step counts and the decayed learning rates: a warm start after
