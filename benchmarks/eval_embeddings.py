@@ -54,8 +54,9 @@ OPTIONS = {
     "atac_nb": {"atac_likelihood": "nb"},
     "both_nb": {"rna_likelihood": "nb", "atac_likelihood": "nb"},
     "rna_nll_1": {"rna_nll_weight": 1.0},
-    "kl_0.01": {"rna_kl_weight": 0.01, "atac_kl_weight": 0.01},
-    "kl_0": {"rna_kl_weight": 0.0, "atac_kl_weight": 0.0},
+    # RNA KL weight 10x and 100x: beta = KL / NLL weight from 0.01 to 0.1 and 1 (scVI's).
+    "rna_kl_0.01": {"rna_kl_weight": 0.01},
+    "rna_kl_0.1": {"rna_kl_weight": 0.1},
     "pcs_50": {"rna_n_components": 50, "atac_n_components": 50},
     "latent_20": {"n_latent": 20},
     "distill_2e-3": {"lr_distillation": 2e-3},
