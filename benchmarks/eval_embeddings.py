@@ -25,12 +25,14 @@ Metrics (each embedding as it comes, Euclidean):
 - ASW: silhouette of the labels.
 
 Model rows give mean +- sd over the model seeds. ``--cache DIR`` keeps each fitted model's
-embeddings as ``.npz`` there, so runs can be split over processes and tabled later.
+embeddings as ``.npz`` there, so runs can be split over processes and tabled later
+(``--cached-only``).
 SNARE-seq uses its 2000 highly variable genes; the kidney its 5000 genes. The gene-peak
 prior is ``gene_peak_prior`` of the coordinates (gene body + 2 kb upstream).
 """
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -110,12 +112,17 @@ def baselines(data, seed=0):
     }
 
 
-def fit_embeddings(data, option, seed, epochs, cache=None, dataset=""):
-    """RNA, ATAC and joint embeddings of one FactVAE fit (read from ``cache`` when there)."""
+def fit_embeddings(data, option, seed, epochs, cache=None, dataset="", fit=True):
+    """RNA, ATAC and joint embeddings of one FactVAE fit (read from ``cache`` when there).
+
+    With ``fit=False``, None when the fit is not in the cache.
+    """
     path = None if cache is None else Path(cache) / f"{dataset}_{option}_e{epochs}_s{seed}.npz"
     if path is not None and path.exists():
         stored = np.load(path)
         return {kind: stored[kind] for kind in ("RNA", "ATAC", "joint")}
+    if not fit:
+        return None
     model = FactVAE(max_epochs=epochs, random_state=seed, embedding="joint", **OPTIONS[option])
     joint = model.fit(data.rna, data.atac, prior=data.prior).transform(data.rna, data.atac)
     n_latent = model.n_latent
@@ -171,7 +178,7 @@ def _row(kind, name, values):
     return f"| {kind} | {name} | " + " | ".join(cells) + " |"
 
 
-def table(dataset, options, seeds, epochs, cache=None):
+def table(dataset, options, seeds, epochs, cache=None, fit=True):
     data = load(dataset)
     labels = data.labels
     print(
@@ -187,12 +194,18 @@ def table(dataset, options, seeds, epochs, cache=None):
         scores = {kind: [] for kind in rows}
         for seed in seeds:
             start = time.perf_counter()
-            embeddings = fit_embeddings(data, option, seed, epochs, cache, dataset)
+            embeddings = fit_embeddings(data, option, seed, epochs, cache, dataset, fit)
+            if embeddings is None:
+                continue
             for kind, X in embeddings.items():
                 scores[kind].append(embedding_metrics(X, labels))
-            print(f"<!-- {option} seed {seed}: {time.perf_counter() - start:.0f} s -->", flush=True)
+            elapsed = time.perf_counter() - start
+            print(f"{dataset} {option} seed {seed}: {elapsed:.0f} s", file=sys.stderr, flush=True)
+        n_seeds = len(scores["RNA"])
         for kind in rows:
-            rows[kind].append(_row(kind, f"FactVAE {option}", scores[kind]))
+            if n_seeds:
+                name = f"FactVAE {option} ({n_seeds} seed{'s' * (n_seeds > 1)})"
+                rows[kind].append(_row(kind, name, scores[kind]))
     for kind in rows:
         print("\n".join(rows[kind]))
 
@@ -210,12 +223,17 @@ def main():
         help="FactVAE settings to fit (each changes one thing from the faithful defaults)",
     )
     parser.add_argument("--cache", help="folder keeping each fit's embeddings (.npz)")
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="table only the fits already in --cache (fit nothing)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     datasets = ("snare", "kidney") if args.dataset == "both" else (args.dataset,)
     for dataset in datasets:
-        table(dataset, args.options, args.seeds, args.epochs, args.cache)
+        table(dataset, args.options, args.seeds, args.epochs, args.cache, not args.cached_only)
 
 
 if __name__ == "__main__":
