@@ -1,0 +1,240 @@
+"""Cell embeddings on both bundled datasets against PCA and LSI, as Markdown tables.
+
+    python benchmarks/eval_embeddings.py [--dataset snare|kidney|both] [--epochs 100]
+        [--seeds 0 1 2] [--options faithful rna_nb ...] [--cache DIR]
+
+FactVAE is transductive: every model is fitted on all cells (faithful defaults, plus the
+named options below, each changing one thing) and its RNA, ATAC and joint (both codes side
+by side) posterior means are scored against the annotation. Baselines, fitted on the same
+cells:
+
+- RNA: PCA of the estimator's own encoder input (normalize to 1e4, log1p, scale genes,
+  100 components), and a scanpy-style PCA (normalize to 1e4, log1p, zero-center and scale
+  with values clipped at 10, 50 components).
+- ATAC: LSI, the estimator's own ATAC input (TF-IDF, 100 SVD components, each cell's
+  components standardized), and the Signac habit of dropping the first (depth) component.
+- Joint: the RNA encoder-input PCA and the LSI side by side, each block scaled to unit mean
+  squared norm per cell so neither dominates.
+
+Metrics (each embedding as it comes, Euclidean):
+
+- KMeans ARI and NMI with k = number of labels, mean over 3 KMeans seeds;
+- kNN: 5-fold cross-validated accuracy of a 15-nearest-neighbour classifier of the labels
+  (does not depend on KMeans), and its balanced accuracy (rare types weigh as much as
+  common ones);
+- ASW: silhouette of the labels.
+
+Model rows give mean +- sd over the model seeds. ``--cache DIR`` keeps each fitted model's
+embeddings as ``.npz`` there, so runs can be split over processes and tabled later
+(``--cached-only``).
+SNARE-seq uses its 2000 highly variable genes; the kidney its 5000 genes. The gene-peak
+prior is ``gene_peak_prior`` of the coordinates (gene body + 2 kb upstream).
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+from sklearn.model_selection import StratifiedKFold, cross_validate
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.preprocessing import normalize
+
+from factvae_sk import FactVAE, gene_peak_prior, load_scicar_kidney, load_snare_cellline
+from factvae_sk._preprocessing import ATACEncoderInput, RNAEncoderInput
+
+# Each option changes one thing from the faithful defaults.
+OPTIONS = {
+    "faithful": {},
+    "rna_nb": {"rna_likelihood": "nb"},
+    "atac_nb": {"atac_likelihood": "nb"},
+    "both_nb": {"rna_likelihood": "nb", "atac_likelihood": "nb"},
+    "rna_nll_1": {"rna_nll_weight": 1.0},
+    # RNA KL weight 10x and 100x: beta = KL / NLL weight from 0.01 to 0.1 and 1 (scVI's).
+    "rna_kl_0.01": {"rna_kl_weight": 0.01},
+    "rna_kl_0.1": {"rna_kl_weight": 0.1},
+    "pcs_50": {"rna_n_components": 50, "atac_n_components": 50},
+    "latent_20": {"n_latent": 20},
+    "distill_2e-3": {"lr_distillation": 2e-3},
+    "no_prior": {"prior_weight": 0.0},
+}
+
+
+def load(dataset):
+    """Counts, labels and prior of one bundled dataset."""
+    if dataset == "snare":
+        data = load_snare_cellline()
+        hvg = data.genes.highly_variable.to_numpy()
+        data.rna, data.genes = data.rna[:, hvg], data.genes[hvg].reset_index(drop=True)
+        data.labels = data.cells.cell_line.to_numpy()
+    else:
+        data = load_scicar_kidney()
+        data.labels = data.cells.cell_type.to_numpy()
+    data.prior = gene_peak_prior(data.genes, data.peaks)
+    return data
+
+
+def scanpy_pca(X_rna, n_components=50, random_state=0):
+    """normalize_total(1e4), log1p, scale(max_value=10), PCA: the scanpy tutorial recipe."""
+    X = normalize(sp.csr_matrix(X_rna, dtype=np.float64), norm="l1") * 1e4
+    X.data = np.log1p(X.data)
+    X = X.toarray()
+    std = X.std(axis=0, ddof=1)
+    X = np.clip((X - X.mean(axis=0)) / np.where(std > 0, std, 1.0), None, 10.0)
+    return PCA(n_components, svd_solver="arpack", random_state=random_state).fit_transform(X)
+
+
+def _unit_blocks(*blocks):
+    """Blocks side by side, each scaled to unit mean squared norm per cell after centering."""
+    scaled = []
+    for block in blocks:
+        block = block - block.mean(axis=0)
+        scaled.append(block / np.sqrt((block**2).sum(axis=1).mean()))
+    return np.hstack(scaled)
+
+
+def baselines(data, seed=0):
+    """Baseline embeddings: (kind, name) -> cells x components."""
+    pca = RNAEncoderInput(100, random_state=seed).fit_transform(data.rna)
+    lsi = ATACEncoderInput(100, random_state=seed).fit_transform(data.atac)
+    return {
+        ("RNA", "PCA, encoder input (100)"): pca,
+        ("RNA", "PCA, scanpy-style (50)"): scanpy_pca(data.rna, random_state=seed),
+        ("ATAC", "LSI, encoder input (100)"): lsi,
+        ("ATAC", "LSI without component 1 (2-100)"): lsi[:, 1:],
+        ("joint", "PCA + LSI"): _unit_blocks(pca, lsi),
+    }
+
+
+def fit_embeddings(data, option, seed, epochs, cache=None, dataset="", fit=True):
+    """RNA, ATAC and joint embeddings of one FactVAE fit (read from ``cache`` when there).
+
+    With ``fit=False``, None when the fit is not in the cache.
+    """
+    path = None if cache is None else Path(cache) / f"{dataset}_{option}_e{epochs}_s{seed}.npz"
+    if path is not None and path.exists():
+        stored = np.load(path)
+        return {kind: stored[kind] for kind in ("RNA", "ATAC", "joint")}
+    if not fit:
+        return None
+    model = FactVAE(max_epochs=epochs, random_state=seed, embedding="joint", **OPTIONS[option])
+    joint = model.fit(data.rna, data.atac, prior=data.prior).transform(data.rna, data.atac)
+    n_latent = model.n_latent
+    embeddings = {"RNA": joint[:, :n_latent], "ATAC": joint[:, n_latent:], "joint": joint}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **embeddings)
+    return embeddings
+
+
+def kmeans_scores(X, labels, n_seeds=3):
+    """KMeans ARI and NMI with k = number of labels, each the mean over ``n_seeds`` seeds."""
+    k = len(np.unique(labels))
+    scores = []
+    for seed in range(n_seeds):
+        clusters = KMeans(k, n_init=10, random_state=seed).fit_predict(X)
+        scores.append(
+            (adjusted_rand_score(labels, clusters), normalized_mutual_info_score(labels, clusters))
+        )
+    return tuple(np.mean(scores, axis=0))
+
+
+def knn_scores(X, labels, n_neighbors=15, seed=0):
+    """5-fold cross-validated accuracy and balanced accuracy of a kNN label classifier."""
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    result = cross_validate(
+        KNeighborsClassifier(n_neighbors),
+        X,
+        labels,
+        cv=folds,
+        scoring=("accuracy", "balanced_accuracy"),
+    )
+    return result["test_accuracy"].mean(), result["test_balanced_accuracy"].mean()
+
+
+METRICS = ("ARI", "NMI", "kNN acc", "kNN bal. acc", "ASW")
+
+
+def embedding_metrics(X, labels):
+    """The table's metrics of one embedding, in the order of ``METRICS``."""
+    ari, nmi = kmeans_scores(X, labels)
+    accuracy, balanced = knn_scores(X, labels)
+    return ari, nmi, accuracy, balanced, silhouette_score(X, labels)
+
+
+def _row(kind, name, values):
+    values = np.atleast_2d(values)
+    if len(values) == 1:
+        cells = [f"{v:.3f}" for v in values[0]]
+    else:
+        mean, sd = values.mean(axis=0), values.std(axis=0, ddof=1)
+        cells = [f"{m:.3f} +- {s:.3f}" for m, s in zip(mean, sd, strict=True)]
+    return f"| {kind} | {name} | " + " | ".join(cells) + " |"
+
+
+def table(dataset, options, seeds, epochs, cache=None, fit=True):
+    data = load(dataset)
+    labels = data.labels
+    print(
+        f"\n### {dataset}: {data.rna.shape[0]} cells, {len(np.unique(labels))} labels; "
+        f"FactVAE {epochs} epochs, seeds {', '.join(map(str, seeds))}\n"
+    )
+    print("| embedding | method | " + " | ".join(METRICS) + " |")
+    print("| --- | --- |" + " --- |" * len(METRICS))
+    rows = {kind: [] for kind in ("RNA", "ATAC", "joint")}
+    for (kind, name), X in baselines(data).items():
+        rows[kind].append(_row(kind, name, embedding_metrics(X, labels)))
+    for option in options:
+        scores = {kind: [] for kind in rows}
+        for seed in seeds:
+            start = time.perf_counter()
+            embeddings = fit_embeddings(data, option, seed, epochs, cache, dataset, fit)
+            if embeddings is None:
+                continue
+            for kind, X in embeddings.items():
+                scores[kind].append(embedding_metrics(X, labels))
+            elapsed = time.perf_counter() - start
+            print(f"{dataset} {option} seed {seed}: {elapsed:.0f} s", file=sys.stderr, flush=True)
+        n_seeds = len(scores["RNA"])
+        for kind in rows:
+            if n_seeds:
+                name = f"FactVAE {option} ({n_seeds} seed{'s' * (n_seeds > 1)})"
+                rows[kind].append(_row(kind, name, scores[kind]))
+    for kind in rows:
+        print("\n".join(rows[kind]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=("snare", "kidney", "both"), default="both")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument(
+        "--options",
+        nargs="+",
+        default=["faithful"],
+        choices=sorted(OPTIONS),
+        help="FactVAE settings to fit (each changes one thing from the faithful defaults)",
+    )
+    parser.add_argument("--cache", help="folder keeping each fit's embeddings (.npz)")
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="table only the fits already in --cache (fit nothing)",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    datasets = ("snare", "kidney") if args.dataset == "both" else (args.dataset,)
+    for dataset in datasets:
+        table(dataset, args.options, args.seeds, args.epochs, args.cache, not args.cached_only)
+
+
+if __name__ == "__main__":
+    main()
