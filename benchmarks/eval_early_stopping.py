@@ -30,25 +30,13 @@ import time
 
 import numpy as np
 import torch
+from harness_data import load_dataset
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import train_test_split
 from skorch.callbacks import Callback
 
-from factvae_sk import FactVAE, gene_peak_prior, load_scicar_kidney, load_snare_cellline
-
-
-def load(name):
-    if name == "snare":
-        data = load_snare_cellline()
-        hvg = data.genes.highly_variable.to_numpy()
-        data.rna, data.genes = data.rna[:, hvg], data.genes[hvg].reset_index(drop=True)
-        data.labels = data.cells.cell_line.to_numpy()
-    else:
-        data = load_scicar_kidney()
-        data.labels = data.cells.cell_type.to_numpy()
-    data.prior = gene_peak_prior(data.genes, data.peaks)
-    return data
+from factvae_sk import FactVAE
 
 
 def ari(embedding, labels, seed=0):
@@ -124,7 +112,7 @@ def mean_profile_r(data, train, test):
 
 
 def run(name, seed, every, epochs=300, runs=("fixed", "early"), stages=(100, 300), report=None):
-    data = load(name)
+    data = load_dataset(name)
     train, test = train_test_split(
         np.arange(len(data.labels)), test_size=0.2, stratify=data.labels, random_state=seed
     )

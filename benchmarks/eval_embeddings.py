@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
+from harness_data import load_dataset
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
@@ -46,7 +47,7 @@ from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import normalize
 
-from factvae_sk import FactVAE, gene_peak_prior, load_scicar_kidney, load_snare_cellline
+from factvae_sk import FactVAE
 from factvae_sk._preprocessing import ATACEncoderInput, RNAEncoderInput
 
 # Each option changes one thing from the faithful defaults.
@@ -64,20 +65,6 @@ OPTIONS = {
     "distill_2e-3": {"lr_distillation": 2e-3},
     "no_prior": {"prior_weight": 0.0},
 }
-
-
-def load(dataset):
-    """Counts, labels and prior of one bundled dataset."""
-    if dataset == "snare":
-        data = load_snare_cellline()
-        hvg = data.genes.highly_variable.to_numpy()
-        data.rna, data.genes = data.rna[:, hvg], data.genes[hvg].reset_index(drop=True)
-        data.labels = data.cells.cell_line.to_numpy()
-    else:
-        data = load_scicar_kidney()
-        data.labels = data.cells.cell_type.to_numpy()
-    data.prior = gene_peak_prior(data.genes, data.peaks)
-    return data
 
 
 def scanpy_pca(X_rna, n_components=50, random_state=0):
@@ -179,7 +166,7 @@ def _row(kind, name, values):
 
 
 def table(dataset, options, seeds, epochs, cache=None, fit=True):
-    data = load(dataset)
+    data = load_dataset(dataset)
     labels = data.labels
     print(
         f"\n### {dataset}: {data.rna.shape[0]} cells, {len(np.unique(labels))} labels; "

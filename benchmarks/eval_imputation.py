@@ -43,10 +43,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
+from harness_data import load_dataset as load_bundled
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import NearestNeighbors
 
-from factvae_sk import FactVAE, gene_peak_prior, load_scicar_kidney, load_snare_cellline
+from factvae_sk import FactVAE
 from factvae_sk._imputation_metrics import per_cell_auroc, per_cell_pearson, per_peak_auroc
 from factvae_sk._preprocessing import RNAEncoderInput
 
@@ -56,18 +57,7 @@ N_PEAKS_VARIABLE = 2000
 
 def load_dataset(name, seed=0):
     """One bundled dataset, its gene-body prior and a stratified 80/20 split of the cells."""
-    if name == "snare":
-        data = load_snare_cellline()
-        keep = data.genes.highly_variable.to_numpy()
-        data.labels = data.cells.cell_line.to_numpy()
-    else:
-        data = load_scicar_kidney()
-        keep = np.ones(data.rna.shape[1], dtype=bool)
-        data.labels = data.cells.cell_type.to_numpy()
-    data.name = name
-    data.genes = data.genes[keep].reset_index(drop=True)
-    data.rna = data.rna[:, keep]
-    data.prior = gene_peak_prior(data.genes, data.peaks)
+    data = load_bundled(name)
     data.train, data.test = train_test_split(
         np.arange(len(data.labels)), test_size=0.2, stratify=data.labels, random_state=seed
     )

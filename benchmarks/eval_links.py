@@ -29,14 +29,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
+from harness_data import load_dataset
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from factvae_sk import (
     FactVAE,
     build_gene_peak_prior,
     gene_peak_prior,
-    load_scicar_kidney,
-    load_snare_cellline,
 )
 from factvae_sk.links import peak_gene_correlation
 
@@ -46,20 +45,9 @@ BACKGROUND = 30
 
 def load(name):
     """Counts, gene and peak tables and labels of a bundled dataset (SNARE: HVGs + markers)."""
-    if name == "snare":
-        from eval_downstream import MARKERS
+    from eval_downstream import MARKERS
 
-        data = load_snare_cellline()
-        keep = data.genes.highly_variable.to_numpy() | data.genes.gene.isin(MARKERS).to_numpy()
-        data.genes = data.genes[keep].reset_index(drop=True)
-        data.rna = data.rna[:, keep]
-        data.labels = data.cells.cell_line.to_numpy()
-    else:
-        from sklearn.utils import Bunch
-
-        data = Bunch(**load_scicar_kidney())
-        data.labels = data.cells.cell_type.to_numpy()
-    return data
+    return load_dataset(name, extra_genes=list(MARKERS) if name == "snare" else ())
 
 
 def split_prior(prior, fraction, seed):

@@ -1,6 +1,7 @@
 """The embedding harness (``benchmarks/eval_embeddings.py``): its baselines and metrics."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_embeddings.
 
 @pytest.fixture(scope="module")
 def harness():
+    # The harness imports its neighbour harness_data.py, as it does when run as a script.
+    sys.path.insert(0, str(HARNESS.parent))
     spec = importlib.util.spec_from_file_location("eval_embeddings", HARNESS)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
