@@ -243,13 +243,14 @@ def links_figure(links, gene_table, peak_table, genes, *, window, score_name="sc
         ax.add_patch(Rectangle((start, -0.3), end - start, 0.1, color="0.15", lw=0))
         direction = 1 if row["strand"] != "-" else -1
         ax.add_patch(
+            # The TSS and the direction of transcription, under the gene body.
             FancyArrow(
                 tss,
-                -0.26,
-                direction * window / 12,
+                -0.42,
+                direction * window / 10,
                 0,
-                width=0.03,
-                head_width=0.1,
+                width=0.04,
+                head_width=0.14,
                 head_length=window / 40,
                 color="0.15",
                 length_includes_head=True,
@@ -271,7 +272,7 @@ def links_figure(links, gene_table, peak_table, genes, *, window, score_name="sc
                 )
             )
         ax.set_xlim(lo, hi)
-        ax.set_ylim(-0.5, 1.1)
+        ax.set_ylim(-0.55, 1.1)
         ax.set_yticks([])
         for side in ("left", "right", "top"):
             ax.spines[side].set_visible(False)
