@@ -30,6 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from harness_data import load_dataset
+from simulate_links import auc_summary
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from factvae_sk import (
@@ -237,9 +238,7 @@ def main():
             markers.append(pd.DataFrame(marker_rows(model, data)).assign(seed=seed))
         found, n_markers = label_marker_rows(model, data, wide_window, seed=seed)
         label_markers.append(pd.DataFrame(found).assign(seed=seed))
-    results = pd.concat(tables)
-    summary = results.groupby("score", sort=False)[["AUROC", "AUPRC"]].agg(["mean", "std"])
-    summary.columns = [f"{metric} {stat}" for metric, stat in summary.columns]
+    summary = auc_summary(tables)
     print(
         f"\n### Held-out prior links, {args.dataset} ({args.epochs} epochs, seeds "
         f"{args.seeds}, TSS +-{args.window // 1000} kb; chance AUPRC "

@@ -173,6 +173,14 @@ def ranking(labels, scores):
     return roc_auc_score(labels, scores), average_precision_score(labels, scores)
 
 
+def auc_summary(tables):
+    """Mean and sd over seeds of each score's AUROC and AUPRC (one row per score)."""
+    results = pd.concat(tables)
+    summary = results.groupby("score", sort=False)[["AUROC", "AUPRC"]].agg(["mean", "std"])
+    summary.columns = [f"{metric} {stat}" for metric, stat in summary.columns]
+    return summary
+
+
 def evaluate(data, epochs, seed):
     """One row per score: AUROC and AUPRC of the held-out links of one simulated dataset."""
     prior, rows, cols, labels = prior_and_held_out(data, seed)
@@ -226,9 +234,7 @@ def main():
             print(table.to_markdown(index=False, floatfmt=".3f"), flush=True)
             tables.append(table)
             chance.append(positives)
-        results = pd.concat(tables)
-        summary = results.groupby("score", sort=False)[["AUROC", "AUPRC"]].agg(["mean", "std"])
-        summary.columns = [f"{metric} {stat}" for metric, stat in summary.columns]
+        summary = auc_summary(tables)
         print(
             f"\n### Simulated links, {level} ({LEVELS[level]}; {args.cells} cells, "
             f"{args.genes} genes; {args.epochs} epochs; seeds {args.seeds}; chance AUPRC "
