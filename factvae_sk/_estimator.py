@@ -17,7 +17,7 @@ from sklearn.utils.validation import (
 )
 from skorch.callbacks import PassthroughScoring
 
-from . import _accessibility, _holdout, _links
+from . import _accessibility, _distributed, _holdout, _links
 from ._analysis import FactVAEAnalysisMixin
 from ._callbacks import REPORTED_TERMS, ExponentialLRDecay, NonFiniteLossGuard, ProgressLog
 from ._data import PairedCountsDataset, collate_batch, iter_batches
@@ -171,6 +171,20 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         the growing RNA KL makes the ELBO peak within a few epochs while the held-out
         likelihoods still improve: "loss" stops where the model stops improving at what
         it is trained for (see the README's measurements).
+    precision : {"32", "bf16"}, default="32"
+        Arithmetic of the training steps. "32": float32 throughout (the method). "bf16": the
+        encoders and the decoders' products run under ``torch.autocast`` in bfloat16
+        (faster on GPUs and on CPUs with AVX512-BF16/AMX); the likelihood sums, the KL and
+        the distillation's similarity matrices stay float32, and so do the weights, the
+        optimizers and inference (``transform``, ``score``, ``impute_atac``).
+    distributed : bool, default=False
+        Train data-parallel on ``torch.distributed`` through Hugging Face ``accelerate``
+        (``pip install "factvae_sk[accelerate]"``): launch the same script with ``torchrun
+        --nproc_per_node N`` or ``accelerate launch``, each process given the same cells.
+        Each batch of ``batch_size`` cells is split between the processes (``batch_size``
+        must be a multiple of their number) and every process ends with the model a
+        one-process fit with the same batches gives (see Notes). Without a launch it is a
+        one-process fit.
 
     Attributes
     ----------
@@ -312,6 +326,18 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
     returns the accelerated net. skorch does not support pickling accelerated nets: save
     them with ``net_.save_params`` / ``load_params``.
 
+    **Data-parallel training.** ``distributed=True`` does the above in :meth:`fit`. The
+    preprocessing (PCA, LSI) and the seed are made on rank 0 and sent to the other
+    processes; each process trains on its slice of every shuffled batch; the main step's
+    gradients are averaged by DistributedDataParallel; the distillation step compares the
+    similarity structures of the whole gathered batch (what one process would see) and sums
+    the ATAC encoder's gradients over the processes; the logged terms are averaged. After
+    training each process holds an ordinary fitted FactVAE (it pickles, saves and
+    transforms); let rank 0 save it. Each process draws its own sampling and dropout noise,
+    so a fit on N processes matches a one-process fit exactly only where training draws no
+    noise; otherwise it is the same training with other random draws. ``validation_fraction``,
+    ``early_stopping`` and ``warm_start`` are not supported with it.
+
     Examples
     --------
     >>> from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline
@@ -359,6 +385,8 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         "early_stopping": ["boolean"],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping_metric": [StrOptions({"elbo", "loss"})],
+        "precision": [StrOptions({"32", "bf16"})],
+        "distributed": ["boolean"],
     }
 
     # X_rna and X_atac are the data (scikit-learn's X and y), not metadata to route: only
@@ -401,6 +429,8 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         early_stopping=False,
         n_iter_no_change=10,
         early_stopping_metric="loss",
+        precision="32",
+        distributed=False,
     ):
         self.n_latent = n_latent
         self.rna_hidden_sizes = rna_hidden_sizes
@@ -432,6 +462,8 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.n_iter_no_change = n_iter_no_change
         self.early_stopping_metric = early_stopping_metric
+        self.precision = precision
+        self.distributed = distributed
 
     # ------------------------------------------------------------------ fitting
 
@@ -479,14 +511,26 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             return self._finish_fit(dataset)
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        self.rna_encoder_input_ = RNAEncoderInput(
-            self.rna_n_components, target_sum=self.target_sum, random_state=seed
-        ).fit(X_rna)
-        self.atac_encoder_input_ = (
-            None
-            if X_atac is None
-            else ATACEncoderInput(self.atac_n_components, random_state=seed).fit(X_atac)
-        )
+
+        def encoder_inputs():
+            rna = RNAEncoderInput(
+                self.rna_n_components, target_sum=self.target_sum, random_state=seed
+            ).fit(X_rna)
+            if X_atac is None:
+                return rna, None
+            return rna, ATACEncoderInput(self.atac_n_components, random_state=seed).fit(X_atac)
+
+        accelerator = None
+        if self.distributed:
+            # Joins the launch's process group; then one seed and one preprocessing for all.
+            accelerator = _distributed.make_accelerator(device)
+            _distributed.check_settings(self, X_rna.shape[0])
+            _distributed.check_same_data(X_rna, X_atac)
+            seed = _distributed.broadcast_from_main(lambda: seed)
+            encoder_inputs = _distributed.broadcast_from_main(encoder_inputs)
+        else:
+            encoder_inputs = encoder_inputs()
+        self.rna_encoder_input_, self.atac_encoder_input_ = encoder_inputs
         dataset = self._dataset(X_rna, X_atac, with_counts=True)
 
         # Seed torch inside a forked RNG state (CPU and, when training there, the GPUs) so
@@ -495,10 +539,11 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         with torch.random.fork_rng(devices=gpus):
             torch.manual_seed(seed)
             n_train, split = self._split(len(dataset), seed)
-            self.net_ = self._build_net(
-                n_train, X_rna.shape[1], X_atac, prior_entries, device, train_split=split
-            )
+            net_args = (n_train, X_rna.shape[1], X_atac, prior_entries, device)
+            self.net_ = self._build_net(*net_args, train_split=split, accelerator=accelerator)
             self._run_training(self.net_.fit, dataset, gpus)
+            if accelerator is not None:
+                self.net_ = _distributed.plain_net(self.net_, self._build_net(*net_args))
         return self._finish_fit(dataset)
 
     def _finish_fit(self, dataset=None):
@@ -741,11 +786,20 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             )
         return callbacks
 
-    def _build_net(self, n_train, n_genes, X_atac, prior_entries, device, train_split=None):
-        """The skorch net; ``n_train``: the number of training cells (caps the batch)."""
+    def _build_net(
+        self, n_train, n_genes, X_atac, prior_entries, device, train_split=None, accelerator=None
+    ):
+        """The skorch net; ``n_train``: the number of training cells (caps the batch).
+
+        With an ``accelerator``, the data-parallel net (which leaves devices to accelerate).
+        """
         has_atac = X_atac is not None
         callbacks = self._callbacks(has_atac, prior_entries is not None)
-        return FactVAENet(
+        net_class, extra = FactVAENet, {}
+        if accelerator is not None:
+            net_class = _distributed.DistributedFactVAENet
+            extra, device = {"accelerator": accelerator}, None
+        return net_class(
             module=FactVAEModule,
             module__n_input_rna=self.rna_encoder_input_.pca_.n_components_,
             module__n_genes=n_genes,
@@ -771,9 +825,11 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             callbacks=callbacks,
             device=device,
             verbose=1 if self.verbose >= 2 else 0,
+            precision=self.precision,
             # The distillation optimizer exists only with ATAC; skorch rejects its
             # parameters otherwise.
             **({"optimizer_atac__lr": self.lr_distillation} if has_atac else {}),
+            **extra,
         )
 
     # ------------------------------------------------------------------ inputs

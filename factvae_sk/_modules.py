@@ -45,7 +45,9 @@ class Encoder(nn.Module):
     def forward(self, x):
         """Return ``(mean, logvar, z)``; z is sampled in training and is the mean in eval."""
         h = self.body(x)
-        mean, logvar = self.mean(h), self.logvar(h)
+        # float32 out also under bfloat16 autocast: the KL and the sampling stay float32
+        # (``.float()`` returns a float32 tensor itself, so full precision is unchanged).
+        mean, logvar = self.mean(h).float(), self.logvar(h).float()
         if self.training:
             z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
         else:
@@ -81,13 +83,15 @@ class FactorizedDecoder(nn.Module):
 
     def forward(self, z, log_library):
         """Return ``(log_mu, log_theta, pi_logits)``, each of shape (n, n_features)."""
-        logits = z @ self.feature_embedding
+        # Under bfloat16 autocast the three products run in bfloat16; the softmaxes and
+        # everything the likelihood sums see stay float32.
+        logits = (z @ self.feature_embedding).float()
         if self.intercept is not None:
             logits = logits + self.intercept
         log_mu = log_library.unsqueeze(-1) + F.log_softmax(logits, dim=-1)
         # The reference's dispersion: theta = exp(softmax(.)), so log theta is the softmax.
-        log_theta = F.softmax(z @ self.dispersion_embedding, dim=-1)
-        pi_logits = z @ self.dropout_embedding
+        log_theta = F.softmax((z @ self.dispersion_embedding).float(), dim=-1)
+        pi_logits = (z @ self.dropout_embedding).float()
         return log_mu, log_theta, pi_logits
 
 

@@ -5,7 +5,12 @@ second optimizer (so ``set_params(optimizer_atac__lr=...)`` works like any optim
 parameter), ``train_step`` runs the two updates, ``get_loss`` calls the criterion with the
 decoders' feature embeddings and logs each loss term in the history; with a validation split,
 ``validation_step`` also logs the held-out cells' unweighted ELBO (``valid_elbo``) and its terms.
+
+Four small hooks (``_core``, ``_backward``, ``_distillation_batch``, ``_synchronized``) are
+where the data-parallel net of :mod:`factvae_sk._distributed` differs; here they do nothing.
 """
+
+from contextlib import nullcontext
 
 import torch
 from skorch import NeuralNet
@@ -31,20 +36,50 @@ class FactVAENet(NeuralNet):
     optimizer_atac : torch optimizer class, default=torch.optim.Adam
         Optimizer of the distillation step. Its arguments take the ``optimizer_atac__``
         prefix (e.g. ``optimizer_atac__lr``).
+    precision : {"32", "bf16"}, default="32"
+        "bf16": the training forward passes (encoders and decoder products) run under
+        ``torch.autocast`` in bfloat16; the module hands float32 to the losses, so the
+        likelihood sums, the KL and the similarity matrices of the distillation stay float32.
     *args, **kwargs
         As for :class:`skorch.NeuralNet`.
     """
 
-    def __init__(self, *args, optimizer_atac=torch.optim.Adam, **kwargs):
+    def __init__(self, *args, optimizer_atac=torch.optim.Adam, precision="32", **kwargs):
         super().__init__(*args, **kwargs)
         self.optimizer_atac = optimizer_atac
+        self.precision = precision
+
+    @property
+    def _core(self):
+        """The FactVAEModule itself (a data-parallel net wraps ``module_``)."""
+        return self.module_
+
+    def _autocast(self):
+        if self.precision == "32":
+            return nullcontext()
+        device = next(self._core.parameters()).device
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+
+    def _backward(self, loss):
+        loss.backward()
+
+    def _distillation_batch(self, teacher, student):
+        """The codes the distillation loss compares: this process's batch."""
+        return teacher, student
+
+    def _reduce_distillation_gradients(self):
+        """Nothing to combine in one process."""
+
+    def _synchronized(self, values):
+        """The logged values of a step (loss first, then the terms), as this process saw them."""
+        return values
 
     def initialize_optimizer(self, *args, **kwargs):
         named_parameters = self.get_all_learnable_params()
         args, kwargs = self.get_params_for_optimizer("optimizer", named_parameters)
         self.optimizer_ = self.optimizer(*args, **kwargs)
-        if self.module_.has_atac:
-            named_parameters = self.module_.encoder_atac.named_parameters()
+        if self._core.has_atac:
+            named_parameters = self._core.encoder_atac.named_parameters()
             args, kwargs = self.get_params_for_optimizer("optimizer_atac", named_parameters)
             self.optimizer_atac_ = self.optimizer_atac(*args, **kwargs)
         return self
@@ -55,7 +90,7 @@ class FactVAENet(NeuralNet):
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        module = self.module_
+        module = self._core
         y_true = to_tensor(y_true, device=self.device)
         atac_embedding = module.decoder_atac.feature_embedding if module.has_atac else None
         loss, terms = self.criterion_(
@@ -74,9 +109,10 @@ class FactVAENet(NeuralNet):
         X = to_tensor(X, device=self.device)
 
         self.optimizer_.zero_grad()
-        y_pred = self.infer(X, **fit_params)
+        with self._autocast():
+            y_pred = self.infer(X, **fit_params)
         loss = self.get_loss(y_pred, y, X=X, training=True)
-        loss.backward()
+        self._backward(loss)
         self.notify(
             "on_grad_computed",
             named_parameters=TeeGenerator(self.get_all_learnable_params()),
@@ -86,14 +122,16 @@ class FactVAENet(NeuralNet):
         self.optimizer_.step()
 
         terms = self.__dict__.pop("_pending_terms", {})
-        if self.module_.has_atac:
+        if self._core.has_atac:
             terms["distill"] = self.distillation_step(X)
         # One host synchronisation per step for the logged terms (skorch's own
         # ``loss.item()`` then finds the step finished).
-        values = torch.stack(list(terms.values())).tolist() if terms else []
-        for name, value in zip(terms, values, strict=True):
+        stacked = torch.stack([loss.detach(), *terms.values()])
+        values = self._synchronized(stacked)
+        for name, value in zip(terms, values[1:].tolist(), strict=True):
             self.history.record_batch(name, value)
-        return {"loss": loss, "y_pred": y_pred}
+        # skorch logs ``loss``: this process's own, or across processes their mean.
+        return {"loss": loss if values is stacked else values[0], "y_pred": y_pred}
 
     def validation_step(self, batch, **fit_params):
         """skorch's validation step (eval mode: posterior means, no dropout), which also
@@ -115,12 +153,14 @@ class FactVAENet(NeuralNet):
         structure towards the RNA codes' (posterior means of the batch, after the main step).
 
         Returns the loss as a detached scalar tensor."""
-        module = self.module_
+        module = self._core
         self.optimizer_atac_.zero_grad()
-        with torch.no_grad():
-            teacher, _, _ = module.encoder_rna(X["rna_input"])
-        student, _, _ = module.encoder_atac(X["atac_input"])
-        loss = similarity_distillation_loss(teacher, student)
-        loss.backward()
+        with self._autocast():
+            with torch.no_grad():
+                teacher, _, _ = module.encoder_rna(X["rna_input"])
+            student, _, _ = module.encoder_atac(X["atac_input"])
+        loss = similarity_distillation_loss(*self._distillation_batch(teacher, student))
+        self._backward(loss)
+        self._reduce_distillation_gradients()
         self.optimizer_atac_.step()
         return loss.detach()
