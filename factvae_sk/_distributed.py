@@ -37,6 +37,10 @@ def require_accelerate():
         ) from error
 
 
+def silent(*args, **kwargs):
+    """A print that prints nothing (skorch's epoch table below ``verbose=2``)."""
+
+
 def process_group():
     """``(rank, world_size)`` of this process; ``(0, 1)`` outside a distributed launch."""
     if dist.is_available() and dist.is_initialized():
@@ -143,6 +147,41 @@ class DistributedFactVAENet(AccelerateMixin, FactVAENet):
             # shuffle is unaffected: accelerate broadcasts rank 0's sampler state.
             torch.manual_seed(torch.initial_seed() + rank)
         return self
+
+    def _initialize_accelerator(self):
+        # On CPUs accelerate wraps every prepared module in DistributedDataParallel, which
+        # refuses the criterion (it has buffers, no parameters): prepare the module only,
+        # and move the criterion's buffers (the prior) to the device by hand.
+        criteria, self._criteria = self._criteria, []
+        try:
+            super()._initialize_accelerator()
+        finally:
+            self._criteria = criteria
+        if self.accelerator.device_placement:
+            self.criterion_ = self.criterion_.to(self.accelerator.device)
+        return self
+
+    def get_iterator(self, dataset, training=False):
+        _, world_size = process_group()
+        if not training or world_size == 1:
+            return super().get_iterator(dataset, training=training)
+        loader = super(AccelerateMixin, self).get_iterator(dataset, training=training)
+        # The shuffle gets a generator of its own, seeded every epoch as in one process (see
+        # on_epoch_begin); accelerate sends rank 0's to the other ranks at every epoch. The
+        # loader's base seed gets one too (unused: no worker processes), so that iterating
+        # draws nothing from torch's generator.
+        self._shuffle_generator = loader.sampler.generator = torch.Generator()
+        loader.generator = torch.Generator()
+        return self.accelerator.prepare(loader)
+
+    def on_epoch_begin(self, net, **kwargs):
+        super().on_epoch_begin(net, **kwargs)
+        shuffle = getattr(self, "_shuffle_generator", None)
+        if shuffle is not None:
+            # A one-process epoch draws the loader's base seed, then the shuffle's seed, from
+            # torch's generator: the same draws, in the same order.
+            torch.empty((), dtype=torch.int64).random_()
+            shuffle.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
 
     @property
     def _core(self):

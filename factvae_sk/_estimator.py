@@ -798,7 +798,11 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         net_class, extra = FactVAENet, {}
         if accelerator is not None:
             net_class = _distributed.DistributedFactVAENet
-            extra, device = {"accelerator": accelerator}, None
+            # accelerate's print shows rank 0's epoch table; skorch would print it whatever
+            # the verbosity, so a silent sink below verbose=2.
+            sink = accelerator.print if self.verbose >= 2 else _distributed.silent
+            extra = {"accelerator": accelerator, "callbacks__print_log__sink": sink}
+            device = None
         return net_class(
             module=FactVAEModule,
             module__n_input_rna=self.rna_encoder_input_.pca_.n_components_,

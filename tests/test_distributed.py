@@ -1,0 +1,96 @@
+"""``FactVAE(distributed=True)``: a real 2-process fit (torchrun, gloo, loopback) against a
+one-process fit with the same global batches, and the distributed settings' errors."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("accelerate")
+
+from distributed_worker import SETTINGS, BatchRows, cell_indices, small_data  # noqa: E402
+
+from factvae_sk import FactVAE  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def two_process_fit(tmp_path_factory):
+    """Run tests/distributed_worker.py on 2 CPU processes; return its output folder."""
+    out = tmp_path_factory.mktemp("distributed")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        GLOO_SOCKET_IFNAME="lo",  # loopback only
+    )
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", str(REPO / "tests" / "distributed_worker.py"), str(out)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def one_process_fit(monkeypatch_module):
+    """The same fit in this process (the same noise-free training, the whole batch here)."""
+    monkeypatch_module.setattr(torch, "randn_like", torch.zeros_like)
+    X_rna, X_atac, prior = small_data()
+    record = BatchRows()
+    model = FactVAE(callbacks=[record], **SETTINGS).fit(X_rna, X_atac, prior=prior)
+    return model, X_rna, cell_indices(model, X_rna, record.rows)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_each_rank_trains_on_its_half_of_every_global_batch(two_process_fit, one_process_fit):
+    _, X_rna, single = one_process_fit
+    rank0 = np.load(two_process_fit / "cells_rank0.npy")
+    rank1 = np.load(two_process_fit / "cells_rank1.npy")
+    batch, n_batches = SETTINGS["batch_size"], X_rna.shape[0] // SETTINGS["batch_size"]
+    assert single.shape == (SETTINGS["max_epochs"] * n_batches, batch)
+    assert rank0.shape == rank1.shape == (single.shape[0], batch // 2)
+    for epoch in range(SETTINGS["max_epochs"]):
+        steps = slice(epoch * n_batches, (epoch + 1) * n_batches)
+        # Disjoint shards whose union is the epoch's cells (all but the dropped last batch).
+        assert not set(rank0[steps].ravel()) & set(rank1[steps].ravel())
+        assert len(set(rank0[steps].ravel()) | set(rank1[steps].ravel())) == n_batches * batch
+    # Step by step: rank 0 took the first half of the one-process batch, rank 1 the second.
+    np.testing.assert_array_equal(np.concatenate([rank0, rank1], axis=1), single)
+
+
+def test_two_processes_fit_the_one_process_model(two_process_fit, one_process_fit):
+    model, X_rna, _ = one_process_fit
+    weights = np.load(two_process_fit / "weights.npz")
+    reference = {k: v.numpy() for k, v in model.module_.state_dict().items()}
+    assert set(weights.files) == set(reference)
+    for name, value in reference.items():
+        np.testing.assert_allclose(weights[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+    # The logged losses are those of the whole batches (averaged over the processes).
+    np.testing.assert_allclose(
+        np.load(two_process_fit / "train_loss.npy"), model.history_[:, "train_loss"], rtol=1e-5
+    )
+    # Both processes end with the same model.
+    codes = np.load(two_process_fit / "codes_rank0.npy")
+    np.testing.assert_array_equal(codes, np.load(two_process_fit / "codes_rank1.npy"))
+    np.testing.assert_allclose(codes, model.transform(X_rna), rtol=1e-4, atol=1e-4)
+
+
+def test_rank0_model_pickles_and_transforms(two_process_fit, one_process_fit):
+    _, X_rna, _ = one_process_fit
+    loaded = joblib.load(two_process_fit / "model.joblib")
+    assert type(loaded.net_).__name__ == "FactVAENet"  # a plain net: no accelerator inside
+    np.testing.assert_array_equal(
+        loaded.transform(X_rna), np.load(two_process_fit / "codes_rank0.npy")
+    )
