@@ -20,7 +20,6 @@
 
 import torch
 import torch.distributed as dist
-
 from skorch.hf import AccelerateMixin
 
 from ._net import FactVAENet

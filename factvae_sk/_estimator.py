@@ -313,18 +313,9 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
     trains on one thread per worker process.
 
     **Past one GPU.** A fit trains on one device; a search with one GPU per Dask worker is
-    the simple way to use several. To spread one fit over several GPUs (or to train in
-    mixed precision), the route is skorch's :class:`skorch.hf.AccelerateMixin` with
-    Hugging Face ``accelerate`` (``pip install accelerate``; not a dependency):
-    ``class AcceleratedFactVAENet(AccelerateMixin, FactVAENet)``, constructed with
-    ``accelerator=Accelerator()`` and ``device=None`` and run under ``accelerate launch``.
-    The mixin prepares every registered module, criterion and optimizer (the distillation
-    optimizer ``optimizer_atac_`` included) and the data loaders, but
-    ``FactVAENet.train_step`` replaces skorch's step with its own two updates, so the
-    subclass must call ``self.accelerator.backward(loss)`` instead of ``loss.backward()``
-    in both. FactVAE builds its net in ``_build_net``: a subclass of FactVAE overriding it
-    returns the accelerated net. skorch does not support pickling accelerated nets: save
-    them with ``net_.save_params`` / ``load_params``.
+    the simple way to use several. One fit spreads over several GPUs, nodes or CPU processes
+    with ``distributed=True``, through skorch's :class:`skorch.hf.AccelerateMixin` and Hugging
+    Face ``accelerate``.
 
     **Data-parallel training.** ``distributed=True`` does the above in :meth:`fit`. The
     preprocessing (PCA, LSI) and the seed are made on rank 0 and sent to the other

@@ -84,7 +84,10 @@ def main(out):
     np.save(out / f"codes_rank{rank}.npy", model.transform(X_rna))
     if rank == 0:
         joblib.dump(model, out / "model.joblib")
-        np.savez(out / "weights.npz", **{k: v.numpy() for k, v in model.module_.state_dict().items()})
+        model.save(out / "model.npz")
+        np.savez(
+            out / "weights.npz", **{k: v.numpy() for k, v in model.module_.state_dict().items()}
+        )
         np.save(out / "train_loss.npy", np.array(model.history_[:, "train_loss"]))
     dist.barrier()
 

@@ -13,6 +13,7 @@ import torch
 
 pytest.importorskip("accelerate")
 
+from conftest import FAST  # noqa: E402
 from distributed_worker import SETTINGS, BatchRows, cell_indices, small_data  # noqa: E402
 
 from factvae_sk import FactVAE  # noqa: E402
@@ -87,10 +88,55 @@ def test_two_processes_fit_the_one_process_model(two_process_fit, one_process_fi
     np.testing.assert_allclose(codes, model.transform(X_rna), rtol=1e-4, atol=1e-4)
 
 
-def test_rank0_model_pickles_and_transforms(two_process_fit, one_process_fit):
+def test_rank0_model_pickles_saves_and_transforms(two_process_fit, one_process_fit):
     _, X_rna, _ = one_process_fit
     loaded = joblib.load(two_process_fit / "model.joblib")
     assert type(loaded.net_).__name__ == "FactVAENet"  # a plain net: no accelerator inside
+    codes = np.load(two_process_fit / "codes_rank0.npy")
+    np.testing.assert_array_equal(loaded.transform(X_rna), codes)
     np.testing.assert_array_equal(
-        loaded.transform(X_rna), np.load(two_process_fit / "codes_rank0.npy")
+        FactVAE.load(two_process_fit / "model.npz").transform(X_rna), codes
     )
+
+
+# ------------------------------------------------------------- one process, no launch
+
+
+def test_one_process_distributed_fit_is_the_plain_fit(small, one_thread):
+    """Outside a launch, distributed=True is the one-process fit, random draws included."""
+    args = (small["rna"], small["atac"])
+    plain = FactVAE(**FAST, random_state=0).fit(*args, prior=small["prior"])
+    accelerated = FactVAE(**FAST, random_state=0, distributed=True).fit(*args, prior=small["prior"])
+    assert type(accelerated.net_) is type(plain.net_)
+    for name, value in plain.module_.state_dict().items():
+        assert torch.equal(accelerated.module_.state_dict()[name], value), name
+    np.testing.assert_array_equal(accelerated.transform(args[0]), plain.transform(args[0]))
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(validation_fraction=0.2), "validation_fraction or early_stopping"),
+        (dict(early_stopping=True), "validation_fraction or early_stopping"),
+        (dict(batch_size=63), "multiple of the number of processes"),
+    ],
+)
+def test_unsupported_settings_are_refused(small, monkeypatch, params, message):
+    from factvae_sk import _distributed
+
+    monkeypatch.setattr(_distributed, "process_group", lambda: (0, 2))
+    with pytest.raises(ValueError, match=message):
+        _distributed.check_settings(FactVAE(distributed=True, **params), 240)
+
+
+def test_distributed_warm_start_is_refused(small, one_thread):
+    model = FactVAE(**FAST, random_state=0, distributed=True, warm_start=True)
+    model.fit(small["rna"], small["atac"])
+    with pytest.raises(ValueError, match="warm_start"):
+        model.fit(small["rna"], small["atac"])
+
+
+def test_missing_accelerate_is_named(small, monkeypatch):
+    monkeypatch.setitem(sys.modules, "accelerate", None)
+    with pytest.raises(ImportError, match=r"factvae_sk\[accelerate\]"):
+        FactVAE(distributed=True, max_epochs=1).fit(small["rna"], small["atac"])
