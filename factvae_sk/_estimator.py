@@ -497,6 +497,12 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             if prior is None
             else check_prior(prior, X_rna.shape[1], X_atac.shape[1], n_cells=X_rna.shape[0])
         )
+        accelerator = None
+        if self.distributed:
+            # Joins the launch's process group (a one-process run outside a launch).
+            accelerator = _distributed.make_accelerator(device)
+            _distributed.check_settings(self, X_rna.shape[0])
+            _distributed.check_same_data(X_rna, X_atac)
         if continuing:
             dataset = self._continue_training(X_rna, X_atac, prior_entries)
             return self._finish_fit(dataset)
@@ -511,12 +517,8 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
                 return rna, None
             return rna, ATACEncoderInput(self.atac_n_components, random_state=seed).fit(X_atac)
 
-        accelerator = None
         if self.distributed:
-            # Joins the launch's process group; then one seed and one preprocessing for all.
-            accelerator = _distributed.make_accelerator(device)
-            _distributed.check_settings(self, X_rna.shape[0])
-            _distributed.check_same_data(X_rna, X_atac)
+            # One seed and one preprocessing for all the processes, made on rank 0.
             seed = _distributed.broadcast_from_main(lambda: seed)
             encoder_inputs = _distributed.broadcast_from_main(encoder_inputs)
         else:
