@@ -5,7 +5,7 @@ every batch, and rank 0 prints the KMeans ARI of the RNA and ATAC embeddings aga
 known labels (and saves the model with ``--save``):
 
     torchrun --nproc_per_node 2 examples/distributed_fit.py --epochs 50
-    accelerate launch --num_processes 2 examples/distributed_fit.py --epochs 50
+    accelerate launch --multi_gpu --num_processes 2 examples/distributed_fit.py --epochs 50
     python examples/distributed_fit.py --epochs 50          # one process
 
 Needs ``pip install "factvae_sk[accelerate]"``. On machines without GPUs the processes
