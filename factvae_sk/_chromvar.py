@@ -11,8 +11,11 @@ Memory: one block of cells x peaks (dense or sparse) and the cells x motifs resu
 background sets are the match matrix with remapped indices, never materialized together.
 """
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
+import torch
 from scipy import stats
 
 # Entries of one cells x peaks block: ~64 MB of float32.
@@ -93,14 +96,13 @@ def deviations(blocks, n_cells, matches, gc, n_background=50, seed=0):
     zscore = np.empty_like(deviation)
     for rows, values in blocks():
         cell_totals = np.asarray(values.sum(axis=1), dtype=np.float64).ravel()
-        by_peak = _by_peak(values)
+        sums = _MotifSums(transposed, values)
         with np.errstate(divide="ignore", invalid="ignore"):
-            raw = _relative(transposed @ by_peak, expected[0], cell_totals)
+            raw = _relative(sums(None), expected[0], cell_totals)
             total = np.zeros_like(raw)
             square = np.zeros_like(raw)
             for i in range(n):
-                sampled = _remapped(transposed, background[:, i]) @ by_peak
-                sampled = _relative(sampled, expected[i + 1], cell_totals)
+                sampled = _relative(sums(background[:, i]), expected[i + 1], cell_totals)
                 total += sampled
                 square += sampled**2
             mean = total / n
@@ -128,17 +130,49 @@ def _remapped(transposed, column_map):
     )
 
 
-def _by_peak(values):
-    """A block as (peaks x cells), laid out for fast products with the motif sets."""
-    if sp.issparse(values):
-        return sp.csr_matrix(values.T, dtype=np.float64)
-    return np.ascontiguousarray(values.T, dtype=np.float64)
+class _MotifSums:
+    """Sums of one block's accessibility over each motif's peaks (or their background).
+
+    ``self(column_map)`` returns the (motifs x cells) sums with every matched peak replaced
+    by ``column_map[peak]`` (``None``: the peaks themselves). Sparse blocks (counts) use
+    scipy; dense blocks (augmented accessibility) a float32 torch CSR product, about four
+    times faster than scipy's float64 one on one core.
+    """
+
+    def __init__(self, transposed, values):
+        self.transposed = transposed
+        self.sparse = sp.issparse(values)
+        if self.sparse:
+            self.by_peak = sp.csr_matrix(values.T, dtype=np.float64)
+        else:
+            self.by_peak = torch.from_numpy(np.ascontiguousarray(values.T, dtype=np.float32))
+            self.indptr = torch.from_numpy(transposed.indptr.astype(np.int64))
+            self.data = torch.from_numpy(transposed.data.astype(np.float32))
+
+    def __call__(self, column_map):
+        columns = self.transposed.indices
+        if column_map is not None:
+            columns = column_map[columns]
+        if self.sparse:
+            matrix = sp.csr_matrix(
+                (self.transposed.data, columns, self.transposed.indptr),
+                shape=self.transposed.shape,
+            )
+            return (matrix @ self.by_peak).toarray()
+        with warnings.catch_warnings():
+            # torch calls its CSR tensors beta; the product used here is long established.
+            warnings.simplefilter("ignore", UserWarning)
+            matrix = torch.sparse_csr_tensor(
+                self.indptr,
+                torch.from_numpy(np.asarray(columns, dtype=np.int64)),
+                self.data,
+                size=self.transposed.shape,
+            )
+            return (matrix @ self.by_peak).numpy().astype(np.float64)
 
 
 def _relative(observed, expected_fraction, cell_totals):
     """``(O - E) / E`` as (cells x motifs), from (motifs x cells) observed sums."""
-    if sp.issparse(observed):
-        observed = observed.toarray()
     expected = np.outer(cell_totals, expected_fraction)
     return np.asarray(observed).T / expected - 1.0
 
