@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
-from sklearn.utils import Bunch
+from sklearn.utils import Bunch, check_array
+from sklearn.utils.validation import check_non_negative
 
 from . import _chromvar, _differential, _motif_scan
-from ._validation import check_counts
 from .exceptions import FactVAEWarning
 
 __all__ = [
@@ -469,7 +469,9 @@ def motif_deviations(X_atac, matches, *, gc=None, motif_names=None, n_background
     Parameters
     ----------
     X_atac : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks)
-        Fragment counts in peaks.
+        Fragment counts in peaks (or any non-negative accessibility, e.g.
+        :meth:`FactVAE.impute_atac <factvae_sk.FactVAE.impute_atac>`). A cell without
+        counts in the peaks gets NaN.
     matches : Bunch, sparse matrix, ndarray or DataFrame of shape (n_peaks, n_motifs)
         :func:`motif_matches`' result, or a precomputed matrix (then ``gc`` is needed).
     gc : array-like of shape (n_peaks,), default=None
@@ -501,8 +503,9 @@ def motif_deviations(X_atac, matches, *, gc=None, motif_names=None, n_background
     (40, 3)
     """
     check_background(n_background)
-    X = check_counts(X_atac, what="X_atac", estimator_name="motif_deviations", ensure_min_samples=1)
-    X = sp.csr_matrix(X) if sp.issparse(X) else np.asarray(X)
+    X = check_array(X_atac, accept_sparse=("csr", "csc", "coo"), dtype=(np.float64, np.float32))
+    check_non_negative(X, "motif_deviations (X_atac)")
+    X = sp.csr_matrix(X) if sp.issparse(X) else X
     matrix, names, gc, keep = check_matches(matches, X.shape[1], gc, motif_names)
     cell_names = X_atac.index if isinstance(X_atac, pd.DataFrame) else None
 

@@ -31,6 +31,7 @@ from factvae_sk.motifs import (
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
+from conftest import FAST  # noqa: E402
 from simulate_motifs import (  # noqa: E402
     PLANTED,
     decoy_motifs,
@@ -39,14 +40,12 @@ from simulate_motifs import (  # noqa: E402
     write_fasta,
 )
 
-from .conftest import FAST  # noqa: E402
-
 ARNT = np.array([[4, 16, 0, 0], [19, 0, 1, 0], [0, 20, 0, 0], [0, 0, 20, 0], [0, 0, 0, 20]])
 
 
 @pytest.fixture(scope="module")
 def genome():
-    return synthetic_genome(n_chrom=2, length=120_000, n_peaks=400, seed=3)
+    return synthetic_genome(n_chrom=2, length=300_000, n_peaks=1000, seed=3)
 
 
 @pytest.fixture(scope="module")
