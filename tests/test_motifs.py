@@ -441,3 +441,64 @@ def test_memory_stays_bounded_at_scale(tmp_path):
     assert report["cells"] == 20_000 and report["peaks"] == 100_000
     assert report["peak_rss_mb"] < 3000
     assert report["finite_z"] > 0.99
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def test_cli_fit_writes_motif_outputs(genome, motifs, tmp_path, one_thread):
+    pytest.importorskip("pyfaidx")
+    from factvae_sk.cli import run
+
+    data = paired_counts(genome.planted, n_cells=300, depth=1000, n_genes=150, seed=0)
+    sp.save_npz(tmp_path / "rna.npz", data.rna)
+    sp.save_npz(tmp_path / "atac.npz", data.atac)
+    pd.DataFrame({"gene": [f"g{i}" for i in range(150)]}).to_csv(
+        tmp_path / "genes.tsv", sep="\t", index=False
+    )
+    genome.peaks.to_csv(tmp_path / "peaks.tsv", sep="\t", index=False)
+    cells = pd.DataFrame({"barcode": [f"c{i}" for i in range(300)], "group": data.groups})
+    cells.to_csv(tmp_path / "cells.tsv", sep="\t", index=False)
+    write_fasta(genome.genome, tmp_path / "genome.fa")
+    rows = "\n".join(
+        f">{name}\n"
+        + "\n".join(f"{b} [ {' '.join(map(str, m[:, i]))} ]" for i, b in enumerate("ACGT"))
+        for name, m in motifs.items()
+    )
+    (tmp_path / "motifs.jaspar").write_text(rows + "\n")
+    args = ["fit", "--no-prior", "--epochs", "8", "--n-top-genes", "0", "--map", "tsne"]
+    for option in ("rna", "atac", "genes", "peaks", "cells"):
+        args += [
+            f"--{option}",
+            tmp_path / f"{option}.{'npz' if option in ('rna', 'atac') else 'tsv'}",
+        ]
+    args += ["--labels", "group", "--genome", tmp_path / "genome.fa"]
+    args += ["--motifs", tmp_path / "motifs.jaspar", "--out", tmp_path / "out"]
+    result = run([str(a) for a in args])
+    out = tmp_path / "out"
+    z = pd.read_csv(out / "motif_deviations.csv")
+    assert list(z.columns) == ["barcode", *motifs]
+    assert len(z) == 300
+    table = pd.read_csv(out / "differential_motifs.csv")
+    assert set(table.group) == {f"group{i}" for i in range(4)}
+    target = table[(table.group == "group0") & (table.mean_difference > 0)]
+    assert target.motif.iloc[0] == "planted"
+    assert result.summary["n_motifs"] == len(motifs)
+    if pytest.importorskip("matplotlib"):
+        assert (out / "motif_heatmap.png").stat().st_size > 1000
+
+
+def test_cli_motif_options_checked_before_the_fit(tmp_path, capsys):
+    from factvae_sk.cli import main
+
+    (tmp_path / "bad.jaspar").write_text("nothing\n")
+    base = ["fit", "--rna", "x", "--atac", "x", "--genes", "x", "--peaks", "x"]
+    base += ["--out", str(tmp_path / "out")]
+    assert main([*base, "--genome", "g.fa"]) == 2
+    assert "--genome and --motifs go together" in capsys.readouterr().err
+    (tmp_path / "g.fa").write_text(">chr1\nACGT\n")
+    status = main(
+        [*base, "--genome", str(tmp_path / "g.fa"), "--motifs", str(tmp_path / "bad.jaspar")]
+    )
+    assert status == 2
+    assert "bad.jaspar" in capsys.readouterr().err
