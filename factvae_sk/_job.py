@@ -40,6 +40,9 @@ OUTPUTS = {
     "loss_curves.png": "per-epoch loss terms",
     "cell_map.png": "2-D map of the joint embedding, coloured by label and by cluster",
     "links.png": "genome tracks of a few genes: peaks near the TSS and their links, by score",
+}
+# Written only with a genome and motifs (``--genome``, ``--motifs``).
+MOTIF_OUTPUTS = {
     "motif_deviations.csv": "cells x motifs chromVAR z-scores on augmented ATAC (--motifs)",
     "differential_motifs.csv": "motifs more or less active in each group (--motifs)",
     "motif_heatmap.png": "mean z-score per group of each group's top motifs (--motifs)",
@@ -180,7 +183,8 @@ def run_job(
             motifs=motifs,
             log=log,
         )
-    written = sorted(path.name for path in out.iterdir() if path.name in OUTPUTS)
+    known = {**OUTPUTS, **MOTIF_OUTPUTS}
+    written = sorted(path.name for path in out.iterdir() if path.name in known)
     log(f"\nwrote to {out}/: {', '.join(written)}")
     return result
 

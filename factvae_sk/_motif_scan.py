@@ -124,7 +124,12 @@ def scan_numpy(sequences, weights, thresholds, value="match"):
 
 
 def scan_moods(sequences, weights, thresholds, background, value="match"):
-    """As :func:`scan_numpy`, scanning with ``MOODS-python``."""
+    """As :func:`scan_numpy`, scanning with ``MOODS-python``.
+
+    MOODS 1.9.4 misses a window that ends on the last base before the end of the sequence or
+    an ``N``. So every non-ACGT base becomes ``A``, one ``A`` is appended, and hits whose
+    window covers any of those positions are dropped: the hits are then :func:`scan_numpy`'s.
+    """
     import MOODS.scan
 
     matrices, motif_of = [], []
@@ -132,13 +137,21 @@ def scan_moods(sequences, weights, thresholds, background, value="match"):
         for strand in (forward, reverse_complement(forward)):
             matrices.append([list(map(float, column)) for column in np.asarray(strand).T])
             motif_of.append(motif)
+    lengths = [len(weights[motif]) for motif in motif_of]
     scanner = MOODS.scan.Scanner(7)
     per_matrix = [float(thresholds[motif]) for motif in motif_of]
     scanner.set_motifs(matrices, list(map(float, background)), per_matrix)
     best = {}
     for row, sequence in enumerate(sequences):
-        for matrix, hits in enumerate(scanner.scan(sequence)):
+        codes = encode(sequence)
+        padded = np.append(np.where(codes == 4, 0, codes), 0)
+        # Number of non-ACGT (or pad) positions before each position.
+        not_base = np.concatenate([[0], np.cumsum(np.append(codes == 4, True))])
+        text = "".join(BASES[c] for c in padded)
+        for matrix, hits in enumerate(scanner.scan(text)):
             for hit in hits:
+                if not_base[hit.pos + lengths[matrix]] != not_base[hit.pos]:
+                    continue
                 key = (row, motif_of[matrix])
                 best[key] = max(best.get(key, -np.inf), hit.score)
     keys = np.array(list(best), dtype=np.int64).reshape(-1, 2)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ._cell_map import MAX_TSNE_CELLS, METHODS
 from ._io import read_paired_files, read_paired_h5ad
-from ._job import OUTPUTS, run_job
+from ._job import MOTIF_OUTPUTS, OUTPUTS, run_job
 from .datasets import load_snare_cellline
 from .exceptions import InputFileError
 from .hvg import highly_variable_genes
@@ -127,7 +127,8 @@ def _common(parser, default_out=None):
 
 
 def build_parser():
-    outputs = "\n".join(f"  {name:<20} {what}" for name, what in OUTPUTS.items())
+    every = {**OUTPUTS, **MOTIF_OUTPUTS}
+    outputs = "\n".join(f"  {name:<23} {what}" for name, what in every.items())
     parser = argparse.ArgumentParser(
         prog="factvae-sk",
         description="FactVAE on paired single-cell RNA + ATAC counts.",

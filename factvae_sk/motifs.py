@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_non_negative
 
 from . import _chromvar, _differential, _motif_scan
 from .exceptions import FactVAEWarning
+from .prior import parse_peak_names
 
 __all__ = [
     "Motif",
@@ -214,13 +215,8 @@ def _peak_table(peaks):
         table = peaks[["chrom", "start", "end"]].copy()
         names = peaks["peak"] if "peak" in peaks else None
     else:
-        text = pd.Series(np.asarray(peaks, dtype=object).astype(str))
-        parts = text.str.extract(r"^(.+)[:_-](\d+)[-_](\d+)$")
-        if parts.isna().any().any():
-            bad = text[parts.isna().any(axis=1)].head(3).tolist()
-            raise ValueError(f"Peak names must read 'chrom:start-end'; got {bad}.")
-        table = pd.DataFrame({"chrom": parts[0], "start": parts[1], "end": parts[2]})
-        names = text
+        table = parse_peak_names(list(np.asarray(peaks, dtype=object).astype(str)))
+        names = table.pop("peak")
     table["start"] = table["start"].astype(np.int64)
     table["end"] = table["end"].astype(np.int64)
     if (table.end <= table.start).any() or (table.start < 0).any():
