@@ -209,7 +209,7 @@ def test_gc_content_by_hand():
 
 
 def test_motif_matches_find_the_planted_motif(genome, motifs, tmp_path):
-    found = motif_matches(genome.peaks, genome.genome, motifs)
+    found = motif_matches(genome.peaks, genome.genome, motifs, engine="numpy")
     assert found.matches.shape == (len(genome.peaks), len(motifs))
     assert list(found.motif_names) == list(motifs)
     planted = found.matches[:, 0].toarray().ravel() > 0
@@ -221,6 +221,17 @@ def test_motif_matches_find_the_planted_motif(genome, motifs, tmp_path):
         fasta = write_fasta(genome.genome, tmp_path / "genome.fa")
         from_file = motif_matches(genome.peaks, fasta, [Motif(k, v) for k, v in motifs.items()])
         assert (from_file.matches != found.matches).nnz == 0
+
+
+def test_motifs_from_pyjaspar(genome):
+    """pyjaspar's JASPAR database ships inside its wheel: Bio.motifs objects are accepted."""
+    jaspardb = pytest.importorskip("pyjaspar").jaspardb
+    gata1 = jaspardb(release="JASPAR2024").fetch_motif_by_id("MA0035.4")
+    found = motif_matches(genome.peaks[:50], genome.genome, [gata1], engine="numpy")
+    assert list(found.motif_names) == ["MA0035.4_GATA1"]
+    counts = np.column_stack([gata1.counts[b] for b in "ACGT"])
+    same = motif_matches(genome.peaks[:50], genome.genome, {"x": counts}, engine="numpy")
+    assert (found.matches != same.matches).nnz == 0
 
 
 def test_motif_matches_left_out_peaks_and_errors(genome, motifs):
