@@ -121,6 +121,8 @@ def main():
                 )
             print(f"depth {depth} seed {seed}: fit {fit_time:.0f} s", file=sys.stderr)
     table = pd.DataFrame(rows)
+    # "none": the planted motif is not among the motifs more active in group0.
+    table["rank"] = table["rank"].map(lambda r: "none" if np.isnan(r) else str(int(r)))
     print(
         f"{args.cells} cells, 2000 peaks, 31 motifs (scan {scan_time:.1f} s); "
         f"effect {args.effect}; FactVAE {args.epochs} epochs\n"
