@@ -555,13 +555,13 @@ default="prior"
         >>> result.z.shape
         (200, 5)
         """
-        from . import motifs
-
-        motifs.check_background(n_background)
+        _chromvar.check_background(n_background)
         z, log_scale = self._atac_components(
             X_atac, X_rna, None, rna_map, n_neighbors, n_samples, random_state
         )
-        matrix, names, gc, keep = motifs.check_matches(matches, self.n_peaks_in_, gc, motif_names)
+        matrix, names, gc, keep = _chromvar.check_matches(
+            matches, self.n_peaks_in_, gc, motif_names
+        )
         embedding = self._peak_embedding_tensor()
         bias = self._peak_logit_bias(calibrate)
         log_offset = _accessibility.mixture_log_offset(z, log_scale, embedding, bias)
@@ -580,7 +580,7 @@ default="prior"
         )
         given = X_atac if X_atac is not None else X_rna
         cell_names = given.index if isinstance(given, pd.DataFrame) else None
-        return motifs.deviations_result(deviation, zscore, background, names, cell_names, keep)
+        return _chromvar.deviations_result(deviation, zscore, background, names, cell_names, keep)
 
 
 def _positions(selection, n, names, kind):

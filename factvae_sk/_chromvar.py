@@ -12,11 +12,17 @@ background sets are the match matrix with remapped indices, never materialized t
 """
 
 import warnings
+from collections.abc import Mapping
+from numbers import Integral
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from scipy import stats
+from sklearn.utils import Bunch
+
+from .exceptions import FactVAEWarning
 
 # Entries of one cells x peaks block: ~64 MB of float32.
 BLOCK_ENTRIES = 1 << 24
@@ -195,3 +201,71 @@ def _nearest(grid, values):
 
 def _unit(weights):
     return weights / weights.sum()
+
+
+def check_matches(matches, n_peaks, gc=None, motif_names=None):
+    """The match matrix, motif names and GC of the peaks that have a sequence.
+
+    ``matches`` is :func:`motif_matches`' result, or a precomputed (n_peaks x n_motifs)
+    matrix (e.g. exported from motifmatchr, Signac or ArchR) with ``gc`` given. Returns
+    ``(matrix restricted to usable peaks, motif_names, gc of those peaks, their positions)``.
+    """
+    if isinstance(matches, Mapping) and "matches" in matches:
+        gc = matches["gc"] if gc is None else gc
+        motif_names = matches["motif_names"] if motif_names is None else motif_names
+        matches = matches["matches"]
+    if isinstance(matches, pd.DataFrame):
+        motif_names = matches.columns.to_numpy() if motif_names is None else motif_names
+        matches = matches.to_numpy()
+    matrix = sp.csr_matrix(matches, dtype=np.float64)
+    if matrix.shape[0] != n_peaks:
+        raise ValueError(
+            f"matches has {matrix.shape[0]} rows but the data have {n_peaks} peaks: it must "
+            "be peaks x motifs, in the order of the peaks of the counts."
+        )
+    if matrix.nnz and (not np.isfinite(matrix.data).all() or (matrix.data < 0).any()):
+        raise ValueError("matches must hold non-negative finite weights (0/1 for matches).")
+    if gc is None:
+        raise ValueError(
+            "A precomputed matches matrix needs gc= (the GC fraction of every peak), to "
+            "match background peaks; motif_matches computes both."
+        )
+    gc = np.asarray(gc, dtype=np.float64)
+    if gc.shape != (n_peaks,):
+        raise ValueError(f"gc needs one value per peak, shape ({n_peaks},); got {gc.shape}.")
+    if motif_names is None:
+        motif_names = np.array([f"motif{i}" for i in range(matrix.shape[1])], dtype=object)
+    motif_names = np.asarray(motif_names, dtype=object)
+    if len(motif_names) != matrix.shape[1]:
+        raise ValueError(
+            f"{len(motif_names)} motif names for a matches matrix of {matrix.shape[1]} columns."
+        )
+    keep = np.flatnonzero(np.isfinite(gc))
+    if len(keep) < 2:
+        raise ValueError("Fewer than 2 peaks have a GC content: nothing to match against.")
+    unmatched = np.asarray(matrix[keep].sum(axis=0)).ravel() == 0
+    if unmatched.any():
+        warnings.warn(
+            f"{unmatched.sum()} motif(s) match no peak, e.g. {list(motif_names[unmatched][:3])}:"
+            " their deviations are NaN.",
+            FactVAEWarning,
+            stacklevel=3,
+        )
+    return matrix[keep], motif_names, gc[keep], keep
+
+
+def check_background(n_background):
+    """``n_background`` must allow a standard deviation: an integer of at least 2."""
+    if not (isinstance(n_background, Integral) and n_background >= 2):
+        raise ValueError(f"n_background must be an integer >= 2; got {n_background!r}.")
+
+
+def deviations_result(deviation, zscore, background, motif_names, cell_names, peaks):
+    """The deviations and z-scores as (cells x motifs) DataFrames, in a Bunch."""
+    index = pd.Index(cell_names) if cell_names is not None else None
+    columns = pd.Index(motif_names, name="motif")
+    return Bunch(
+        deviations=pd.DataFrame(deviation, index=index, columns=columns, copy=False),
+        z=pd.DataFrame(zscore, index=index, columns=columns, copy=False),
+        background_peaks=peaks[background],
+    )

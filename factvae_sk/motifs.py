@@ -12,7 +12,7 @@ augmented accessibility), and test groups of cells (:func:`differential_motifs`)
 import re
 import warnings
 from collections.abc import Mapping
-from numbers import Integral, Real
+from numbers import Real
 from os import PathLike
 from pathlib import Path
 from typing import NamedTuple
@@ -400,73 +400,6 @@ def _place_rows(found, rows, n_rows):
     return sp.csr_matrix((coo.data, (rows[coo.row], coo.col)), shape=(n_rows, found.shape[1]))
 
 
-def check_matches(matches, n_peaks, gc=None, motif_names=None):
-    """The match matrix, motif names and GC of the peaks that have a sequence.
-
-    ``matches`` is :func:`motif_matches`' result, or a precomputed (n_peaks x n_motifs)
-    matrix (e.g. exported from motifmatchr, Signac or ArchR) with ``gc`` given. Returns
-    ``(matrix restricted to usable peaks, motif_names, gc of those peaks, their positions)``.
-    """
-    if isinstance(matches, Mapping) and "matches" in matches:
-        gc = matches["gc"] if gc is None else gc
-        motif_names = matches["motif_names"] if motif_names is None else motif_names
-        matches = matches["matches"]
-    if isinstance(matches, pd.DataFrame):
-        motif_names = matches.columns.to_numpy() if motif_names is None else motif_names
-        matches = matches.to_numpy()
-    matrix = sp.csr_matrix(matches, dtype=np.float64)
-    if matrix.shape[0] != n_peaks:
-        raise ValueError(
-            f"matches has {matrix.shape[0]} rows but the data have {n_peaks} peaks: it must "
-            "be peaks x motifs, in the order of the peaks of the counts."
-        )
-    if matrix.nnz and (not np.isfinite(matrix.data).all() or (matrix.data < 0).any()):
-        raise ValueError("matches must hold non-negative finite weights (0/1 for matches).")
-    if gc is None:
-        raise ValueError(
-            "A precomputed matches matrix needs gc= (the GC fraction of every peak), to "
-            "match background peaks; motif_matches computes both."
-        )
-    gc = np.asarray(gc, dtype=np.float64)
-    if gc.shape != (n_peaks,):
-        raise ValueError(f"gc needs one value per peak, shape ({n_peaks},); got {gc.shape}.")
-    if motif_names is None:
-        motif_names = np.array([f"motif{i}" for i in range(matrix.shape[1])], dtype=object)
-    motif_names = np.asarray(motif_names, dtype=object)
-    if len(motif_names) != matrix.shape[1]:
-        raise ValueError(
-            f"{len(motif_names)} motif names for a matches matrix of {matrix.shape[1]} columns."
-        )
-    keep = np.flatnonzero(np.isfinite(gc))
-    if len(keep) < 2:
-        raise ValueError("Fewer than 2 peaks have a GC content: nothing to match against.")
-    unmatched = np.asarray(matrix[keep].sum(axis=0)).ravel() == 0
-    if unmatched.any():
-        warnings.warn(
-            f"{unmatched.sum()} motif(s) match no peak, e.g. {list(motif_names[unmatched][:3])}:"
-            " their deviations are NaN.",
-            FactVAEWarning,
-            stacklevel=3,
-        )
-    return matrix[keep], motif_names, gc[keep], keep
-
-
-def check_background(n_background):
-    if not (isinstance(n_background, Integral) and n_background >= 2):
-        raise ValueError(f"n_background must be an integer >= 2; got {n_background!r}.")
-
-
-def deviations_result(deviation, zscore, background, motif_names, cell_names, peaks):
-    """The deviations and z-scores as (cells x motifs) DataFrames, in a Bunch."""
-    index = pd.Index(cell_names) if cell_names is not None else None
-    columns = pd.Index(motif_names, name="motif")
-    return Bunch(
-        deviations=pd.DataFrame(deviation, index=index, columns=columns, copy=False),
-        z=pd.DataFrame(zscore, index=index, columns=columns, copy=False),
-        background_peaks=peaks[background],
-    )
-
-
 def motif_deviations(X_atac, matches, *, gc=None, motif_names=None, n_background=50, seed=0):
     """chromVAR deviations and z-scores of every cell and motif, on raw counts.
 
@@ -510,11 +443,11 @@ def motif_deviations(X_atac, matches, *, gc=None, motif_names=None, n_background
     >>> result.z.shape
     (40, 3)
     """
-    check_background(n_background)
+    _chromvar.check_background(n_background)
     X = check_array(X_atac, accept_sparse=("csr", "csc", "coo"), dtype=(np.float64, np.float32))
     check_non_negative(X, "motif_deviations (X_atac)")
     X = sp.csr_matrix(X) if sp.issparse(X) else X
-    matrix, names, gc, keep = check_matches(matches, X.shape[1], gc, motif_names)
+    matrix, names, gc, keep = _chromvar.check_matches(matches, X.shape[1], gc, motif_names)
     cell_names = X_atac.index if isinstance(X_atac, pd.DataFrame) else None
 
     def blocks():
@@ -524,7 +457,7 @@ def motif_deviations(X_atac, matches, *, gc=None, motif_names=None, n_background
     deviation, zscore, background = _chromvar.deviations(
         blocks, X.shape[0], matrix, gc, n_background, seed
     )
-    return deviations_result(deviation, zscore, background, names, cell_names, keep)
+    return _chromvar.deviations_result(deviation, zscore, background, names, cell_names, keep)
 
 
 def differential_motifs(deviations, groups, *, reference="rest", method="wilcoxon"):
