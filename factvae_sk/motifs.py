@@ -169,10 +169,11 @@ def _read_transfac(text):
         if rows:
             matrix = np.array(rows, dtype=np.float64)
             order = [c.upper() for c in columns]
+            if sorted(order) != sorted("ACGT"):
+                raise ValueError(f"TRANSFAC columns must be A, C, G, T; got {columns}.")
             matrix = matrix[:, [order.index(base) for base in "ACGT"]]
-            name = _name(fields.get("AC") or fields.get("ID"), fields.get("NA") or "")
-            if "AC" in fields and "ID" in fields and "NA" not in fields:
-                name = _name(fields["AC"], fields["ID"])
+            # JASPAR's TRANSFAC export: AC the matrix ID, ID (or NA) the factor's name.
+            name = _name(fields.get("AC"), fields.get("NA") or fields.get("ID"))
             motifs.append(Motif(name or f"motif{len(motifs) + 1}", matrix))
     return motifs
 
