@@ -41,6 +41,9 @@ def main(argv=None):
     parser.add_argument("--background", type=int, default=50)
     parser.add_argument("--json", action="store_true", help="print one JSON line")
 
+    parser.add_argument(
+        "--model", default=None, help="reuse this fitted model file (fitted and saved if missing)"
+    )
     parser.add_argument("--fit-to", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -56,9 +59,10 @@ def main(argv=None):
 
     if args.fit_to is None:
         with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "model.joblib")
-            child = [sys.executable, __file__, "--peaks", str(args.peaks), "--fit-to", path]
-            subprocess.run(child, check=True)
+            path = args.model or os.path.join(folder, "model.joblib")
+            if not os.path.exists(path):
+                child = [sys.executable, __file__, "--peaks", str(args.peaks), "--fit-to", path]
+                subprocess.run(child, check=True)
             model = joblib.load(path)
         return measure(model, args, rng, counts)
     model = FactVAE(

@@ -8,7 +8,6 @@ scipy's tests; and a synthetic genome with a planted motif (``benchmarks/simulat
 import itertools
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -469,17 +468,22 @@ def run_memory_benchmark(tmp_path, *arguments):
 
 
 @pytest.mark.slow
-def test_memory_stays_bounded_at_scale(tmp_path):
-    """20k cells x 100k peaks x 800 motifs: the deviations call peaks under 3 GB.
+def test_memory_does_not_grow_with_cells(tmp_path):
+    """100k peaks x 800 motifs: 4 times the cells, the same peak memory, far under 3 GB.
 
-    Two background sets instead of 50 keep it within CI time: each set is remapped on the
-    fly and dropped, so their number changes the time, not the memory.
+    A dense 8000 x 100000 float32 array alone would take 3.2 GB. The full 20000-cell case
+    (0.95 GB; ``benchmarks/bench_motif_memory.py``) takes 2 to 3 minutes even with 2
+    background sets, so it is a benchmark row in the README; the number of background sets
+    changes the time, not the memory (each is remapped on the fly and dropped).
     """
-    with warnings.catch_warnings():
-        report = run_memory_benchmark(tmp_path, "--background", "2")
-    assert report["cells"] == 20_000 and report["peaks"] == 100_000
-    assert report["peak_rss_mb"] < 3000
-    assert report["finite_z"] > 0.99
+    model = str(tmp_path / "model.joblib")
+    common = ["--peaks", "100000", "--motifs", "800", "--background", "2", "--model", model]
+    small = run_memory_benchmark(tmp_path, "--cells", "2000", *common)
+    large = run_memory_benchmark(tmp_path, "--cells", "8000", *common)
+    assert small["finite_z"] > 0.99 and large["finite_z"] > 0.99
+    # The results (cells x motifs, two float32 tables) grow by 38 MB; allow for allocator noise.
+    assert large["peak_rss_mb"] - small["peak_rss_mb"] < 150
+    assert large["peak_rss_mb"] < 3000
 
 
 # --- the command line ---------------------------------------------------------------------
