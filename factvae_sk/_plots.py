@@ -308,7 +308,7 @@ def top_motifs(table, n_top):
     return list(dict.fromkeys(chosen))
 
 
-def motif_heatmap_figure(table, n_top=5):
+def motif_heatmap_figure(table, n_top=5, source="augmented ATAC"):
     """Mean motif z-score of each group (rows) for the top motifs of every group (columns)."""
     plt = _pyplot()
     motifs = top_motifs(table, n_top)
@@ -328,11 +328,11 @@ def motif_heatmap_figure(table, n_top=5):
     ax.set_xticks(range(len(motifs)), motifs, rotation=90, fontsize=7)
     ax.set_yticks(range(len(groups)), groups, fontsize=8)
     fig.colorbar(image, ax=ax, label="mean motif z-score in the group")
-    ax.set_title(f"Top {n_top} motifs per group (chromVAR z-scores, augmented ATAC)", fontsize=10)
+    ax.set_title(f"Top {n_top} motifs per group (chromVAR z-scores, {source})", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def plot_motif_heatmap(table, path, n_top=5):
+def plot_motif_heatmap(table, path, n_top=5, source="augmented ATAC"):
     """Write :func:`motif_heatmap_figure` of a ``differential_motifs`` table to ``path``."""
-    _save(motif_heatmap_figure(table, n_top), path)
+    _save(motif_heatmap_figure(table, n_top, source), path)
