@@ -7,6 +7,8 @@ sequence is concatenated (separated by an ``N``) and each motif slides over the 
 at once. ``MOODS-python``, where installed, can scan instead (``engine="moods"``).
 """
 
+import re
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -15,6 +17,7 @@ BASES = "ACGT"
 _CODES = np.full(256, 4, dtype=np.uint8)
 for _code, _base in enumerate(BASES):
     _CODES[ord(_base)] = _CODES[ord(_base.lower())] = _code
+_NOT_BASE = re.compile("[^ACGT]")
 # Score of a window holding a code-4 base: no threshold reaches it.
 _NO_BASE = -1e9
 # Grid of the exact score distribution (natural-log units).
@@ -144,10 +147,9 @@ def scan_moods(sequences, weights, thresholds, background, value="match"):
     best = {}
     for row, sequence in enumerate(sequences):
         codes = encode(sequence)
-        padded = np.append(np.where(codes == 4, 0, codes), 0)
         # Number of non-ACGT (or pad) positions before each position.
         not_base = np.concatenate([[0], np.cumsum(np.append(codes == 4, True))])
-        text = "".join(BASES[c] for c in padded)
+        text = _NOT_BASE.sub("A", sequence.upper()) + "A"
         for matrix, hits in enumerate(scanner.scan(text)):
             for hit in hits:
                 if not_base[hit.pos + lengths[matrix]] != not_base[hit.pos]:
