@@ -447,6 +447,8 @@ def test_model_deviations_equal_deviations_of_impute_atac(planted_data, planted_
     from_rna = planted_model.motif_deviations(X_rna=data.rna, matches=matches, n_background=8)
     assert from_rna.z.shape == (400, len(matches.motif_names))
     assert top_enriched(from_rna, data.groups, data.target) == "planted"
+    with pytest.raises(ValueError, match="rows but the data have"):
+        planted_model.motif_deviations(data.atac, matches=matches.matches[:10], gc=matches.gc[:10])
     # Reproducible.
     again = planted_model.motif_deviations(data.atac, matches=matches, n_background=8)
     np.testing.assert_array_equal(again.z.to_numpy(), result.z.to_numpy())
@@ -545,3 +547,18 @@ def test_cli_motif_options_checked_before_the_fit(tmp_path, capsys):
     )
     assert status == 2
     assert "bad.jaspar" in capsys.readouterr().err
+
+
+def test_heatmap_picks_each_groups_top_enriched_motifs():
+    from factvae_sk._plots import top_motifs
+
+    table = pd.DataFrame(
+        {
+            "group": ["a", "a", "a", "b", "b", "b"],
+            "motif": ["m1", "m2", "m3", "m3", "m1", "m2"],
+            "mean_difference": [-2.0, 1.0, 0.5, 3.0, 0.2, -1.0],
+        }
+    )
+    # Table order is p-value order; motifs less active in the group are never picked.
+    assert top_motifs(table, 1) == ["m2", "m3"]
+    assert top_motifs(table, 2) == ["m2", "m3", "m1"]
