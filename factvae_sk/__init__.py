@@ -23,6 +23,9 @@ Architecture, one responsibility per module:
 - ``links``: :func:`peak_gene_correlation`, the pseudobulk peak-gene correlation (the
   model-free yardstick for link scores).
 - ``gtf``: :func:`read_gtf_genes`, gene coordinates from a GTF annotation.
+- ``motifs``: motif files, motif matches on a genome FASTA, chromVAR deviations and
+  differential motifs (with ``_motif_scan``, the PWM scanner, and ``_chromvar``, the
+  deviations in blocks of cells).
 - ``datasets``: :func:`load_snare_cellline`, :func:`load_scicar_kidney`, the bundled real data.
 """
 

@@ -1,9 +1,9 @@
 """The estimator's analysis methods: augmented accessibility, regulatory links, differential
-accessibility.
+accessibility, motif activity.
 
 :class:`FactVAEAnalysisMixin` is a base class of :class:`~factvae_sk.FactVAE`. Each method
 checks its arguments and hands the work to its module (``_accessibility``, ``_links``,
-``_differential``), so that ``_estimator.py`` reads as the scikit-learn contract.
+``_differential``, ``_chromvar``), so that ``_estimator.py`` reads as the scikit-learn contract.
 """
 
 from numbers import Integral, Real
@@ -15,7 +15,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _accessibility, _cross_modal, _differential, _links
+from . import _accessibility, _chromvar, _cross_modal, _differential, _links
 from ._data import PairedCountsDataset, log_library_size
 from ._validation import check_counts, check_prior
 from .prior import build_gene_peak_prior, tss_distance
@@ -482,6 +482,105 @@ default="prior"
                 )
                 results[label].append((block, stats))
         return _differential.results_table(results, self._names("peak"))
+
+    def motif_deviations(
+        self,
+        X_atac=None,
+        X_rna=None,
+        *,
+        matches,
+        gc=None,
+        motif_names=None,
+        n_background=50,
+        seed=0,
+        calibrate=True,
+        rna_map="ridge",
+        n_neighbors=15,
+        n_samples=None,
+        random_state=None,
+    ):
+        """chromVAR motif deviations and z-scores on the augmented accessibility.
+
+        chromVAR's bias-corrected deviations (``computeDeviations``) computed on
+        :meth:`impute_atac` instead of the counts: for each cell and motif, the excess
+        accessibility of the motif's peaks over the expected share, minus the same excess
+        of background peak sets matched for GC content and mean accessibility, and that
+        difference over the background spread (the z-score). The denoised profile is never
+        zero, so cells with few fragments still get stable scores. Cells and peaks are
+        processed in blocks: no cells x peaks and no dense peaks x motifs array is formed.
+
+        Parameters
+        ----------
+        X_atac : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks), default=None
+            ATAC counts of the cells.
+        X_rna : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_genes), default=None
+            RNA counts, used only when ``X_atac`` is None (cells measured by RNA alone).
+        matches : Bunch, sparse matrix, ndarray or DataFrame of shape (n_peaks, n_motifs)
+            :func:`factvae_sk.motifs.motif_matches` of the model's peaks, or a precomputed
+            peaks x motifs matrix (e.g. from motifmatchr, Signac or ArchR) with ``gc``.
+        gc : array-like of shape (n_peaks,), default=None
+            GC fraction of every peak; peaks with NaN (no sequence) are left out.
+        motif_names : array-like of str, default=None
+            Names of the motifs, overriding those carried by ``matches``.
+        n_background : int, default=50
+            Background peak sets (chromVAR's ``niterations``).
+        seed : int, default=0
+            Seed of the background peaks.
+        calibrate, rna_map, n_neighbors, n_samples, random_state
+            As for :meth:`impute_atac`.
+
+        Returns
+        -------
+        Bunch
+            ``deviations`` and ``z``: DataFrames of shape (n_cells, n_motifs), float32;
+            ``background_peaks``: (n_used_peaks, n_background) peak positions.
+
+        See Also
+        --------
+        factvae_sk.motifs.motif_deviations : the same on raw counts.
+        factvae_sk.motifs.differential_motifs : test the z-scores between groups.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from factvae_sk import FactVAE, load_snare_cellline
+        >>> data = load_snare_cellline()
+        >>> hvg = data.genes.highly_variable.to_numpy()
+        >>> X_rna, X_atac = data.rna[:200, hvg], data.atac[:200]
+        >>> model = FactVAE(max_epochs=2, random_state=0).fit(X_rna, X_atac)
+        >>> rng = np.random.default_rng(0)
+        >>> matches = sp.random(27399, 5, density=0.05, random_state=0, format="csr")
+        >>> gc = rng.uniform(0.3, 0.7, 27399)  # from motif_matches on a real genome
+        >>> result = model.motif_deviations(X_atac, matches=matches, gc=gc, n_background=5)
+        >>> result.z.shape
+        (200, 5)
+        """
+        _chromvar.check_background(n_background)
+        z, log_scale = self._atac_components(
+            X_atac, X_rna, None, rna_map, n_neighbors, n_samples, random_state
+        )
+        matrix, names, gc, keep = _chromvar.check_matches(
+            matches, self.n_peaks_in_, gc, motif_names
+        )
+        embedding = self._peak_embedding_tensor()
+        bias = self._peak_logit_bias(calibrate)
+        log_offset = _accessibility.mixture_log_offset(z, log_scale, embedding, bias)
+
+        def blocks():
+            for rows in _chromvar.cell_chunks(len(z), len(keep)):
+                yield (
+                    rows,
+                    _accessibility.mixture_accessibility(
+                        z[rows], log_offset[rows], embedding, keep, bias
+                    ),
+                )
+
+        deviation, zscore, background = _chromvar.deviations(
+            blocks, len(z), matrix, gc, n_background, seed
+        )
+        given = X_atac if X_atac is not None else X_rna
+        cell_names = given.index if isinstance(given, pd.DataFrame) else None
+        return _chromvar.deviations_result(deviation, zscore, background, names, cell_names, keep)
 
 
 def _positions(selection, n, names, kind):

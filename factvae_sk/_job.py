@@ -20,7 +20,14 @@ from ._atomic import staged_files
 from ._cell_map import MAX_TSNE_CELLS, cell_map
 from ._estimator import FactVAE
 from ._links import DEFAULT_SCORE
-from ._plots import have_matplotlib, plot_cell_map, plot_links, plot_losses
+from ._plots import (
+    have_matplotlib,
+    plot_cell_map,
+    plot_links,
+    plot_losses,
+    plot_motif_heatmap,
+)
+from .motifs import differential_motifs, motif_matches
 from .prior import build_gene_peak_prior, tss_distance
 
 OUTPUTS = {
@@ -34,6 +41,15 @@ OUTPUTS = {
     "cell_map.png": "2-D map of the joint embedding, coloured by label and by cluster",
     "links.png": "genome tracks of a few genes: peaks near the TSS and their links, by score",
 }
+# Written only with a genome and motifs (``--genome``, ``--motifs``).
+MOTIF_OUTPUTS = {
+    "motif_deviations.csv": "cells x motifs chromVAR z-scores on augmented ATAC (--motifs)",
+    "differential_motifs.csv": "motifs more or less active in each group (--motifs)",
+    "motif_heatmap.png": "mean z-score per group of each group's top motifs (--motifs)",
+}
+
+# Motifs per group drawn in motif_heatmap.png.
+MOTIF_PLOT_TOP_K = 5
 
 # Half-width of the region drawn around each gene in links.png, and links drawn per gene.
 LINKS_PLOT_WINDOW = 50_000
@@ -95,6 +111,8 @@ def run_job(
     map_method="auto",
     map_max_cells=MAX_TSNE_CELLS,
     plot_genes=None,
+    genome=None,
+    motifs=None,
     log=print,
 ):
     """Fit FactVAE on paired data laid out as :func:`load_snare_cellline` and write results.
@@ -129,6 +147,10 @@ def run_job(
         With scikit-learn's t-SNE, map a stratified subsample of this many cells.
     plot_genes : sequence of str, optional
         Genes drawn in ``links.png``; by default the 4 most variable genes with coordinates.
+    genome, motifs : path-like, optional
+        A FASTA and a motif file (JASPAR, MEME or TRANSFAC): motif activity on the augmented
+        accessibility (:meth:`FactVAE.motif_deviations`), tested between the labels (or,
+        without labels, the clusters of the joint embedding).
     log : callable, default=print
         Where progress messages go.
 
@@ -157,9 +179,12 @@ def run_job(
             map_method=map_method,
             map_max_cells=map_max_cells,
             plot_genes=plot_genes,
+            genome=genome,
+            motifs=motifs,
             log=log,
         )
-    written = sorted(path.name for path in out.iterdir() if path.name in OUTPUTS)
+    known = {**OUTPUTS, **MOTIF_OUTPUTS}
+    written = sorted(path.name for path in out.iterdir() if path.name in known)
     log(f"\nwrote to {out}/: {', '.join(written)}")
     return result
 
@@ -181,6 +206,8 @@ def _fit_and_write(
     map_method,
     map_max_cells,
     plot_genes,
+    genome,
+    motifs,
     log,
 ):
     """The job of :func:`run_job`; each output goes to the temporary path ``stage(name)``."""
@@ -284,6 +311,10 @@ def _fit_and_write(
         log(f"\ntop gene-peak links (score: {DEFAULT_SCORE}; prior pairs)")
         log(links.head(10).to_string(index=False, float_format="{:.3f}".format))
     joblib.dump(model, stage("model.joblib"))
+    motif_table = None
+    if motifs is not None:
+        groups = labels if labels is not None else clusters["joint"].astype(str)
+        motif_table = _motif_activity(model, atac, peaks, cells, groups, genome, motifs, stage, log)
 
     if have_matplotlib():
         plot_losses(model.net_.history, stage("loss_curves.png"))
@@ -319,6 +350,8 @@ def _fit_and_write(
                 window=LINKS_PLOT_WINDOW,
                 score_name=DEFAULT_SCORE,
             )
+        if motif_table is not None:
+            plot_motif_heatmap(motif_table, stage("motif_heatmap.png"), MOTIF_PLOT_TOP_K)
     else:
         log(
             "\nmatplotlib is not installed: no PNGs written. "
@@ -347,5 +380,28 @@ def _fit_and_write(
         },
         "scores": scores.to_dict(orient="records"),
     }
+    if motif_table is not None:
+        summary["n_motifs"] = int(motif_table.motif.nunique())
     stage("summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return Bunch(model=model, scores=scores, out=out, summary=summary)
+
+
+def _motif_activity(model, atac, peaks, cells, groups, genome, motifs, stage, log):
+    """Motif matches, deviations on the augmented accessibility and their group tests."""
+    log(f"\nscanning {peaks.shape[0]} peaks for the motifs of {motifs}")
+    start = time.perf_counter()
+    matches = motif_matches(peaks, genome, motifs)
+    log(
+        f"{len(matches.motif_names)} motifs, {matches.matches.nnz} peak-motif matches "
+        f"({time.perf_counter() - start:.0f} s)"
+    )
+    result = model.motif_deviations(atac, matches=matches)
+    z = result.z.reset_index(drop=True)
+    z.insert(0, "barcode", cells["barcode"].to_numpy())
+    z.to_csv(stage("motif_deviations.csv"), index=False, float_format="%.6g")
+    table = differential_motifs(result, groups)
+    table.to_csv(stage("differential_motifs.csv"), index=False, float_format="%.6g")
+    best = table[table.mean_difference > 0].groupby("group", sort=False).head(1)
+    log("most active motif of each group (chromVAR z-scores on augmented ATAC)")
+    log(best[["group", "motif", "mean_difference", "pvalue_adj"]].to_string(index=False))
+    return table

@@ -299,3 +299,40 @@ def plot_links(links, gene_table, peak_table, genes, path, *, window, score_name
         links_figure(links, gene_table, peak_table, genes, window=window, score_name=score_name),
         path,
     )
+
+
+def top_motifs(table, n_top):
+    """The ``n_top`` motifs most active in each group (by p-value, positive differences)."""
+    enriched = table[table.mean_difference > 0]
+    chosen = enriched.groupby("group", sort=False).head(n_top).motif
+    return list(dict.fromkeys(chosen))
+
+
+def motif_heatmap_figure(table, n_top=5, source="augmented ATAC"):
+    """Mean motif z-score of each group (rows) for the top motifs of every group (columns)."""
+    plt = _pyplot()
+    motifs = top_motifs(table, n_top)
+    groups = natural_order(table.group.astype(str).unique())
+    means = table.assign(group=table.group.astype(str)).pivot_table(
+        index="group", columns="motif", values="mean_group"
+    )
+    means = means.reindex(index=groups, columns=motifs)
+    width = max(4.0, 0.35 * len(motifs) + 2.5)
+    fig, ax = plt.subplots(figsize=(width, max(2.5, 0.35 * len(groups) + 1.8)))
+    if not motifs:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no motif more active in any group", ha="center")
+        return fig
+    limit = max(float(np.nanmax(np.abs(means.to_numpy()))), 1e-6)
+    image = ax.imshow(means.to_numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_xticks(range(len(motifs)), motifs, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(groups)), groups, fontsize=8)
+    fig.colorbar(image, ax=ax, label="mean motif z-score in the group")
+    ax.set_title(f"Top {n_top} motifs per group (chromVAR z-scores, {source})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_motif_heatmap(table, path, n_top=5, source="augmented ATAC"):
+    """Write :func:`motif_heatmap_figure` of a ``differential_motifs`` table to ``path``."""
+    _save(motif_heatmap_figure(table, n_top, source), path)

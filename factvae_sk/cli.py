@@ -4,7 +4,8 @@ Both run the same job (:func:`factvae_sk._job.run_job`) and write the same outpu
 
     factvae-sk demo --out factvae_demo [--epochs 60]
     factvae-sk fit --rna rna.npz --atac atac.mtx --genes genes.tsv --peaks peaks.tsv \\
-        [--cells cells.tsv --labels cell_type] [--gtf genes.gtf.gz] --out results
+        [--cells cells.tsv --labels cell_type] [--gtf genes.gtf.gz] \\
+        [--genome hg38.fa --motifs JASPAR2024.txt] --out results
     factvae-sk fit --rna-h5ad rna.h5ad --atac-h5ad atac.h5ad [--gtf ...] --out results
 
 Exit status: 0 on success, 2 on a usage error or a problem with an input file (one line on
@@ -24,10 +25,11 @@ from pathlib import Path
 
 from ._cell_map import MAX_TSNE_CELLS, METHODS
 from ._io import read_paired_files, read_paired_h5ad
-from ._job import OUTPUTS, run_job
+from ._job import MOTIF_OUTPUTS, OUTPUTS, run_job
 from .datasets import load_snare_cellline
 from .exceptions import InputFileError
 from .hvg import highly_variable_genes
+from .motifs import read_motifs
 from .prior import MODES
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main", "run"]
@@ -125,7 +127,8 @@ def _common(parser, default_out=None):
 
 
 def build_parser():
-    outputs = "\n".join(f"  {name:<20} {what}" for name, what in OUTPUTS.items())
+    every = {**OUTPUTS, **MOTIF_OUTPUTS}
+    outputs = "\n".join(f"  {name:<23} {what}" for name, what in every.items())
     parser = argparse.ArgumentParser(
         prog="factvae-sk",
         description="FactVAE on paired single-cell RNA + ATAC counts.",
@@ -176,6 +179,9 @@ def build_parser():
     h5ad.add_argument("--layer", default=None, help="layer holding raw counts (default X)")
     fit.add_argument("--gtf", default=None, help="GTF(.gz) to look up gene coordinates by name")
     fit.add_argument("--labels", default=None, help="cell table column with known labels")
+    motif = fit.add_argument_group("motif activity (needs pyfaidx: the 'motifs' extra)")
+    motif.add_argument("--genome", default=None, help="genome FASTA the peaks lie on")
+    motif.add_argument("--motifs", default=None, help="motif file: JASPAR, MEME or TRANSFAC")
     fit.add_argument(
         "--n-top-genes",
         type=_count(0),
@@ -236,6 +242,7 @@ def _run(args, parser):
         hvg = data.genes["highly_variable"].to_numpy()
         label_column = "cell_line"
     else:
+        _check_motif_files(args, parser)
         data = _load_user_data(args, parser)
         if use_prior and not data.located:
             _warn(
@@ -270,7 +277,30 @@ def _run(args, parser):
         map_method=args.map,
         map_max_cells=args.map_max_cells,
         plot_genes=args.plot_genes,
+        genome=getattr(args, "genome", None),
+        motifs=getattr(args, "motifs", None),
     )
+
+
+def _check_motif_files(args, parser):
+    """--genome and --motifs go together, and must be readable before the long fit."""
+    if (args.genome is None) != (args.motifs is None):
+        parser.error("--genome and --motifs go together")
+    if args.genome is None:
+        return
+    for path in (args.genome, args.motifs):
+        if not Path(path).is_file():
+            raise InputFileError(path, "no such file")
+    try:
+        read_motifs(args.motifs)
+    except ValueError as error:
+        raise InputFileError(args.motifs, str(error)) from error
+    try:
+        import pyfaidx  # noqa: F401
+    except ImportError:
+        raise InputFileError(
+            args.genome, "reading a FASTA needs pyfaidx: pip install 'factvae_sk[motifs]'"
+        ) from None
 
 
 def run(argv=None):
