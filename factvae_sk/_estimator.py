@@ -17,7 +17,7 @@ from sklearn.utils.validation import (
 )
 from skorch.callbacks import PassthroughScoring
 
-from . import _accessibility, _holdout, _links
+from . import _accessibility, _batches, _holdout, _links
 from ._analysis import FactVAEAnalysisMixin
 from ._callbacks import REPORTED_TERMS, ExponentialLRDecay, NonFiniteLossGuard, ProgressLog
 from ._data import PairedCountsDataset, collate_batch, iter_batches
@@ -171,6 +171,13 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         the growing RNA KL makes the ELBO peak within a few epochs while the held-out
         likelihoods still improve: "loss" stops where the model stops improving at what
         it is trained for (see the README's measurements).
+    batch_conditioning : {"encoder_decoder", "decoder"}, default="encoder_decoder"
+        How a ``batch`` given to :meth:`fit` enters the model (no effect without it): both
+        decoders always get a per-sample logit offset for every gene and peak (a
+        multiplicative sample effect on each feature); with "encoder_decoder" the one-hot
+        sample is also appended to both encoders' inputs, as scVI's
+        ``encode_covariates=True``, and :meth:`transform` then needs each cell's ``batch``.
+        Chosen by measurement on semi-synthetic samples (README, "Several samples").
 
     Attributes
     ----------
@@ -182,6 +189,9 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         Number of peaks seen in ``fit`` (0 when fitted on RNA alone).
     atac_feature_names_in_ : ndarray of shape (n_peaks_in_,) or None
         Peak names, when ``X_atac`` was a DataFrame.
+    batch_categories_ : ndarray or None
+        The distinct ``batch`` labels seen in ``fit`` (sorted); ``None`` when fitted
+        without ``batch``.
     feature_embeddings_ : Bunch of DataFrames
         ``rna``: gene embeddings (n_genes, n_latent); ``atac``: peak embeddings
         (n_peaks, n_latent), absent without ATAC. Indexed by gene / peak names when the
@@ -359,6 +369,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         "early_stopping": ["boolean"],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping_metric": [StrOptions({"elbo", "loss"})],
+        "batch_conditioning": [StrOptions({"encoder_decoder", "decoder"})],
     }
 
     # X_rna and X_atac are the data (scikit-learn's X and y), not metadata to route: only
@@ -401,6 +412,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         early_stopping=False,
         n_iter_no_change=10,
         early_stopping_metric="loss",
+        batch_conditioning="encoder_decoder",
     ):
         self.n_latent = n_latent
         self.rna_hidden_sizes = rna_hidden_sizes
@@ -432,11 +444,12 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.n_iter_no_change = n_iter_no_change
         self.early_stopping_metric = early_stopping_metric
+        self.batch_conditioning = batch_conditioning
 
     # ------------------------------------------------------------------ fitting
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X_rna, X_atac=None, prior=None, *, y=None):
+    def fit(self, X_rna, X_atac=None, prior=None, *, y=None, batch=None):
         """Fit the preprocessing and train the model.
 
         Parameters
@@ -455,10 +468,30 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             is refused.
         y : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks), default=None
             Another name for ``X_atac`` (scikit-learn's name for the second argument).
+        batch : array-like of shape (n_cells,), default=None
+            The sample (donor, run, time point...) of each cell: labels of any hashable
+            type. The model is then conditioned on it (``batch_conditioning``), so the cell
+            codes can shed sample effects; :meth:`transform`, :meth:`score` and
+            :meth:`impute_atac` then take the cells' ``batch`` too. Routed per cell like
+            ``sample_weight``. ``None``: the method exactly as without this option.
 
         Returns
         -------
         self : FactVAE
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from factvae_sk import FactVAE, load_snare_cellline
+        >>> data = load_snare_cellline()
+        >>> hvg = data.genes.highly_variable.to_numpy()
+        >>> X_rna, X_atac = data.rna[:200, hvg], data.atac[:200]
+        >>> donor = np.where(np.arange(200) % 2, "donor_a", "donor_b")
+        >>> model = FactVAE(max_epochs=2, random_state=0).fit(X_rna, X_atac, batch=donor)
+        >>> model.batch_categories_
+        array(['donor_a', 'donor_b'], dtype='<U7')
+        >>> model.transform(X_rna, batch=donor).shape
+        (200, 50)
         """
         X_atac = _atac_arg(X_atac, y)
         self._check_hidden_sizes()
@@ -475,8 +508,14 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             else check_prior(prior, X_rna.shape[1], X_atac.shape[1], n_cells=X_rna.shape[0])
         )
         if continuing:
-            dataset = self._continue_training(X_rna, X_atac, prior_entries)
+            batch_onehot = self._batch_onehot(batch, X_rna.shape[0], "fit with warm_start")
+            dataset = self._continue_training(X_rna, X_atac, prior_entries, batch_onehot)
             return self._finish_fit(dataset)
+
+        self.batch_categories_ = (
+            None if batch is None else _batches.fit_categories(batch, X_rna.shape[0])
+        )
+        batch_onehot = self._batch_onehot(batch, X_rna.shape[0], "fit")
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         self.rna_encoder_input_ = RNAEncoderInput(
@@ -487,7 +526,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             if X_atac is None
             else ATACEncoderInput(self.atac_n_components, random_state=seed).fit(X_atac)
         )
-        dataset = self._dataset(X_rna, X_atac, with_counts=True)
+        dataset = self._dataset(X_rna, X_atac, with_counts=True, batch_onehot=batch_onehot)
 
         # Seed torch inside a forked RNG state (CPU and, when training there, the GPUs) so
         # that fitting neither depends on nor disturbs the caller's global random state.
@@ -543,6 +582,8 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             self._peak_embedding_tensor(),
             np.asarray(counts.sum(axis=0)).ravel(),
             bias=self._peak_intercepts(),
+            groups=None if dataset.batch is None else dataset.batch.argmax(1),
+            group_bias=self._peak_batch_effects(),
         )
         return self
 
@@ -583,7 +624,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         states = [torch.get_rng_state()] + [torch.cuda.get_rng_state(g) for g in gpus]
         self._rng_state = [state.numpy().copy() for state in states]
 
-    def _continue_training(self, X_rna, X_atac, prior_entries):
+    def _continue_training(self, X_rna, X_atac, prior_entries, batch_onehot=None):
         """``warm_start``: train the fitted net ``max_epochs`` more epochs on these cells."""
         if (X_atac is None) != (not self.n_peaks_in_):
             raise ValueError(
@@ -591,7 +632,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
                 + ("as in the first fit." if self.n_peaks_in_ else "only to a cold fit.")
             )
         net = self.net_
-        dataset = self._dataset(X_rna, X_atac, with_counts=True)
+        dataset = self._dataset(X_rna, X_atac, with_counts=True, batch_onehot=batch_onehot)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         n_train, split = self._split(len(dataset), seed)
         net.set_params(
@@ -744,6 +785,16 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
     def _build_net(self, n_train, n_genes, X_atac, prior_entries, device, train_split=None):
         """The skorch net; ``n_train``: the number of training cells (caps the batch)."""
         has_atac = X_atac is not None
+        categories = getattr(self, "batch_categories_", None)
+        # Without batch the module gets no batch arguments at all: the method exactly.
+        batch_params = (
+            {}
+            if categories is None
+            else {
+                "module__n_batch": len(categories),
+                "module__batch_in_encoders": self.batch_conditioning == "encoder_decoder",
+            }
+        )
         callbacks = self._callbacks(has_atac, prior_entries is not None)
         return FactVAENet(
             module=FactVAEModule,
@@ -756,6 +807,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             module__atac_hidden_sizes=tuple(self.atac_hidden_sizes),
             module__dropout=self.dropout,
             module__atac_intercepts=self._initial_intercepts(X_atac),
+            **batch_params,
             criterion=FactVAELoss,
             **{f"criterion__{k}": v for k, v in self._loss_params(prior_entries).items()},
             optimizer=torch.optim.Adam,
@@ -813,13 +865,33 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         check_paired(X_rna, X_atac_checked)
         return X_rna, X_atac_checked
 
-    def _dataset(self, X_rna, X_atac, with_counts):
+    def _dataset(self, X_rna, X_atac, with_counts, batch_onehot=None):
         return PairedCountsDataset(
             rna_input=self.rna_encoder_input_.transform(X_rna),
             rna_counts=X_rna if with_counts else None,
             atac_input=None if X_atac is None else self.atac_encoder_input_.transform(X_atac),
             atac_counts=X_atac if with_counts else None,
+            batch=batch_onehot,
         )
+
+    def _batch_onehot(self, batch, n_cells, what, name="batch"):
+        """One-hot rows of the cells' samples for the module (None without batches)."""
+        categories = getattr(self, "batch_categories_", None)
+        _batches.check_given(categories, batch, what)
+        if categories is None:
+            return None
+        codes = _batches.indices(batch, categories, n_cells, name)
+        return _batches.one_hot(codes, len(categories))
+
+    def _encoder_batch(self, batch, n_cells, what):
+        """The one-hot batch the encoders need: None when they do not see the sample
+        (decoder-only conditioning), where ``batch`` is optional and only checked."""
+        module = self.net_.module_
+        if getattr(module, "batch_in_encoders", False):
+            return self._batch_onehot(batch, n_cells, what)
+        if batch is not None:
+            self._batch_onehot(batch, n_cells, what)
+        return None
 
     def _needs_atac(self, X_atac, what):
         if X_atac is None:
@@ -836,7 +908,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         device = next(module.parameters()).device
         yield from iter_batches(dataset, max(self.batch_size, 256), device)
 
-    def transform(self, X_rna, X_atac=None):
+    def transform(self, X_rna, X_atac=None, batch=None):
         """Cell embeddings: posterior means of the latent code.
 
         Parameters
@@ -844,6 +916,10 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         X_rna : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_genes)
         X_atac : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks), default=None
             Needed when ``embedding`` is "atac" or "joint".
+        batch : array-like of shape (n_cells,), default=None
+            Each cell's sample, among those seen at fit (others raise ``ValueError``).
+            Needed when the model was fitted with ``batch`` and
+            ``batch_conditioning="encoder_decoder"``; refused when fitted without.
 
         Returns
         -------
@@ -856,21 +932,25 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         X_rna, X_atac = self._validate_counts(
             X_rna, X_atac if self.embedding != "rna" else None, reset=False
         )
+        batch_onehot = self._encoder_batch(batch, X_rna.shape[0], "transform")
         blocks = {"rna": ("rna",), "atac": ("atac",), "joint": ("rna", "atac")}[self.embedding]
-        return self._codes(self._dataset(X_rna, X_atac, with_counts=False), blocks)
+        dataset = self._dataset(X_rna, X_atac, with_counts=False, batch_onehot=batch_onehot)
+        return self._codes(dataset, blocks)
 
     def _codes(self, dataset, blocks):
         """Posterior means of the given modalities' encoders, side by side, as float32."""
         module = self.net_.module_
-        encoders = {"rna": module.encoder_rna, "atac": getattr(module, "encoder_atac", None)}
         parts = []
         with torch.no_grad():
             for X, _ in self._inference_batches(dataset):
-                codes = [encoders[block](X[f"{block}_input"])[0] for block in blocks]
+                codes = [
+                    module.encode(block, X[f"{block}_input"], X.get("batch"))[0]
+                    for block in blocks
+                ]
                 parts.append(torch.cat(codes, dim=1).cpu().numpy())
         return np.concatenate(parts, axis=0)
 
-    def fit_transform(self, X_rna, X_atac=None, prior=None, *, y=None):
+    def fit_transform(self, X_rna, X_atac=None, prior=None, *, y=None, batch=None):
         """Fit, then return the embeddings of the training cells.
 
         Parameters are those of :meth:`fit`; the output is that of :meth:`transform`.
@@ -880,9 +960,10 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         Z : ndarray of shape (n_cells, n_latent) or (n_cells, 2 * n_latent) for "joint"
         """
         X_atac = _atac_arg(X_atac, y)
-        return self.fit(X_rna, X_atac, prior=prior).transform(X_rna, X_atac)
+        self.fit(X_rna, X_atac, prior=prior, batch=batch)
+        return self.transform(X_rna, X_atac, batch=batch)
 
-    def score(self, X_rna, X_atac=None, sample_weight=None, *, y=None):
+    def score(self, X_rna, X_atac=None, sample_weight=None, *, y=None, batch=None):
         """Mean per-cell evidence lower bound of held-out cells (higher is better).
 
         Deterministic: the latent code is the posterior mean. The likelihood is unweighted
@@ -900,6 +981,8 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             Non-negative cell weights: the score is then their weighted mean ELBO.
         y : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks), default=None
             Another name for ``X_atac``.
+        batch : array-like of shape (n_cells,), default=None
+            Each cell's sample: needed when the model was fitted with ``batch``.
 
         Returns
         -------
@@ -910,7 +993,8 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         X_rna, X_atac = self._validate_counts(X_rna, X_atac, reset=False)
         if sample_weight is not None:
             sample_weight = _check_cell_weights(sample_weight, X_rna.shape[0])
-        dataset = self._dataset(X_rna, X_atac, with_counts=True)
+        batch_onehot = self._batch_onehot(batch, X_rna.shape[0], "score")
+        dataset = self._dataset(X_rna, X_atac, with_counts=True, batch_onehot=batch_onehot)
         module = self.net_.module_
         elbos = []
         with torch.no_grad():

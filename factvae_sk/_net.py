@@ -118,8 +118,8 @@ class FactVAENet(NeuralNet):
         module = self.module_
         self.optimizer_atac_.zero_grad()
         with torch.no_grad():
-            teacher, _, _ = module.encoder_rna(X["rna_input"])
-        student, _, _ = module.encoder_atac(X["atac_input"])
+            teacher, _, _ = module.encode("rna", X["rna_input"], X.get("batch"))
+        student, _, _ = module.encode("atac", X["atac_input"], X.get("batch"))
         loss = similarity_distillation_loss(teacher, student)
         loss.backward()
         self.optimizer_atac_.step()
