@@ -944,8 +944,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         with torch.no_grad():
             for X, _ in self._inference_batches(dataset):
                 codes = [
-                    module.encode(block, X[f"{block}_input"], X.get("batch"))[0]
-                    for block in blocks
+                    module.encode(block, X[f"{block}_input"], X.get("batch"))[0] for block in blocks
                 ]
                 parts.append(torch.cat(codes, dim=1).cpu().numpy())
         return np.concatenate(parts, axis=0)
