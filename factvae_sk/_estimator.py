@@ -11,13 +11,14 @@ from sklearn.utils import Bunch, check_random_state, metadata_routing
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_feature_names_in,
+    _num_samples,
     check_array,
     check_is_fitted,
     validate_data,
 )
 from skorch.callbacks import PassthroughScoring
 
-from . import _accessibility, _batches, _holdout, _links
+from . import _accessibility, _batches, _holdout, _links, _mosaic
 from ._analysis import FactVAEAnalysisMixin
 from ._callbacks import REPORTED_TERMS, ExponentialLRDecay, NonFiniteLossGuard, ProgressLog
 from ._data import PairedCountsDataset, collate_batch, iter_batches
@@ -449,7 +450,17 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ fitting
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X_rna, X_atac=None, prior=None, *, y=None, batch=None):
+    def fit(
+        self,
+        X_rna,
+        X_atac=None,
+        prior=None,
+        *,
+        y=None,
+        batch=None,
+        rna_observed=None,
+        atac_observed=None,
+    ):
         """Fit the preprocessing and train the model.
 
         Parameters
@@ -474,6 +485,13 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             codes can shed sample effects; :meth:`transform`, :meth:`score` and
             :meth:`impute_atac` then take the cells' ``batch`` too. Routed per cell like
             ``sample_weight``. ``None``: the method exactly as without this option.
+        rna_observed, atac_observed : array-like of bool, shape (n_cells,), default=None
+            For data where some cells were measured by one modality only (mosaic): whether
+            each cell's row of ``X_rna`` / ``X_atac`` is a measurement (``None``: every
+            row is). The other rows are never read (zeros will do) and may be empty. Cells
+            with one modality train that modality's encoder and decoder; only cells with
+            both feed the distillation step and the cross-modal maps. Routed per cell like
+            ``batch``.
 
         Returns
         -------
@@ -497,7 +515,12 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         self._check_hidden_sizes()
         device = resolve_device(self.device)
         continuing = self.warm_start and hasattr(self, "net_")
-        X_rna, X_atac = self._validate_counts(X_rna, X_atac, reset=not continuing)
+        observed = _mosaic.check_observed(
+            rna_observed, atac_observed, _num_samples(X_rna), _atac_or_none(X_atac) is not None
+        )
+        X_rna, X_atac = self._validate_counts(
+            X_rna, X_atac, reset=not continuing, observed=observed
+        )
         if X_atac is None and self.embedding != "rna":
             raise ValueError(f"embedding={self.embedding!r} needs X_atac at fit.")
         if prior is not None and X_atac is None:
@@ -509,7 +532,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         )
         if continuing:
             batch_onehot = self._batch_onehot(batch, X_rna.shape[0], "fit with warm_start")
-            dataset = self._continue_training(X_rna, X_atac, prior_entries, batch_onehot)
+            dataset = self._continue_training(X_rna, X_atac, prior_entries, batch_onehot, observed)
             return self._finish_fit(dataset)
 
         self.batch_categories_ = (
@@ -518,15 +541,20 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         batch_onehot = self._batch_onehot(batch, X_rna.shape[0], "fit")
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        # Each modality's encoder input is fitted on the cells that have it.
         self.rna_encoder_input_ = RNAEncoderInput(
             self.rna_n_components, target_sum=self.target_sum, random_state=seed
-        ).fit(X_rna)
+        ).fit(X_rna if observed is None else X_rna[observed["rna"]])
         self.atac_encoder_input_ = (
             None
             if X_atac is None
-            else ATACEncoderInput(self.atac_n_components, random_state=seed).fit(X_atac)
+            else ATACEncoderInput(self.atac_n_components, random_state=seed).fit(
+                X_atac if observed is None else X_atac[observed["atac"]]
+            )
         )
-        dataset = self._dataset(X_rna, X_atac, with_counts=True, batch_onehot=batch_onehot)
+        dataset = self._dataset(
+            X_rna, X_atac, with_counts=True, batch_onehot=batch_onehot, observed=observed
+        )
 
         # Seed torch inside a forked RNG state (CPU and, when training there, the GPUs) so
         # that fitting neither depends on nor disturbs the caller's global random state.
@@ -563,6 +591,20 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         # an ATAC code is noise that RNA cannot predict, so the penalty (chosen by efficient
         # leave-one-out) is often large: the grid reaches far.
         codes = self._codes(dataset, ("rna", "atac"))
+        _, counts, log_library = dataset.modalities["atac"]
+        groups = None if dataset.batch is None else dataset.batch.argmax(1)
+        atac_codes = codes[:, self.n_latent :]
+        if dataset.observed is not None:
+            # The maps and the link scores need both codes: paired cells only. The peak
+            # statistics need ATAC: the cells that have it.
+            has_atac = dataset.observed["atac"]
+            codes = codes[has_atac & dataset.observed["rna"]]
+            atac_codes, counts, log_library = (
+                atac_codes[has_atac],
+                counts[has_atac],
+                log_library[has_atac],
+            )
+            groups = None if groups is None else groups[has_atac]
         self.rna_to_atac_ = RidgeCV(alphas=np.logspace(-2, 6, 17)).fit(
             codes[:, : self.n_latent], codes[:, self.n_latent :]
         )
@@ -573,16 +615,15 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         )
         # The codes themselves serve the neighbour maps of impute_atac (cells x latent only).
         self.training_codes_ = codes
-        _, counts, log_library = dataset.modalities["atac"]
         self.atac_peak_mean_ = np.asarray(counts.mean(axis=0), dtype=np.float64).ravel()
         self.atac_log_library_median_ = float(np.median(log_library))
         self.atac_peak_bias_ = _accessibility.calibration_bias(
-            codes[:, self.n_latent :],
+            atac_codes,
             log_library,
             self._peak_embedding_tensor(),
             np.asarray(counts.sum(axis=0)).ravel(),
             bias=self._peak_intercepts(),
-            groups=None if dataset.batch is None else dataset.batch.argmax(1),
+            groups=groups,
             group_bias=self._peak_batch_effects(),
         )
         return self
@@ -624,7 +665,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         states = [torch.get_rng_state()] + [torch.cuda.get_rng_state(g) for g in gpus]
         self._rng_state = [state.numpy().copy() for state in states]
 
-    def _continue_training(self, X_rna, X_atac, prior_entries, batch_onehot=None):
+    def _continue_training(self, X_rna, X_atac, prior_entries, batch_onehot=None, observed=None):
         """``warm_start``: train the fitted net ``max_epochs`` more epochs on these cells."""
         if (X_atac is None) != (not self.n_peaks_in_):
             raise ValueError(
@@ -632,7 +673,9 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
                 + ("as in the first fit." if self.n_peaks_in_ else "only to a cold fit.")
             )
         net = self.net_
-        dataset = self._dataset(X_rna, X_atac, with_counts=True, batch_onehot=batch_onehot)
+        dataset = self._dataset(
+            X_rna, X_atac, with_counts=True, batch_onehot=batch_onehot, observed=observed
+        )
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         n_train, split = self._split(len(dataset), seed)
         net.set_params(
@@ -830,8 +873,11 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ inputs
 
-    def _validate_counts(self, X_rna, X_atac, reset):
-        """Validate both modalities; return float32 CSR matrices (X_atac may be None)."""
+    def _validate_counts(self, X_rna, X_atac, reset, observed=None):
+        """Validate both modalities; return float32 CSR matrices (X_atac may be None).
+
+        ``observed``: the masks of :func:`_mosaic.check_observed` (rows of a modality a
+        cell lacks may be empty)."""
         X_atac = _atac_or_none(X_atac)
         reject_text(X_rna, "X_rna")
         with naming_errors("X_rna"):
@@ -846,26 +892,47 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
                 ensure_min_features=2 if reset else 1,
                 reset=reset,
             )
-        X_rna = finish_counts(X_rna, what="X_rna")
+        X_rna = finish_counts(
+            X_rna, what="X_rna", observed=None if observed is None else observed["rna"]
+        )
         if X_atac is None:
             if reset:
                 self.n_peaks_in_ = 0
                 self.atac_feature_names_in_ = None
             return X_rna, None
         if reset:
-            X_atac_checked = check_counts(X_atac, what="X_atac")
+            X_atac_checked = check_counts(
+                X_atac, what="X_atac", observed=None if observed is None else observed["atac"]
+            )
             self.n_peaks_in_ = X_atac_checked.shape[1]
             self.atac_feature_names_in_ = feature_names(X_atac)
         else:
             if not self.n_peaks_in_:
                 raise ValueError("This FactVAE was fitted without X_atac; it cannot use X_atac.")
             X_atac_checked = check_counts(
-                X_atac, what="X_atac", n_features=self.n_peaks_in_, ensure_min_samples=1
+                X_atac,
+                what="X_atac",
+                n_features=self.n_peaks_in_,
+                ensure_min_samples=1,
+                observed=None if observed is None else observed["atac"],
             )
         check_paired(X_rna, X_atac_checked)
         return X_rna, X_atac_checked
 
-    def _dataset(self, X_rna, X_atac, with_counts, batch_onehot=None):
+    def _dataset(self, X_rna, X_atac, with_counts, batch_onehot=None, observed=None):
+        if observed is not None:
+            return PairedCountsDataset(
+                rna_input=_mosaic.encoder_input(self.rna_encoder_input_, X_rna, observed["rna"]),
+                rna_counts=X_rna if with_counts else None,
+                rna_log_library=_mosaic.log_library(X_rna, observed["rna"]),
+                atac_input=_mosaic.encoder_input(
+                    self.atac_encoder_input_, X_atac, observed["atac"]
+                ),
+                atac_counts=X_atac if with_counts else None,
+                atac_log_library=_mosaic.log_library(X_atac, observed["atac"]),
+                batch=batch_onehot,
+                observed=observed,
+            )
         return PairedCountsDataset(
             rna_input=self.rna_encoder_input_.transform(X_rna),
             rna_counts=X_rna if with_counts else None,
@@ -908,7 +975,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         device = next(module.parameters()).device
         yield from iter_batches(dataset, max(self.batch_size, 256), device)
 
-    def transform(self, X_rna, X_atac=None, batch=None):
+    def transform(self, X_rna, X_atac=None, batch=None, rna_observed=None, atac_observed=None):
         """Cell embeddings: posterior means of the latent code.
 
         Parameters
@@ -920,6 +987,11 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
             Each cell's sample, among those seen at fit (others raise ``ValueError``).
             Needed when the model was fitted with ``batch`` and
             ``batch_conditioning="encoder_decoder"``; refused when fitted without.
+        rna_observed, atac_observed : array-like of bool, shape (n_cells,), default=None
+            For cells measured by one modality (as in :meth:`fit`; needs ``X_atac``). Every
+            cell gets a code: a cell without the modality of ``embedding`` gets the mean
+            code of the 15 paired training cells nearest to it in the other modality's
+            code space.
 
         Returns
         -------
@@ -927,6 +999,11 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X_atac = _atac_or_none(X_atac)
+        observed = _mosaic.check_observed(
+            rna_observed, atac_observed, _num_samples(X_rna), X_atac is not None
+        )
+        if observed is not None:
+            return self._mosaic_codes(X_rna, X_atac, batch, observed)
         if self.embedding != "rna":
             self._needs_atac(X_atac, f"transform with embedding={self.embedding!r}")
         X_rna, X_atac = self._validate_counts(
@@ -936,6 +1013,19 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         blocks = {"rna": ("rna",), "atac": ("atac",), "joint": ("rna", "atac")}[self.embedding]
         dataset = self._dataset(X_rna, X_atac, with_counts=False, batch_onehot=batch_onehot)
         return self._codes(dataset, blocks)
+
+    def _mosaic_codes(self, X_rna, X_atac, batch, observed):
+        """transform for cells with one modality: both codes, the missing one borrowed."""
+        X_rna, X_atac = self._validate_counts(X_rna, X_atac, reset=False, observed=observed)
+        batch_onehot = self._encoder_batch(batch, X_rna.shape[0], "transform")
+        dataset = self._dataset(
+            X_rna, X_atac, with_counts=False, batch_onehot=batch_onehot, observed=observed
+        )
+        codes = _mosaic.fill_missing(
+            self._codes(dataset, ("rna", "atac")), observed, self.training_codes_, self.n_latent
+        )
+        n = self.n_latent
+        return {"rna": codes[:, :n], "atac": codes[:, n:], "joint": codes}[self.embedding]
 
     def _codes(self, dataset, blocks):
         """Posterior means of the given modalities' encoders, side by side, as float32."""
@@ -949,7 +1039,17 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
                 parts.append(torch.cat(codes, dim=1).cpu().numpy())
         return np.concatenate(parts, axis=0)
 
-    def fit_transform(self, X_rna, X_atac=None, prior=None, *, y=None, batch=None):
+    def fit_transform(
+        self,
+        X_rna,
+        X_atac=None,
+        prior=None,
+        *,
+        y=None,
+        batch=None,
+        rna_observed=None,
+        atac_observed=None,
+    ):
         """Fit, then return the embeddings of the training cells.
 
         Parameters are those of :meth:`fit`; the output is that of :meth:`transform`.
@@ -959,8 +1059,9 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         Z : ndarray of shape (n_cells, n_latent) or (n_cells, 2 * n_latent) for "joint"
         """
         X_atac = _atac_arg(X_atac, y)
-        self.fit(X_rna, X_atac, prior=prior, batch=batch)
-        return self.transform(X_rna, X_atac, batch=batch)
+        observed = dict(rna_observed=rna_observed, atac_observed=atac_observed)
+        self.fit(X_rna, X_atac, prior=prior, batch=batch, **observed)
+        return self.transform(X_rna, X_atac, batch=batch, **observed)
 
     def score(self, X_rna, X_atac=None, sample_weight=None, *, y=None, batch=None):
         """Mean per-cell evidence lower bound of held-out cells (higher is better).
