@@ -15,7 +15,8 @@ Rows (each one fit, ``random_state=0``; the RNA embedding, what ``transform`` re
 - ``clean, no batch``: the original counts, with the same sample labels (no sample
   effect): the mixing that the samples would have with no batch effect;
 - ``samples, no batch``: the simulated samples, fitted as today;
-- ``samples, batch=(design)``: the same with ``batch=`` and ``batch_conditioning=design``.
+- ``samples, batch (design)``: the same with ``batch=`` and ``batch_conditioning=design``;
+  a ``+center`` suffix adds ``batch_center_inputs=True``.
 
 Metrics (:mod:`batch_metrics`): kNN mixing (15 neighbours, observed / expected share from
 another sample), iLISI (scaled 0..1), batch ASW, graph connectivity per cell type, and the
@@ -129,15 +130,20 @@ def run(name, epochs, n_cells, designs, seed=0):
     prior = GenePeakPrior(data.prior)
     rows = []
     settings = dict(max_epochs=epochs, random_state=0)
-    cases = [("clean, no batch", rna, atac, None, "encoder_decoder")]
+    cases = []
     for design in designs:
-        if design == "none":
+        if design == "clean":
+            cases.append(("clean, no batch", rna, atac, None, "encoder_decoder"))
+        elif design == "none":
             cases.append(("samples, no batch", rna_b, atac_b, None, "encoder_decoder"))
         else:
             cases.append((f"samples, batch ({design})", rna_b, atac_b, sample, design))
     for label, X_rna, X_atac, batch, design in cases:
         start = time.perf_counter()
-        model = FactVAE(batch_conditioning=design, **settings)
+        conditioning, _, center = design.partition("+")
+        model = FactVAE(
+            batch_conditioning=conditioning, batch_center_inputs=center == "center", **settings
+        )
         model.fit(X_rna, X_atac, prior=prior, batch=batch)
         Z = model.transform(X_rna, batch=batch)
         row = {"fit": label, **scores(Z, sample, labels)}
@@ -225,7 +231,11 @@ def main(argv=None):
     parser.add_argument("--dataset", choices=("snare", "kidney", "both"), default="both")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--kidney-cells", type=int, default=2000)
-    parser.add_argument("--designs", nargs="+", default=["none", "encoder_decoder", "decoder"])
+    parser.add_argument(
+        "--designs",
+        nargs="+",
+        default=["clean", "none", "encoder_decoder", "decoder", "encoder_decoder+center"],
+    )
     parser.add_argument("--mosaic", action="store_true")
     args = parser.parse_args(argv)
     names = ("snare", "kidney") if args.dataset == "both" else (args.dataset,)

@@ -201,7 +201,9 @@ class FactVAEAnalysisMixin:
             )
             atac_input = self.atac_encoder_input_.transform(X_atac)
             batch_onehot = self._encoder_batch(batch, X_atac.shape[0], "impute_atac")
-            dataset = PairedCountsDataset(atac_input=atac_input, batch=batch_onehot)
+            dataset = self._center_inputs(
+                PairedCountsDataset(atac_input=atac_input, batch=batch_onehot)
+            )
             mean, logvar = self._posterior(dataset, "atac")
             z = _cross_modal.posterior_components(mean, logvar, n_samples, rng)
             log_scale = log_library_size(X_atac)

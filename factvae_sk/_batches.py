@@ -68,6 +68,21 @@ def one_hot(codes, n_categories):
     return out
 
 
+def input_offsets(encoder_input, batch_onehot, observed=None):
+    """Each sample's mean encoder input minus the mean over the samples' means: shape
+    (n_samples, n_components). Subtracted from a cell's encoder input, it centres every
+    sample on the same point (a mean-only ComBat on the PCA / LSI coordinates).
+    ``observed``: the cells that have the modality (all by default)."""
+    if observed is not None:
+        encoder_input, batch_onehot = encoder_input[observed], batch_onehot[observed]
+    counts = batch_onehot.sum(0)
+    means = (batch_onehot.T @ encoder_input) / np.maximum(counts, 1)[:, None]
+    present = counts > 0
+    offsets = means - means[present].mean(0)
+    offsets[~present] = 0.0
+    return offsets.astype(np.float32)
+
+
 def check_given(categories, batch, what):
     """Refuse ``batch`` for a model fitted without it, and its absence for one fitted with it."""
     if categories is None and batch is not None:

@@ -179,6 +179,11 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         sample is also appended to both encoders' inputs, as scVI's
         ``encode_covariates=True``, and :meth:`transform` then needs each cell's ``batch``.
         Chosen by measurement on semi-synthetic samples (README, "Several samples").
+    batch_center_inputs : bool, default=False
+        With ``batch``: subtract from each cell's encoder inputs (RNA PCA, ATAC LSI) its
+        sample's mean input (minus the mean over samples), learned at fit
+        (``batch_input_offsets_``): every sample then enters the encoders centred on the
+        same point. Needs ``batch`` in :meth:`transform` whatever the conditioning.
 
     Attributes
     ----------
@@ -193,6 +198,9 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
     batch_categories_ : ndarray or None
         The distinct ``batch`` labels seen in ``fit`` (sorted); ``None`` when fitted
         without ``batch``.
+    batch_input_offsets_ : dict or None
+        With ``batch_center_inputs``: ``{"rna": offsets, "atac": offsets}``, each of shape
+        (n_samples, n_components), subtracted from the encoder inputs by sample.
     feature_embeddings_ : Bunch of DataFrames
         ``rna``: gene embeddings (n_genes, n_latent); ``atac``: peak embeddings
         (n_peaks, n_latent), absent without ATAC. Indexed by gene / peak names when the
@@ -371,6 +379,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping_metric": [StrOptions({"elbo", "loss"})],
         "batch_conditioning": [StrOptions({"encoder_decoder", "decoder"})],
+        "batch_center_inputs": ["boolean"],
     }
 
     # X_rna and X_atac are the data (scikit-learn's X and y), not metadata to route: only
@@ -414,6 +423,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         n_iter_no_change=10,
         early_stopping_metric="loss",
         batch_conditioning="encoder_decoder",
+        batch_center_inputs=False,
     ):
         self.n_latent = n_latent
         self.rna_hidden_sizes = rna_hidden_sizes
@@ -446,6 +456,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.early_stopping_metric = early_stopping_metric
         self.batch_conditioning = batch_conditioning
+        self.batch_center_inputs = batch_center_inputs
 
     # ------------------------------------------------------------------ fitting
 
@@ -538,6 +549,7 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         self.batch_categories_ = (
             None if batch is None else _batches.fit_categories(batch, X_rna.shape[0])
         )
+        self.batch_input_offsets_ = None
         batch_onehot = self._batch_onehot(batch, X_rna.shape[0], "fit")
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -552,6 +564,8 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
                 X_atac if observed is None else X_atac[observed["atac"]]
             )
         )
+        if batch is not None and self.batch_center_inputs:
+            self.batch_input_offsets_ = self._input_offsets(X_rna, X_atac, batch_onehot, observed)
         dataset = self._dataset(
             X_rna, X_atac, with_counts=True, batch_onehot=batch_onehot, observed=observed
         )
@@ -919,7 +933,42 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         check_paired(X_rna, X_atac_checked)
         return X_rna, X_atac_checked
 
+    def _input_offsets(self, X_rna, X_atac, batch_onehot, observed):
+        """Per-sample encoder-input offsets (see ``batch_center_inputs``)."""
+        offsets = {}
+        for name, X in (("rna", X_rna), ("atac", X_atac)):
+            if X is None:
+                continue
+            transformer = getattr(self, f"{name}_encoder_input_")
+            mask = None if observed is None else observed[name]
+            inputs = (
+                transformer.transform(X)
+                if mask is None
+                else _mosaic.encoder_input(transformer, X, mask)
+            )
+            offsets[name] = _batches.input_offsets(inputs, batch_onehot, mask)
+        return offsets
+
     def _dataset(self, X_rna, X_atac, with_counts, batch_onehot=None, observed=None):
+        dataset = self._raw_dataset(X_rna, X_atac, with_counts, batch_onehot, observed)
+        return self._center_inputs(dataset, observed)
+
+    def _center_inputs(self, dataset, observed=None):
+        """Subtract each cell's sample offset from its encoder inputs, with
+        ``batch_center_inputs`` (the dataset unchanged otherwise)."""
+        offsets = getattr(self, "batch_input_offsets_", None)
+        if offsets is None or dataset.batch is None:
+            return dataset
+        for name, offset in offsets.items():
+            if name in dataset.modalities:
+                encoder_input, counts, log_library = dataset.modalities[name]
+                shifted = encoder_input - dataset.batch @ offset
+                if observed is not None:  # missing rows stay zero
+                    shifted[~observed[name]] = 0.0
+                dataset.modalities[name] = (shifted, counts, log_library)
+        return dataset
+
+    def _raw_dataset(self, X_rna, X_atac, with_counts, batch_onehot=None, observed=None):
         if observed is not None:
             return PairedCountsDataset(
                 rna_input=_mosaic.encoder_input(self.rna_encoder_input_, X_rna, observed["rna"]),
@@ -954,7 +1003,9 @@ class FactVAE(FactVAEAnalysisMixin, TransformerMixin, BaseEstimator):
         """The one-hot batch the encoders need: None when they do not see the sample
         (decoder-only conditioning), where ``batch`` is optional and only checked."""
         module = self.net_.module_
-        if getattr(module, "batch_in_encoders", False):
+        if getattr(module, "batch_in_encoders", False) or (
+            getattr(self, "batch_input_offsets_", None) is not None
+        ):
             return self._batch_onehot(batch, n_cells, what)
         if batch is not None:
             self._batch_onehot(batch, n_cells, what)
