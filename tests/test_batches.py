@@ -252,3 +252,27 @@ def test_warm_start_and_validation_with_batch(cells):
     assert np.isfinite(model.history_[:, "valid_elbo"]).all()
     with pytest.raises(ValueError, match="fitted with batch"):
         model.fit(rna, atac)
+
+
+def test_centered_inputs(cells, tmp_path):
+    """batch_center_inputs moves every sample's mean encoder input to the same point."""
+    rna, atac, donor = cells
+    model = FactVAE(random_state=0, batch_conditioning="decoder", batch_center_inputs=True, **FAST)
+    model.fit(rna, atac, batch=donor)
+    onehot = np.eye(3, dtype=np.float32)[np.searchsorted(model.batch_categories_, donor)]
+    dataset = model._dataset(rna, atac, with_counts=False, batch_onehot=onehot)
+    for name, raw in (
+        ("rna", model.rna_encoder_input_.transform(rna)),
+        ("atac", model.atac_encoder_input_.transform(atac)),
+    ):
+        means = np.stack([raw[donor == d].mean(0) for d in ("d1", "d2", "d3")])
+        np.testing.assert_allclose(
+            model.batch_input_offsets_[name], means - means.mean(0), rtol=1e-4, atol=1e-5
+        )
+        centered = dataset.modalities[name][0]
+        sample_means = np.stack([centered[donor == d].mean(0) for d in ("d1", "d2", "d3")])
+        np.testing.assert_allclose(sample_means, sample_means[[0, 0, 0]], atol=1e-4)
+    with pytest.raises(ValueError, match="fitted with batch"):
+        model.transform(rna)  # the inputs need each cell's sample, even decoder-only
+    loaded = FactVAE.load(model.save(tmp_path / "centered"))
+    assert np.array_equal(loaded.transform(rna, batch=donor), model.transform(rna, batch=donor))
