@@ -118,7 +118,7 @@ def scores(Z, sample, labels):
     }
 
 
-def run(name, epochs, n_cells, designs, seed=0):
+def run(name, epochs, n_cells, designs, seed=0, **params):
     data = load_dataset(name)
     rng = np.random.default_rng(seed)
     cells = np.arange(data.rna.shape[0])
@@ -129,7 +129,7 @@ def run(name, epochs, n_cells, designs, seed=0):
     rna_b, atac_b = simulate_samples(rna, atac, sample, rng)
     prior = GenePeakPrior(data.prior)
     rows = []
-    settings = dict(max_epochs=epochs, random_state=0)
+    settings = dict(max_epochs=epochs, random_state=0, **params)
     cases = []
     for design in designs:
         if design == "clean":
@@ -237,6 +237,9 @@ def main(argv=None):
         default=["clean", "none", "encoder_decoder", "decoder", "encoder_decoder+center"],
     )
     parser.add_argument("--mosaic", action="store_true")
+    parser.add_argument(
+        "--rna-kl-weight", type=float, default=None, help="FactVAE(rna_kl_weight=...) for every fit"
+    )
     args = parser.parse_args(argv)
     names = ("snare", "kidney") if args.dataset == "both" else (args.dataset,)
     for name in names:
@@ -249,7 +252,8 @@ def main(argv=None):
             print(markdown(imputation), flush=True)
             continue
         n_cells = args.kidney_cells if name == "kidney" else None
-        rows, n = run(name, args.epochs, n_cells, args.designs)
+        params = {} if args.rna_kl_weight is None else {"rna_kl_weight": args.rna_kl_weight}
+        rows, n = run(name, args.epochs, n_cells, args.designs, **params)
         print(f"\n### {name}: {n} cells, 3 simulated samples, {args.epochs} epochs\n")
         print(markdown(rows), flush=True)
 
