@@ -43,7 +43,9 @@ def cells(small):
 @pytest.fixture(scope="module")
 def batched(cells):
     rna, atac, donor = cells
-    return FactVAE(random_state=0, **FAST).fit(rna, atac, batch=donor)
+    return FactVAE(random_state=0, batch_conditioning="encoder_decoder", **FAST).fit(
+        rna, atac, batch=donor
+    )
 
 
 # ---------------------------------------------------------------- without batch: unchanged
