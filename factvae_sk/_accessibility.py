@@ -132,22 +132,35 @@ def mixture_accessibility(z, log_offset, embedding, peak_index, bias=None, out=N
     return out
 
 
-def calibration_bias(z, log_library, embedding, observed_totals, bias=None):
+def calibration_bias(
+    z, log_library, embedding, observed_totals, bias=None, groups=None, group_bias=None
+):
     """Per-peak logit offsets that make the decoder's totals over cells match the counts.
 
     The rank-``n_latent`` softmax cannot follow every peak's mean exactly; adding
     ``log((observed + 1) / (predicted + 1))`` to each peak's logit (one pseudo-read on both
     sides keeps unseen peaks finite) corrects that bias while keeping each cell's
     deviations from the decoder. ``bias`` is a logit offset already in the decoder (its
-    learned per-peak intercepts); the result is added to it.
+    learned per-peak intercepts); the result is added to it. ``groups`` (each cell's
+    sample position) and ``group_bias`` (n_samples, n_peaks): the decoder's per-sample
+    offsets, added to the logits of each sample's cells.
     """
-    log_offset = log_library - log_normalizer(z, embedding, bias)
     predicted = np.zeros(embedding.shape[1], dtype=np.float64)
+    if groups is None:
+        parts = [(np.arange(len(z)), bias)]
+    else:
+        base = 0.0 if bias is None else bias
+        parts = [(np.flatnonzero(groups == g), base + group_bias[g]) for g in np.unique(groups)]
     rows = max(1, BLOCK_ENTRIES // embedding.shape[1])
     all_peaks = np.arange(embedding.shape[1])
-    for start in range(0, len(z), rows):
-        block = slice(start, start + rows)
-        predicted += accessibility(z[block], log_offset[block], embedding, all_peaks, bias).sum(0)
+    for cells, part_bias in parts:
+        z_part = z[cells]
+        log_offset = log_library[cells] - log_normalizer(z_part, embedding, part_bias)
+        for start in range(0, len(z_part), rows):
+            block = slice(start, start + rows)
+            predicted += accessibility(
+                z_part[block], log_offset[block], embedding, all_peaks, part_bias
+            ).sum(0)
     observed = np.asarray(observed_totals, dtype=np.float64)
     return np.log((observed + 1.0) / (predicted + 1.0)).astype(np.float32)
 

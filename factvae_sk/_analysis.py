@@ -15,7 +15,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _accessibility, _chromvar, _cross_modal, _differential, _links
+from . import _accessibility, _batches, _chromvar, _cross_modal, _differential, _links
 from ._data import PairedCountsDataset, log_library_size
 from ._validation import check_counts, check_prior
 from .prior import build_gene_peak_prior, tss_distance
@@ -36,6 +36,8 @@ class FactVAEAnalysisMixin:
         n_neighbors=15,
         n_samples=None,
         random_state=None,
+        batch=None,
+        decode_batch=None,
         out=None,
     ):
         """Denoised ("augmented") accessibility: ``exp(s_a) * softmax(z_a @ W_a + b)``.
@@ -83,6 +85,14 @@ class FactVAEAnalysisMixin:
             the posterior mean.
         random_state : int, RandomState instance or None, default=None
             Seeds the posterior draws of ``n_samples``.
+        batch : array-like of shape (n_cells,), default=None
+            Each cell's sample, for a model fitted with ``batch``: its encoders read it
+            (with ``batch_conditioning="encoder_decoder"``) and, without
+            ``decode_batch``, each cell is decoded in its own sample.
+        decode_batch : label or array-like of shape (n_cells,), default=None
+            Decode "as if measured in" this sample (one label for every cell, or one per
+            cell): the counterfactual accessibility that compares samples on equal terms.
+            Must be a sample seen at fit.
         out : ndarray of shape (n_cells, n_selected_peaks), float32, default=None
             Write the result here, block by block, and return it: e.g. an ``np.memmap`` on
             disk for a result larger than memory. Without it, a result larger than half the
@@ -108,18 +118,61 @@ class FactVAEAnalysisMixin:
         (10, 27399)
         >>> model.impute_atac(X_rna=X_rna[:10], rna_map="knn_profile", peaks=[0, 1]).shape
         (10, 2)
+
+        With samples, the accessibility of every cell as if measured in one of them:
+
+        >>> import numpy as np
+        >>> donor = np.where(np.arange(200) % 2, "a", "b")
+        >>> model = FactVAE(max_epochs=2, random_state=0).fit(X_rna, X_atac, batch=donor)
+        >>> model.impute_atac(X_atac, batch=donor, decode_batch="a", peaks=[0, 1]).shape
+        (200, 2)
         """
         z, log_scale = self._atac_components(
-            X_atac, X_rna, library_size, rna_map, n_neighbors, n_samples, random_state
+            X_atac, X_rna, library_size, rna_map, n_neighbors, n_samples, random_state, batch
         )
+        groups = self._decode_groups(batch, decode_batch, len(z))
         embedding = self._peak_embedding_tensor()
         bias = self._peak_logit_bias(calibrate)
         peak_index = self._peak_index(peaks)
         out = _accessibility.result_array(out, len(z), len(peak_index))
-        log_offset = _accessibility.mixture_log_offset(z, log_scale, embedding, bias)
-        return _accessibility.mixture_accessibility(
-            z, log_offset, embedding, peak_index, bias, out=out
-        )
+        if groups is None:
+            log_offset = _accessibility.mixture_log_offset(z, log_scale, embedding, bias)
+            return _accessibility.mixture_accessibility(
+                z, log_offset, embedding, peak_index, bias, out=out
+            )
+        # Each sample's cells are decoded with that sample's peak offsets.
+        if out is None:
+            out = np.empty((len(z), len(peak_index)), dtype=np.float32)
+        effects = self._peak_batch_effects()
+        for group in np.unique(groups):
+            cells = np.flatnonzero(groups == group)
+            group_bias = effects[group] + (0.0 if bias is None else bias)
+            log_offset = _accessibility.mixture_log_offset(
+                z[cells], log_scale[cells], embedding, group_bias
+            )
+            out[cells] = _accessibility.mixture_accessibility(
+                z[cells], log_offset, embedding, peak_index, group_bias
+            )
+        return out
+
+    def _decode_groups(self, batch, decode_batch, n_cells):
+        """The sample position each cell is decoded in (None for a model without samples)."""
+        categories = getattr(self, "batch_categories_", None)
+        if categories is None:
+            if decode_batch is not None or batch is not None:
+                raise ValueError("This FactVAE was fitted without batch; it has no samples.")
+            return None
+        if decode_batch is None:
+            _batches.check_given(categories, batch, "impute_atac (without decode_batch)")
+            return _batches.indices(batch, categories, n_cells)
+        if np.ndim(decode_batch) == 0:
+            decode_batch = [decode_batch] * n_cells
+        return _batches.indices(decode_batch, categories, n_cells, "decode_batch")
+
+    def _peak_batch_effects(self):
+        """Per-sample peak logit offsets (n_samples, n_peaks), or None without samples."""
+        effect = getattr(self.net_.module_.decoder_atac, "batch_effect", None)
+        return None if effect is None else effect.detach().cpu().numpy()
 
     def _atac_components(
         self,
@@ -130,6 +183,7 @@ class FactVAEAnalysisMixin:
         n_neighbors=15,
         n_samples=None,
         random_state=None,
+        batch=None,
     ):
         """ATAC codes, shape (n_cells, n_components, n_latent), and log library sizes."""
         check_is_fitted(self)
@@ -146,7 +200,11 @@ class FactVAEAnalysisMixin:
                 X_atac, what="X_atac", n_features=self.n_peaks_in_, ensure_min_samples=1
             )
             atac_input = self.atac_encoder_input_.transform(X_atac)
-            mean, logvar = self._posterior(PairedCountsDataset(atac_input=atac_input), "atac")
+            batch_onehot = self._encoder_batch(batch, X_atac.shape[0], "impute_atac")
+            dataset = self._center_inputs(
+                PairedCountsDataset(atac_input=atac_input, batch=batch_onehot)
+            )
+            mean, logvar = self._posterior(dataset, "atac")
             z = _cross_modal.posterior_components(mean, logvar, n_samples, rng)
             log_scale = log_library_size(X_atac)
         elif X_rna is not None:
@@ -156,7 +214,9 @@ class FactVAEAnalysisMixin:
                     f"rna_map={rna_map!r} needs training_codes_, which models fitted by "
                     "earlier versions of factvae_sk lack: refit, or use rna_map='ridge'."
                 )
-            mean, logvar = self._posterior(self._dataset(X_rna, None, with_counts=False), "rna")
+            batch_onehot = self._encoder_batch(batch, X_rna.shape[0], "impute_atac")
+            dataset = self._dataset(X_rna, None, with_counts=False, batch_onehot=batch_onehot)
+            mean, logvar = self._posterior(dataset, "rna")
             z = _cross_modal.map_rna_to_atac(
                 _cross_modal.posterior_components(mean, logvar, n_samples, rng),
                 rna_map,
@@ -177,11 +237,11 @@ class FactVAEAnalysisMixin:
 
     def _posterior(self, dataset, block):
         """Posterior means and log-variances of one encoder, as float32 arrays."""
-        encoder = getattr(self.net_.module_, f"encoder_{block}")
+        module = self.net_.module_
         means, logvars = [], []
         with torch.no_grad():
             for X, _ in self._inference_batches(dataset):
-                mean, logvar, _ = encoder(X[f"{block}_input"])
+                mean, logvar, _ = module.encode(block, X[f"{block}_input"], X.get("batch"))
                 means.append(mean.cpu().numpy())
                 logvars.append(logvar.cpu().numpy())
         return np.concatenate(means), np.concatenate(logvars)

@@ -59,6 +59,12 @@ class PairedCountsDataset(Dataset):
         Defaults to ``log(rna_counts.sum(1))``, or zeros without counts.
     atac_input, atac_counts, atac_log_library :
         The same for ATAC. Each modality is present when its input is given.
+    batch : ndarray of shape (n_cells, n_batch), default=None
+        One-hot sample of each cell (float32), handed to the module as ``batch``.
+    observed : dict of boolean ndarrays of shape (n_cells,), default=None
+        ``{"rna": mask, "atac": mask}`` for cells measured by one modality: the masks go to
+        the loss as ``y["rna_observed"]`` / ``y["atac_observed"]`` (float) and their
+        conjunction as ``y["paired"]`` (bool), which the distillation step reads.
 
     Each batch is ``(X, y)``: ``X`` holds the module's keyword inputs
     (``{modality}_input``, ``{modality}_log_library``), ``y`` the counts given
@@ -74,7 +80,11 @@ class PairedCountsDataset(Dataset):
         atac_input=None,
         atac_counts=None,
         atac_log_library=None,
+        batch=None,
+        observed=None,
     ):
+        self.batch = batch
+        self.observed = observed
         given = {
             "rna": (rna_input, rna_counts, rna_log_library),
             "atac": (atac_input, atac_counts, atac_log_library),
@@ -105,6 +115,14 @@ class PairedCountsDataset(Dataset):
             X[f"{name}_log_library"] = torch.from_numpy(log_library[index])
             if counts is not None:
                 y[name], y[f"{name}_nonzero"] = _counts_batch(counts, index)
+        if self.batch is not None:
+            X["batch"] = torch.from_numpy(self.batch[index])
+        if self.observed is not None and y:
+            for name, mask in self.observed.items():
+                y[f"{name}_observed"] = torch.from_numpy(mask[index].astype(np.float32))
+            y["paired"] = torch.from_numpy(
+                self.observed["rna"][index] & self.observed["atac"][index]
+            )
         return X, y
 
     def __getitem__(self, i):

@@ -78,9 +78,18 @@ def broadcast_from_main(make):
     return box[0]
 
 
-def check_settings(estimator, n_cells):
-    """Raise ValueError for what data-parallel training does not support (yet)."""
+def check_settings(estimator, n_cells, per_cell_inputs=()):
+    """Raise ValueError for what data-parallel training does not support (yet).
+
+    ``per_cell_inputs``: the names of the per-cell fit arguments given (``batch``, ...)."""
     _, world_size = process_group()
+    if per_cell_inputs:
+        # Untested across processes (the distillation's paired-cell mask would give the
+        # ranks slices of unequal length), so refused rather than trusted.
+        raise ValueError(
+            f"FactVAE(distributed=True) does not support {', '.join(per_cell_inputs)} yet: "
+            "fit several samples or single-modality cells in one process."
+        )
     if estimator.validation_fraction is not None or estimator.early_stopping:
         raise ValueError(
             "FactVAE(distributed=True) does not support validation_fraction or "

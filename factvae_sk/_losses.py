@@ -24,6 +24,14 @@ def per_cell_kl(out):
     return gaussian_kl(out["mean"], out["logvar"])
 
 
+def _cell_mean(values, observed):
+    """Mean over the batch's cells, or over its observed cells when a mask is given
+    (cells measured by the other modality alone do not count)."""
+    if observed is None:
+        return values.mean()
+    return (values * observed).sum() / observed.sum().clamp(min=1.0)
+
+
 def prior_loss(rna_embedding, atac_embedding, rows, cols, values):
     """Mean squared gap between embedding cosines and the prior, over the prior's non-zeros.
 
@@ -110,18 +118,29 @@ class FactVAELoss(nn.Module):
         """Return ``(loss, terms)``; ``terms`` maps each unweighted term's name to a detached
         scalar tensor (converted to floats by the caller, once per step, so that a GPU step
         is not interrupted by host synchronisations)."""
+        rna_observed = counts.get("rna_observed")
         terms = {
-            "nll_rna": per_cell_nll(
-                self.rna_likelihood, counts["rna"], outputs["rna"], counts.get("rna_nonzero")
-            ).mean(),
-            "kl_rna": per_cell_kl(outputs["rna"]).mean(),
+            "nll_rna": _cell_mean(
+                per_cell_nll(
+                    self.rna_likelihood, counts["rna"], outputs["rna"], counts.get("rna_nonzero")
+                ),
+                rna_observed,
+            ),
+            "kl_rna": _cell_mean(per_cell_kl(outputs["rna"]), rna_observed),
         }
         loss = self.rna_nll_weight * terms["nll_rna"] + self.rna_kl_weight * terms["kl_rna"]
         if "atac" in outputs:
-            terms["nll_atac"] = per_cell_nll(
-                self.atac_likelihood, counts["atac"], outputs["atac"], counts.get("atac_nonzero")
-            ).mean()
-            terms["kl_atac"] = per_cell_kl(outputs["atac"]).mean()
+            atac_observed = counts.get("atac_observed")
+            terms["nll_atac"] = _cell_mean(
+                per_cell_nll(
+                    self.atac_likelihood,
+                    counts["atac"],
+                    outputs["atac"],
+                    counts.get("atac_nonzero"),
+                ),
+                atac_observed,
+            )
+            terms["kl_atac"] = _cell_mean(per_cell_kl(outputs["atac"]), atac_observed)
             loss = (
                 loss
                 + self.atac_nll_weight * terms["nll_atac"]

@@ -69,25 +69,37 @@ class FactorizedDecoder(nn.Module):
     intercept : bool, default=False
         Add a learned per-feature offset ``b`` to the mean's logits: ``softmax(z @ W + b)``.
         The rank-``n_latent`` product then no longer has to carry each feature's baseline.
+    n_batch : int, default=0
+        Number of samples (batches). With ``n_batch > 0`` every sample ``k`` has its own
+        per-feature logit offset ``B[k]``: ``softmax(z @ W + b + B[k])``, a multiplicative
+        effect of the sample on each feature's expected share, which the cell code then
+        need not carry. (A one-hot batch appended to ``z`` with its own rows of ``W``.)
     """
 
-    def __init__(self, n_latent, n_features, intercept=False):
+    def __init__(self, n_latent, n_features, intercept=False, n_batch=0):
         super().__init__()
         # None, not an absent attribute, so the state dict of a model without it is unchanged.
         self.intercept = nn.Parameter(torch.zeros(n_features)) if intercept else None
+        # Zeros: no random draw, so the other weights are initialized as without batches.
+        self.batch_effect = nn.Parameter(torch.zeros(n_batch, n_features)) if n_batch else None
         self.feature_embedding = nn.Parameter(torch.empty(n_latent, n_features))
         self.dispersion_embedding = nn.Parameter(torch.empty(n_latent, n_features))
         self.dropout_embedding = nn.Parameter(torch.empty(n_latent, n_features))
         for weight in (self.feature_embedding, self.dispersion_embedding, self.dropout_embedding):
             nn.init.xavier_normal_(weight)
 
-    def forward(self, z, log_library):
-        """Return ``(log_mu, log_theta, pi_logits)``, each of shape (n, n_features)."""
+    def forward(self, z, log_library, batch=None):
+        """Return ``(log_mu, log_theta, pi_logits)``, each of shape (n, n_features).
+
+        ``batch``: one-hot sample rows (n, n_batch), needed when the decoder has batches.
+        """
         # Under bfloat16 autocast the three products run in bfloat16; the softmaxes and
         # everything the likelihood sums see stay float32.
         logits = (z @ self.feature_embedding).float()
         if self.intercept is not None:
             logits = logits + self.intercept
+        if self.batch_effect is not None:
+            logits = logits + (batch @ self.batch_effect).float()
         log_mu = log_library.unsqueeze(-1) + F.log_softmax(logits, dim=-1)
         # The reference's dispersion: theta = exp(softmax(.)), so log theta is the softmax.
         log_theta = F.softmax((z @ self.dispersion_embedding).float(), dim=-1)
@@ -110,6 +122,12 @@ class FactVAEModule(nn.Module):
     atac_intercepts : bool or ndarray of shape (n_peaks,), default=False
         Per-peak intercepts in the ATAC decoder's mean (see :class:`FactorizedDecoder`);
         an array gives their initial values (zeros otherwise).
+    n_batch : int, default=0
+        Number of samples. With ``n_batch > 0`` both decoders get per-sample feature
+        offsets (see :class:`FactorizedDecoder`) and ``forward`` needs ``batch``.
+    batch_in_encoders : bool, default=True
+        With ``n_batch > 0``: also append the one-hot sample to both encoders' inputs
+        (scVI's ``encode_covariates``), so that the codes can shed the sample's effects.
     """
 
     def __init__(
@@ -123,21 +141,43 @@ class FactVAEModule(nn.Module):
         atac_hidden_sizes=(256,),
         dropout=0.2,
         atac_intercepts=False,
+        n_batch=0,
+        batch_in_encoders=True,
     ):
         super().__init__()
-        self.encoder_rna = Encoder(n_input_rna, tuple(rna_hidden_sizes), n_latent, dropout)
-        self.decoder_rna = FactorizedDecoder(n_latent, n_genes)
+        self.n_batch = n_batch
+        self.batch_in_encoders = bool(n_batch) and batch_in_encoders
+        n_extra = n_batch if self.batch_in_encoders else 0
+        self.encoder_rna = Encoder(
+            n_input_rna + n_extra, tuple(rna_hidden_sizes), n_latent, dropout
+        )
+        self.decoder_rna = FactorizedDecoder(n_latent, n_genes, n_batch=n_batch)
         self.has_atac = n_peaks is not None
         if self.has_atac:
-            self.encoder_atac = Encoder(n_input_atac, tuple(atac_hidden_sizes), n_latent, dropout)
+            self.encoder_atac = Encoder(
+                n_input_atac + n_extra, tuple(atac_hidden_sizes), n_latent, dropout
+            )
             has_intercepts = atac_intercepts is not False and atac_intercepts is not None
-            self.decoder_atac = FactorizedDecoder(n_latent, n_peaks, intercept=has_intercepts)
+            self.decoder_atac = FactorizedDecoder(
+                n_latent, n_peaks, intercept=has_intercepts, n_batch=n_batch
+            )
             if has_intercepts and not isinstance(atac_intercepts, bool):
                 with torch.no_grad():
                     self.decoder_atac.intercept.copy_(torch.as_tensor(atac_intercepts))
 
-    def forward(self, rna_input, rna_log_library, atac_input=None, atac_log_library=None):
+    def encode(self, modality, x, batch=None):
+        """``(mean, logvar, z)`` of one modality's encoder ("rna" or "atac"); ``batch``
+        (one-hot rows) is appended to its input when the encoders see the sample."""
+        if self.batch_in_encoders:
+            x = torch.cat([x, batch], dim=1)
+        return getattr(self, f"encoder_{modality}")(x)
+
+    def forward(
+        self, rna_input, rna_log_library, atac_input=None, atac_log_library=None, batch=None
+    ):
         """Encode, sample and decode each modality present.
+
+        ``batch``: one-hot sample rows (n, n_batch), needed when ``n_batch > 0``.
 
         Returns
         -------
@@ -145,17 +185,14 @@ class FactVAEModule(nn.Module):
             ``{"rna": out, "atac": out}`` (``"atac"`` only with ATAC), each ``out`` a dict
             with ``mean``, ``logvar``, ``z``, ``log_mu``, ``log_theta``, ``pi_logits``.
         """
-        outputs = {"rna": self._run(self.encoder_rna, self.decoder_rna, rna_input, rna_log_library)}
+        outputs = {"rna": self._run("rna", rna_input, rna_log_library, batch)}
         if self.has_atac and atac_input is not None:
-            outputs["atac"] = self._run(
-                self.encoder_atac, self.decoder_atac, atac_input, atac_log_library
-            )
+            outputs["atac"] = self._run("atac", atac_input, atac_log_library, batch)
         return outputs
 
-    @staticmethod
-    def _run(encoder, decoder, x, log_library):
-        mean, logvar, z = encoder(x)
-        log_mu, log_theta, pi_logits = decoder(z, log_library)
+    def _run(self, modality, x, log_library, batch):
+        mean, logvar, z = self.encode(modality, x, batch)
+        log_mu, log_theta, pi_logits = getattr(self, f"decoder_{modality}")(z, log_library, batch)
         return {
             "mean": mean,
             "logvar": logvar,

@@ -123,7 +123,10 @@ class FactVAENet(NeuralNet):
 
         terms = self.__dict__.pop("_pending_terms", {})
         if self._core.has_atac:
-            terms["distill"] = self.distillation_step(X)
+            paired = y.get("paired")
+            terms["distill"] = self.distillation_step(
+                X, None if paired is None else paired.to(self.device)
+            )
         # One host synchronisation per step for the logged terms (skorch's own
         # ``loss.item()`` then finds the step finished).
         stacked = torch.stack([loss.detach(), *terms.values()])
@@ -148,17 +151,25 @@ class FactVAENet(NeuralNet):
         self.history.record_batch("valid_elbo", -sum(values))
         return step
 
-    def distillation_step(self, X):
+    def distillation_step(self, X, paired=None):
         """One step of ``optimizer_atac_``: pull the ATAC codes' cell-cell similarity
         structure towards the RNA codes' (posterior means of the batch, after the main step).
 
-        Returns the loss as a detached scalar tensor."""
+        ``paired``: boolean mask of the batch's cells measured by both modalities, the only
+        ones distilled (no step when fewer than two). Returns the loss as a detached scalar
+        tensor."""
         module = self._core
+        if paired is not None:
+            # Never with distributed training (the estimator refuses the two together):
+            # the ranks' slices would differ in length.
+            if int(paired.sum()) < 2:
+                return torch.zeros((), device=self.device)
+            X = {key: value[paired] for key, value in X.items()}
         self.optimizer_atac_.zero_grad()
         with self._autocast():
             with torch.no_grad():
-                teacher, _, _ = module.encoder_rna(X["rna_input"])
-            student, _, _ = module.encoder_atac(X["atac_input"])
+                teacher, _, _ = module.encode("rna", X["rna_input"], X.get("batch"))
+            student, _, _ = module.encode("atac", X["atac_input"], X.get("batch"))
         loss = similarity_distillation_loss(*self._distillation_batch(teacher, student))
         self._backward(loss)
         self._reduce_distillation_gradients()

@@ -89,14 +89,17 @@ def reject_text(X, what):
         )
 
 
-def check_counts(X, *, what, estimator_name="FactVAE", n_features=None, ensure_min_samples=2):
+def check_counts(
+    X, *, what, estimator_name="FactVAE", n_features=None, ensure_min_samples=2, observed=None
+):
     """Validate a cells x features count matrix; return it as float32 CSR.
 
     Checks: numeric, 2-D, finite, non-negative, at least ``ensure_min_samples`` cells (two
     to fit, one to transform) and two features, every cell with a positive total (its log
     library size is part of the model), and, when given, the feature count. Non-integer
     values get a :class:`~factvae_sk.exceptions.FactVAEWarning`. ``what`` names the input
-    in messages (e.g. ``"X_atac"``).
+    in messages (e.g. ``"X_atac"``). ``observed``: boolean mask of the cells whose row is a
+    measurement (rows standing in for a missing modality may be empty).
     """
     reject_text(X, what)
     with naming_errors(what):
@@ -111,13 +114,16 @@ def check_counts(X, *, what, estimator_name="FactVAE", n_features=None, ensure_m
             input_name=what,
             estimator=estimator_name,
         )
-    return finish_counts(X, what=what, estimator_name=estimator_name, n_features=n_features)
+    return finish_counts(
+        X, what=what, estimator_name=estimator_name, n_features=n_features, observed=observed
+    )
 
 
-def finish_counts(X, *, what, estimator_name="FactVAE", n_features=None):
+def finish_counts(X, *, what, estimator_name="FactVAE", n_features=None, observed=None):
     """The count-specific checks on an array already passed through ``check_array``.
 
-    Returns a new float32 CSR matrix: the caller's array is never written to.
+    Returns a new float32 CSR matrix: the caller's array is never written to. Only the
+    ``observed`` rows (all by default) must have a positive total.
     """
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(
@@ -129,7 +135,7 @@ def finish_counts(X, *, what, estimator_name="FactVAE", n_features=None):
     X = sp.csr_matrix(X, dtype=np.float32)
     _warn_non_integer(X, what)
     totals = np.asarray(X.sum(axis=1)).ravel()
-    empty = np.flatnonzero(totals <= 0)
+    empty = np.flatnonzero((totals <= 0) if observed is None else (totals <= 0) & observed)
     if len(empty):
         first = ", ".join(str(i) for i in empty[:5])
         raise ValueError(

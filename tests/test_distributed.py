@@ -136,6 +136,21 @@ def test_distributed_warm_start_is_refused(small, one_thread):
         model.fit(small["rna"], small["atac"])
 
 
+@pytest.mark.parametrize(
+    "per_cell, message",
+    [
+        (dict(batch=np.arange(240) % 2), "does not support batch yet"),
+        (dict(rna_observed=np.arange(240) % 3 > 0), "rna_observed / atac_observed yet"),
+    ],
+)
+def test_several_samples_and_single_modality_cells_are_refused(small, per_cell, message):
+    """A fit with samples or masks is refused before training, even outside a launch."""
+    with pytest.raises(ValueError, match=message):
+        FactVAE(**FAST, random_state=0, distributed=True).fit(
+            small["rna"][:240], small["atac"][:240], **per_cell
+        )
+
+
 def test_missing_accelerate_is_named(small, monkeypatch):
     monkeypatch.setitem(sys.modules, "accelerate", None)
     with pytest.raises(ImportError, match=r"factvae_sk\[accelerate\]"):

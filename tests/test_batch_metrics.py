@@ -1,0 +1,94 @@
+"""The batch harness (``benchmarks/eval_batches.py``) and its metrics
+(``benchmarks/batch_metrics.py``) against hand-computed small cases."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    sys.path.insert(0, str(BENCHMARKS))  # the harness imports its neighbours
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def metrics():
+    return _load("batch_metrics")
+
+
+@pytest.fixture(scope="module")
+def harness():
+    return _load("eval_batches")
+
+
+LINE = np.array([[0.0], [1.0], [10.0], [11.0]])
+
+
+def test_knn_mixing_by_hand(metrics):
+    # k=1: every cell's neighbour is from the other sample (observed 1); a random
+    # neighbour would be with probability 2/3 (two of the three other cells).
+    assert metrics.knn_mixing(LINE, ["a", "b", "a", "b"], k=1) == pytest.approx(1.5)
+    assert metrics.knn_mixing(LINE, ["a", "a", "b", "b"], k=1) == 0.0
+    # k=2, samples a,a,b,b: cell 0's neighbours 1 (a) and 2 (b): 1/2; likewise every cell.
+    assert metrics.knn_mixing(LINE, ["a", "a", "b", "b"], k=2) == pytest.approx(0.5 / (2 / 3))
+
+
+def test_ilisi_by_hand(metrics):
+    # Each cell and its neighbour: one of each sample, inverse Simpson 2, scaled to 1.
+    assert metrics.ilisi(LINE, ["a", "b", "a", "b"], k=1) == pytest.approx(1.0)
+    assert metrics.ilisi(LINE, ["a", "a", "b", "b"], k=1) == pytest.approx(0.0)
+    # k=2 with a,a,b,b: {0,1,2} -> shares 2/3, 1/3 -> 1 / (4/9 + 1/9) = 9/5 for every cell.
+    assert metrics.ilisi(LINE, ["a", "a", "b", "b"], k=2) == pytest.approx(9 / 5 - 1)
+
+
+def test_batch_asw_by_hand(metrics):
+    # One cell type; samples a = {0, 1}, b = {10, 11}: silhouettes (b - a) / max(a, b).
+    s = np.array([9.5 / 10.5, 8.5 / 9.5, 8.5 / 9.5, 9.5 / 10.5])
+    got = metrics.batch_asw(LINE, ["a", "a", "b", "b"], ["t"] * 4)
+    assert got == pytest.approx(np.mean(1 - s))
+    # A type present in one sample only is skipped.
+    X = np.vstack([LINE, [[50.0], [51.0]]])
+    got = metrics.batch_asw(X, ["a", "a", "b", "b", "a", "a"], ["t"] * 4 + ["u"] * 2)
+    assert got == pytest.approx(np.mean(1 - s))
+
+
+def test_graph_connectivity_by_hand(metrics):
+    # Type x at 0 and 100, y at 1 and 101: with k=1 each x's neighbour is a y, so each type
+    # falls apart into two single cells: 1/2 for both.
+    X = np.array([[0.0], [1.0], [100.0], [101.0]])
+    assert metrics.graph_connectivity(X, ["x", "y", "x", "y"], k=1) == pytest.approx(0.5)
+    assert metrics.graph_connectivity(X, ["x", "x", "y", "y"], k=1) == pytest.approx(1.0)
+
+
+def test_cluster_agreement_on_separated_groups(metrics):
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 20)
+    X = labels[:, None] * 50.0 + rng.normal(size=(60, 2))
+    assert metrics.cluster_agreement(X, labels) == pytest.approx((1.0, 1.0))
+
+
+def test_simulated_samples(harness):
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["p", "q"], 600)
+    sample = harness.assign_samples(labels, 3, rng)
+    for label in ("p", "q"):
+        assert set(sample[labels == label]) == {0, 1, 2}
+    rna = sp.csr_matrix(np.full((1200, 1000), 20.0, dtype=np.float32))
+    atac = sp.csr_matrix(np.full((1200, 300), 20.0, dtype=np.float32))
+    rna_b, atac_b = harness.simulate_samples(rna, atac, sample, rng)
+    depth = [rna_b[sample == s].sum() / (sample == s).sum() for s in range(3)]
+    # Depth x1, x0.6, x0.4 times log-normal gene effects (mean exp(sd^2 / 2) each).
+    np.testing.assert_allclose(np.divide(depth, depth[0]), [1.0, 0.6, 0.4], rtol=0.1)
+    closed = np.asarray(atac_b[sample == 2].sum(0)).ravel() == 0
+    assert 0.12 < closed.mean() < 0.28  # 20% of the peaks dropped in sample 2
+    assert not (np.asarray(atac_b[sample == 0].sum(0)).ravel() == 0).any()
+    assert rna.nnz == 1200 * 1000  # the inputs are not modified
