@@ -94,7 +94,7 @@ class RNAEncoderInput(TransformerMixin, BaseEstimator):
 
     def _fit_blocks(self, X):
         """The same transformer from passes over row blocks: one pass for the genes'
-        moments, then a randomized SVD of the centred, scaled data (``2 * 5 + 2`` passes)."""
+        moments, then a randomized SVD of the centred, scaled data (``2 * 7 + 2`` passes)."""
         n_cells, n_genes = X.shape
 
         def log_normalized():
@@ -115,8 +115,16 @@ class RNAEncoderInput(TransformerMixin, BaseEstimator):
 
         center = mean / scaler.scale_
         n_components = _n_components(self.n_components, X.shape)
+        # More power iterations and directions than LSI's: the in-memory PCA is ARPACK's
+        # exact one, and genes are few, so the extra passes are cheap.
         U, S, Vt = randomized_svd_blocks(
-            scaled, X.shape, n_components, center=center, random_state=self.random_state
+            scaled,
+            X.shape,
+            n_components,
+            center=center,
+            n_oversamples=20,
+            n_iter=7,
+            random_state=self.random_state,
         )
         pca = PCA(n_components, svd_solver="randomized", random_state=self.random_state)
         explained = S**2 / max(1, n_cells - 1)

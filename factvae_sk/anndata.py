@@ -321,10 +321,11 @@ def write_results(
         table = model.regulatory_links(links, **kwargs)
         gene_names = inputs.genes["gene"].to_numpy(dtype=object)
         peak_names = inputs.peaks["peak"].to_numpy(dtype=object)
-        if np.issubdtype(table["gene"].dtype, np.integer):  # a model fitted without names
-            table["gene"] = gene_names[table["gene"].to_numpy()]
-        if np.issubdtype(table["peak"].dtype, np.integer):
-            table["peak"] = peak_names[table["peak"].to_numpy()]
+        # A model fitted on matrices without names reports positions: name them.
+        if getattr(model, "feature_names_in_", None) is None:
+            table["gene"] = gene_names[table["gene"].to_numpy(dtype=np.int64)]
+        if model.atac_feature_names_in_ is None:
+            table["peak"] = peak_names[table["peak"].to_numpy(dtype=np.int64)]
         mdata.uns[LINKS_KEY] = _h5_table(table)
     if peaks is not None:
         peak_names = inputs.peaks["peak"].to_numpy(dtype=object)
