@@ -22,7 +22,14 @@ from .exceptions import FactVAEWarning, InputFileError
 from .gtf import read_gtf_genes
 from .prior import parse_peak_names
 
-__all__ = ["paired_from_anndata", "read_counts", "read_paired_files", "read_paired_h5ad"]
+__all__ = [
+    "paired_from_anndata",
+    "read_counts",
+    "read_h5mu",
+    "read_paired_files",
+    "read_paired_h5ad",
+    "read_paired_h5mu",
+]
 
 _COORDINATES = ["chrom", "start", "end", "strand"]
 _STRANDS = {"+", "-", "."}
@@ -344,6 +351,33 @@ def read_paired_h5ad(rna, atac, *, layer=None, gtf=None, prior=True):
         with _reading(path, f"{what} AnnData (.h5ad)"):
             adatas.append(anndata.read_h5ad(path))
     return paired_from_anndata(*adatas, (rna, atac), layer=layer, gtf=gtf, prior=prior)
+
+
+def read_h5mu(path):
+    """A MuData file read with mudata; any failure is an :class:`InputFileError`."""
+    mudata = _import_anndata(path, "mudata")
+    path = _existing(path, "a MuData file (.h5mu)")
+    with _reading(path, "MuData (.h5mu)"):
+        return mudata.read_h5mu(path)
+
+
+def read_paired_h5mu(path, rna="rna", atac="atac", *, layer=None, gtf=None, prior=True):
+    """Paired counts from the ``rna`` and ``atac`` modalities of a ``.h5mu`` file.
+
+    As :func:`read_paired_h5ad`, with both modalities in one MuData file. Returns and
+    raises as :func:`read_paired_files`.
+    """
+    mdata = read_h5mu(path)
+    for name, what in ((rna, "RNA"), (atac, "ATAC")):
+        if name not in mdata.mod:
+            raise InputFileError(
+                path,
+                f"has no {what} modality {name!r}; its modalities are {list(mdata.mod.keys())}",
+            )
+    sources = (f"{path}[{rna}]", f"{path}[{atac}]")
+    return paired_from_anndata(
+        mdata.mod[rna], mdata.mod[atac], sources, layer=layer, gtf=gtf, prior=prior
+    )
 
 
 def _import_anndata(where, package="anndata"):

@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils import Bunch
 
-from ._io import _existing, _import_anndata, _reading, paired_from_anndata
+from ._io import _existing, _import_anndata, _reading, paired_from_anndata, read_h5mu
 from ._row_blocks import RowBlockCounts
 from ._validation import GenePeakPrior
 from .exceptions import FactVAEWarning
@@ -195,10 +195,7 @@ def read_mudata(path, rna="rna", atac="atac", **kwargs):
     >>> from factvae_sk.anndata import read_mudata
     >>> inputs = read_mudata("multiome.h5mu", layer="counts")  # doctest: +SKIP
     """
-    mudata = _import_anndata(path, "mudata")
-    path = _existing(path, "a MuData file (.h5mu)")
-    with _reading(path, "MuData (.h5mu)"):
-        mdata = mudata.read_h5mu(path)
+    mdata = read_h5mu(path)
     inputs = fit_inputs_from_mudata(mdata, rna, atac, **kwargs)
     inputs.mdata = mdata
     return inputs

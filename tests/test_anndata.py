@@ -301,3 +301,26 @@ def test_fit_from_disk(on_disk, small, tmp_path):
     )
     with pytest.raises(ValueError, match="has 4999 features, but FactVAE was fitted with 5000"):
         model.transform(rna, RowBlockCounts(small["atac"][:, 1:]))
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def test_cli_reads_mudata_as_the_python_api(paired, tmp_path, capsys):
+    from factvae_sk.cli import _load_user_data, build_parser, main
+
+    path = tmp_path / "multiome.h5mu"
+    paired.write(path)
+    parser = build_parser()
+    args = parser.parse_args(["fit", "--mudata", str(path), "--out", str(tmp_path / "out")])
+    data = _load_user_data(args, parser)
+    inputs = read_mudata(path)
+    assert (data.rna != inputs.X_rna).nnz == 0 and (data.atac != inputs.X_atac).nnz == 0
+    pd.testing.assert_frame_equal(data.genes, inputs.genes)
+    pd.testing.assert_frame_equal(data.peaks, inputs.peaks)
+    assert data.located
+    out = str(tmp_path / "out")
+    assert main(["fit", "--mudata", str(path), "--atac-mod", "peaks", "--out", out]) == 2
+    assert "has no ATAC modality 'peaks'" in capsys.readouterr().err
+    assert main(["fit", "--mudata", str(path), "--rna", "x.npz", "--out", out]) == 2
+    assert "--mudata holds both modalities" in capsys.readouterr().err
