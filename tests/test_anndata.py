@@ -324,3 +324,14 @@ def test_cli_reads_mudata_as_the_python_api(paired, tmp_path, capsys):
     assert "has no ATAC modality 'peaks'" in capsys.readouterr().err
     assert main(["fit", "--mudata", str(path), "--rna", "x.npz", "--out", out]) == 2
     assert "--mudata holds both modalities" in capsys.readouterr().err
+
+
+def test_one_modality_on_disk(on_disk, small):
+    """In-memory RNA with ATAC on disk: each gets its own checks, pairing is checked."""
+    _, atac = on_disk
+    model = FactVAE()
+    X_rna, X_atac = model._validate_counts(small["rna"], atac, reset=True)
+    assert sp.isspmatrix_csr(X_rna) and X_atac is atac
+    assert (model.n_features_in_, model.n_peaks_in_) == (2000, 5000)
+    with pytest.raises(ValueError, match="X_rna has 299, X_atac has 300"):
+        FactVAE()._validate_counts(small["rna"][1:], atac, reset=True)
