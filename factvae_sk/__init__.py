@@ -10,6 +10,10 @@ Architecture, one responsibility per module:
 - ``_distributions``: NB / ZINB log-likelihoods and the Gaussian KL.
 - ``_preprocessing``: encoder inputs (RNA PCA, ATAC LSI).
 - ``_data``: sparse-preserving batching.
+- ``_row_blocks``, ``_block_svd``: counts on disk read in blocks of rows, and the randomized
+  SVD from block products that fits their PCA and LSI.
+- ``anndata``: MuData in (counts, tables, prior), results out (obsm, varm, uns, a layer),
+  backed ``.h5ad`` counts for ``fit`` (optional extra ``anndata``).
 - ``_validation``: input checks and :class:`GenePeakPrior`.
 - ``_persistence``: weights-only model files (``FactVAE.save`` / ``FactVAE.load``).
 - ``_accessibility``, ``_links``, ``_differential``: augmented accessibility, regulatory

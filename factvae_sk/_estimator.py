@@ -28,6 +28,7 @@ from ._losses import FactVAELoss, per_cell_kl, per_cell_nll
 from ._modules import FactVAEModule
 from ._net import FactVAENet
 from ._preprocessing import ATACEncoderInput, RNAEncoderInput
+from ._row_blocks import RowBlockCounts
 from ._validation import (
     SPARSE_FORMATS,
     check_counts,
@@ -502,9 +503,12 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         Parameters
         ----------
         X_rna : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_genes)
-            Raw RNA counts.
+            Raw RNA counts. Counts on disk (:func:`factvae_sk.anndata.backed_counts`)
+            are checked and preprocessed in passes over blocks of rows and read one
+            training batch at a time.
         X_atac : {array-like, sparse matrix, DataFrame} of shape (n_cells, n_peaks), default=None
-            Raw ATAC counts of the same cells; ``None`` fits the RNA half alone. Sits in
+            Raw ATAC counts of the same cells (also on disk, as ``X_rna``); ``None`` fits
+            the RNA half alone. Sits in
             scikit-learn's ``y`` slot, so Pipeline and cross-validation split it by cells.
             A 1-D array (class labels a Pipeline passes to every step) is ignored.
         prior : {array-like, sparse matrix, GenePeakPrior} of shape (n_genes, n_peaks), default=None
@@ -570,9 +574,15 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         if self.distributed:
             # Joins the launch's process group (a one-process run outside a launch).
             accelerator = _distributed.make_accelerator(device)
-            given = {"batch": batch, "rna_observed / atac_observed": observed}
+            given = {
+                "batch": batch is not None,
+                "rna_observed / atac_observed": observed is not None,
+                "counts read from disk (backed_counts)": any(
+                    isinstance(X, RowBlockCounts) for X in (X_rna, X_atac)
+                ),
+            }
             _distributed.check_settings(
-                self, X_rna.shape[0], [name for name, value in given.items() if value is not None]
+                self, X_rna.shape[0], [name for name, value in given.items() if value]
             )
             _distributed.check_same_data(X_rna, X_atac)
         if continuing:
@@ -952,6 +962,13 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         ``observed``: the masks of :func:`_mosaic.check_observed` (rows of a modality a
         cell lacks may be empty)."""
         X_atac = _atac_or_none(X_atac)
+        if isinstance(X_rna, RowBlockCounts) or isinstance(X_atac, RowBlockCounts):
+            if observed is not None:
+                raise ValueError(
+                    "rna_observed / atac_observed need the counts in memory; they are not "
+                    "supported with counts read from disk (backed_counts) yet."
+                )
+            return self._validate_row_blocks(X_rna, X_atac, reset)
         reject_text(X_rna, "X_rna")
         with naming_errors("X_rna"):
             X_rna = validate_data(
@@ -991,6 +1008,37 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
             )
         check_paired(X_rna, X_atac_checked)
         return X_rna, X_atac_checked
+
+    def _validate_row_blocks(self, X_rna, X_atac, reset):
+        """Counts on disk (``RowBlockCounts``) get the same checks in a pass over blocks of
+        rows and stay on disk; an in-memory partner gets the usual checks."""
+        if isinstance(X_rna, RowBlockCounts):
+            n_genes = None if reset else self.n_features_in_
+            X_rna.check("X_rna", n_features=n_genes, ensure_min_samples=2 if reset else 1)
+            if reset:
+                self.n_features_in_ = X_rna.shape[1]
+                self.__dict__.pop("feature_names_in_", None)
+        else:
+            X_rna, _ = self._validate_counts(X_rna, None, reset)
+        if X_atac is None:
+            if reset:
+                self.n_peaks_in_, self.atac_feature_names_in_ = 0, None
+            return X_rna, None
+        n_peaks = None if reset else self.n_peaks_in_
+        if not reset and not n_peaks:
+            raise ValueError("This FactVAE was fitted without X_atac; it cannot use X_atac.")
+        if isinstance(X_atac, RowBlockCounts):
+            X_atac.check("X_atac", n_features=n_peaks, ensure_min_samples=2 if reset else 1)
+            names = None
+        else:
+            names = feature_names(X_atac)
+            X_atac = check_counts(
+                X_atac, what="X_atac", n_features=n_peaks, ensure_min_samples=2 if reset else 1
+            )
+        if reset:
+            self.n_peaks_in_, self.atac_feature_names_in_ = X_atac.shape[1], names
+        check_paired(X_rna, X_atac)
+        return X_rna, X_atac
 
     def _needs_atac(self, X_atac, what):
         if X_atac is None:

@@ -22,7 +22,14 @@ from .exceptions import FactVAEWarning, InputFileError
 from .gtf import read_gtf_genes
 from .prior import parse_peak_names
 
-__all__ = ["read_counts", "read_paired_files", "read_paired_h5ad"]
+__all__ = [
+    "paired_from_anndata",
+    "read_counts",
+    "read_h5mu",
+    "read_paired_files",
+    "read_paired_h5ad",
+    "read_paired_h5mu",
+]
 
 _COORDINATES = ["chrom", "start", "end", "strand"]
 _STRANDS = {"+", "-", "."}
@@ -337,43 +344,89 @@ def read_paired_h5ad(rna, atac, *, layer=None, gtf=None, prior=True):
     The two files must list the same cells (``obs_names``) in the same order. Returns and
     raises as :func:`read_paired_files`.
     """
-    try:
-        import anndata
-    except ImportError as error:
-        raise InputFileError(
-            rna, "reading .h5ad needs anndata: pip install anndata (or factvae_sk[anndata])"
-        ) from error
+    anndata = _import_anndata(rna)
     adatas = []
     for path, what in ((rna, "RNA"), (atac, "ATAC")):
         path = _existing(path, f"{what} AnnData (.h5ad)")
         with _reading(path, f"{what} AnnData (.h5ad)"):
             adatas.append(anndata.read_h5ad(path))
+    return paired_from_anndata(*adatas, (rna, atac), layer=layer, gtf=gtf, prior=prior)
+
+
+def read_h5mu(path):
+    """A MuData file read with mudata; any failure is an :class:`InputFileError`."""
+    mudata = _import_anndata(path, "mudata")
+    path = _existing(path, "a MuData file (.h5mu)")
+    with _reading(path, "MuData (.h5mu)"):
+        return mudata.read_h5mu(path)
+
+
+def read_paired_h5mu(path, rna="rna", atac="atac", *, layer=None, gtf=None, prior=True):
+    """Paired counts from the ``rna`` and ``atac`` modalities of a ``.h5mu`` file.
+
+    As :func:`read_paired_h5ad`, with both modalities in one MuData file. Returns and
+    raises as :func:`read_paired_files`.
+    """
+    mdata = read_h5mu(path)
+    for name, what in ((rna, "RNA"), (atac, "ATAC")):
+        if name not in mdata.mod:
+            raise InputFileError(
+                path,
+                f"has no {what} modality {name!r}; its modalities are {list(mdata.mod.keys())}",
+            )
+    sources = (f"{path}[{rna}]", f"{path}[{atac}]")
+    return paired_from_anndata(
+        mdata.mod[rna], mdata.mod[atac], sources, layer=layer, gtf=gtf, prior=prior
+    )
+
+
+def _import_anndata(where, package="anndata"):
+    try:
+        return __import__(package)
+    except ImportError as error:
+        raise InputFileError(
+            where,
+            f"reading it needs {package}: pip install {package} (or factvae_sk[anndata])",
+        ) from error
+
+
+def paired_from_anndata(rna, atac, sources, *, layer=None, gtf=None, prior=True):
+    """Paired counts and tables from two in-memory AnnData objects (RNA, ATAC).
+
+    ``sources`` names the two objects in messages (file paths, or e.g. ``"mdata['rna']"``).
+    Shared by :func:`read_paired_h5ad`, :func:`factvae_sk.anndata.fit_inputs_from_mudata`
+    and the command line. Returns and raises as :func:`read_paired_files`.
+    """
+    adatas = (rna, atac)
     rna_obs, atac_obs = (pd.Index(adata.obs_names.astype(str)) for adata in adatas)
     if len(rna_obs) != len(atac_obs):
         raise InputFileError(
-            atac,
-            f"has {len(atac_obs)} cells but {rna} has {len(rna_obs)}: the files must be paired",
+            sources[1],
+            f"has {len(atac_obs)} cells but {sources[0]} has {len(rna_obs)}: the modalities "
+            "must be paired",
         )
     differ = np.flatnonzero(rna_obs.to_numpy() != atac_obs.to_numpy())
     if differ.size:
         i = differ[0]
         raise InputFileError(
-            atac,
-            f"lists different cells (obs_names) from {rna}: {differ.size} differ, first at row "
-            f"{i} ({atac_obs[i]!r} vs {rna_obs[i]!r}); both must list the same cells in order",
+            sources[1],
+            f"lists different cells (obs_names) from {sources[0]}: {differ.size} differ, first "
+            f"at row {i} ({atac_obs[i]!r} vs {rna_obs[i]!r}); both must list the same cells "
+            "in order",
         )
     counts = [
         _h5ad_counts(adata, path, what, layer)
-        for adata, path, what in zip(adatas, (rna, atac), ("RNA", "ATAC"), strict=True)
+        for adata, path, what in zip(adatas, sources, ("RNA", "ATAC"), strict=True)
     ]
-    genes = _name_column(_index_as_column(adatas[0].var, "gene"), "gene", rna, "var (genes)", None)
-    peaks = _name_column(_index_as_column(adatas[1].var, "peak"), "peak", atac, "var (peaks)", None)
+    rna_path, atac_path = sources
+    genes = _name_column(_index_as_column(rna.var, "gene"), "gene", rna_path, "var (genes)", None)
+    peaks = _name_column(_index_as_column(atac.var, "peak"), "peak", atac_path, "var (peaks)", None)
     cells = _name_column(
-        _index_as_column(adatas[0].obs, "barcode"), "barcode", rna, "obs (cells)", None
+        _index_as_column(rna.obs, "barcode"), "barcode", rna_path, "obs (cells)", None
     )
-    genes, located = _gene_table(genes, rna, gtf, prior, None)
+    genes, located = _gene_table(genes, rna_path, gtf, prior, None)
     if located:
-        peaks = _peak_table(peaks, atac, None)
+        peaks = _peak_table(peaks, atac_path, None)
     return Bunch(
         rna=counts[0], atac=counts[1], genes=genes, peaks=peaks, cells=cells, located=located
     )

@@ -3,6 +3,11 @@
 Both transformers accept sparse counts and never densify them: RNA scaling divides by the
 gene's standard deviation and leaves centering to PCA's implicit centering, which gives
 exactly the principal components of the scaled data; TF-IDF keeps the sparsity pattern.
+
+Counts on disk (:class:`~factvae_sk._row_blocks.RowBlockCounts`) are fitted in passes over
+blocks of rows instead: statistics from a counting pass, then a randomized SVD from block
+products (:mod:`factvae_sk._block_svd`). The fitted attributes are the same scikit-learn
+objects, so transforming, saving and loading do not depend on how the fit was read.
 """
 
 import numpy as np
@@ -10,6 +15,9 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.preprocessing import StandardScaler, normalize
+
+from ._block_svd import randomized_svd_blocks
+from ._row_blocks import RowBlockCounts
 
 
 def _n_components(requested, shape):
@@ -20,6 +28,22 @@ def _n_components(requested, shape):
 
 def _as_float_csr(X):
     return sp.csr_matrix(X, dtype=np.float64, copy=True)
+
+
+def _column_moments(blocks, n_features):
+    """Per-column sum and sum of squares over ``blocks()`` (float64)."""
+    total = np.zeros(n_features)
+    squares = np.zeros(n_features)
+    for _, rows in blocks():
+        total += np.asarray(rows.sum(axis=0)).ravel()
+        squares += np.asarray(rows.multiply(rows).sum(axis=0)).ravel()
+    return total, squares
+
+
+def _block_transform(transform, X):
+    """``transform`` applied to each block of rows of a RowBlockCounts, stacked."""
+    parts = [transform(rows) for _, rows in X.blocks()]
+    return np.concatenate(parts, axis=0) if parts else np.zeros((0, 0), np.float32)
 
 
 class RNAEncoderInput(TransformerMixin, BaseEstimator):
@@ -51,6 +75,8 @@ class RNAEncoderInput(TransformerMixin, BaseEstimator):
         return X
 
     def fit(self, X, y=None):
+        if isinstance(X, RowBlockCounts):
+            return self._fit_blocks(X)
         X = self._log_normalize(X)
         self.scaler_ = StandardScaler(with_mean=False).fit(X)
         X = self.scaler_.transform(X)
@@ -61,8 +87,58 @@ class RNAEncoderInput(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
+        if isinstance(X, RowBlockCounts):
+            return _block_transform(self.transform, X)
         X = self.scaler_.transform(self._log_normalize(X))
         return self.pca_.transform(X).astype(np.float32)
+
+    def _fit_blocks(self, X):
+        """The same transformer from passes over row blocks: one pass for the genes'
+        moments, then a randomized SVD of the centred, scaled data (``2 * 7 + 2`` passes)."""
+        n_cells, n_genes = X.shape
+
+        def log_normalized():
+            return ((start, self._log_normalize(rows)) for start, rows in X.blocks())
+
+        total, squares = _column_moments(log_normalized, n_genes)
+        mean = total / n_cells
+        var = np.maximum(squares / n_cells - mean**2, 0.0)
+        scaler = StandardScaler(with_mean=False)
+        scale = np.sqrt(var)
+        scaler.n_features_in_, scaler.n_samples_seen_ = n_genes, n_cells
+        scaler.mean_, scaler.var_ = mean, var
+        scaler.scale_ = np.where(scale > np.finfo(np.float64).eps * 10 * np.abs(mean), scale, 1.0)
+        self.scaler_ = scaler
+
+        def scaled():
+            return ((start, scaler.transform(rows)) for start, rows in log_normalized())
+
+        center = mean / scaler.scale_
+        n_components = _n_components(self.n_components, X.shape)
+        # More power iterations and directions than LSI's: the in-memory PCA is ARPACK's
+        # exact one, and genes are few, so the extra passes are cheap.
+        U, S, Vt = randomized_svd_blocks(
+            scaled,
+            X.shape,
+            n_components,
+            center=center,
+            n_oversamples=20,
+            n_iter=7,
+            random_state=self.random_state,
+        )
+        pca = PCA(n_components, svd_solver="randomized", random_state=self.random_state)
+        explained = S**2 / max(1, n_cells - 1)
+        total_variance = float((var / scaler.scale_**2).sum() * n_cells / max(1, n_cells - 1))
+        pca.n_features_in_, pca.n_samples_, pca._fit_svd_solver = n_genes, n_cells, "randomized"
+        pca.mean_, pca.components_, pca.n_components_ = center, Vt, n_components
+        pca.explained_variance_, pca.singular_values_ = explained, S
+        pca.explained_variance_ratio_ = explained / total_variance
+        rest = min(n_cells, n_genes) - n_components
+        pca.noise_variance_ = np.float64(
+            max(0.0, total_variance - explained.sum()) / rest if rest > 0 else 0.0
+        )
+        self.pca_ = pca
+        return self
 
 
 class ATACEncoderInput(TransformerMixin, BaseEstimator):
@@ -97,6 +173,8 @@ class ATACEncoderInput(TransformerMixin, BaseEstimator):
         return X
 
     def fit(self, X, y=None):
+        if isinstance(X, RowBlockCounts):
+            return self._fit_blocks(X)
         peak_totals = np.asarray(X.sum(axis=0), dtype=np.float64).ravel()
         # Peaks never seen in training carry no information: weight them 0, not infinity.
         self.idf_ = np.divide(
@@ -109,7 +187,37 @@ class ATACEncoderInput(TransformerMixin, BaseEstimator):
         ).fit(X)
         return self
 
+    def _set_idf(self, peak_totals, n_cells):
+        # Peaks never seen in training carry no information: weight them 0, not infinity.
+        self.idf_ = np.divide(
+            n_cells, peak_totals, out=np.zeros_like(peak_totals), where=peak_totals > 0
+        )
+
+    def _fit_blocks(self, X):
+        """The same transformer from passes over row blocks: a counting pass for the idf,
+        one for the TF-IDF variances, then a randomized SVD (``2 * 5 + 2`` passes)."""
+        self._set_idf(np.asarray(X.sum(axis=0), dtype=np.float64).ravel(), X.shape[0])
+
+        def tfidf():
+            return ((start, self._tfidf(rows)) for start, rows in X.blocks())
+
+        total, squares = _column_moments(tfidf, X.shape[1])
+        n_cells = X.shape[0]
+        n_components = _n_components(self.n_components, X.shape)
+        U, S, Vt = randomized_svd_blocks(
+            tfidf, X.shape, n_components, random_state=self.random_state
+        )
+        svd = TruncatedSVD(n_components, algorithm="randomized", random_state=self.random_state)
+        svd.n_features_in_, svd.components_, svd.singular_values_ = X.shape[1], Vt, S
+        svd.explained_variance_ = np.var(U * S, axis=0)
+        full_variance = float((squares / n_cells - (total / n_cells) ** 2).sum())
+        svd.explained_variance_ratio_ = svd.explained_variance_ / full_variance
+        self.svd_ = svd
+        return self
+
     def transform(self, X):
+        if isinstance(X, RowBlockCounts):
+            return _block_transform(self.transform, X)
         singular_values = np.where(self.svd_.singular_values_ > 0, self.svd_.singular_values_, 1.0)
         U = self.svd_.transform(self._tfidf(X)) / singular_values
         U = U - U.mean(axis=1, keepdims=True)

@@ -7,6 +7,7 @@ Both run the same job (:func:`factvae_sk._job.run_job`) and write the same outpu
         [--cells cells.tsv --labels cell_type] [--gtf genes.gtf.gz] \\
         [--genome hg38.fa --motifs JASPAR2024.txt] --out results
     factvae-sk fit --rna-h5ad rna.h5ad --atac-h5ad atac.h5ad [--gtf ...] --out results
+    factvae-sk fit --mudata multiome.h5mu [--layer counts] [--gtf ...] --out results
 
 Exit status: 0 on success, 2 on a usage error or a problem with an input file (one line on
 stderr naming the file and the problem), 1 on an unexpected failure, 130 on Ctrl-C, 143 on
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ._cell_map import MAX_TSNE_CELLS, METHODS
-from ._io import read_paired_files, read_paired_h5ad
+from ._io import read_paired_files, read_paired_h5ad, read_paired_h5mu
 from ._job import MOTIF_OUTPUTS, OUTPUTS, run_job
 from .datasets import load_snare_cellline
 from .exceptions import InputFileError
@@ -177,6 +178,9 @@ def build_parser():
     h5ad.add_argument("--rna-h5ad", help="RNA AnnData, cells x genes")
     h5ad.add_argument("--atac-h5ad", help="ATAC AnnData, cells x peaks")
     h5ad.add_argument("--layer", default=None, help="layer holding raw counts (default X)")
+    h5ad.add_argument("--mudata", help="MuData (.h5mu, needs mudata) with both modalities")
+    h5ad.add_argument("--rna-mod", default="rna", help="RNA modality of --mudata (default rna)")
+    h5ad.add_argument("--atac-mod", default="atac", help="ATAC modality of --mudata (default atac)")
     fit.add_argument("--gtf", default=None, help="GTF(.gz) to look up gene coordinates by name")
     fit.add_argument("--labels", default=None, help="cell table column with known labels")
     motif = fit.add_argument_group("motif activity (needs pyfaidx: the 'motifs' extra)")
@@ -194,6 +198,12 @@ def build_parser():
 
 def _load_user_data(args, parser):
     prior = not args.no_prior
+    if args.mudata:
+        if args.rna_h5ad or args.atac_h5ad or args.rna or args.atac:
+            parser.error("--mudata holds both modalities: give no other counts")
+        return read_paired_h5mu(
+            args.mudata, args.rna_mod, args.atac_mod, layer=args.layer, gtf=args.gtf, prior=prior
+        )
     if args.rna_h5ad or args.atac_h5ad:
         if not (args.rna_h5ad and args.atac_h5ad):
             parser.error("--rna-h5ad and --atac-h5ad go together")
@@ -202,7 +212,9 @@ def _load_user_data(args, parser):
         )
     missing = [f"--{name}" for name in ("rna", "atac", "genes", "peaks") if not getattr(args, name)]
     if missing:
-        parser.error(f"missing {', '.join(missing)} (or give --rna-h5ad and --atac-h5ad)")
+        parser.error(
+            f"missing {', '.join(missing)} (or give --rna-h5ad and --atac-h5ad, or --mudata)"
+        )
     if args.labels is not None and args.cells is None:
         parser.error("--labels names a column of the cell table: give --cells too")
     return read_paired_files(
@@ -245,14 +257,15 @@ def _run(args, parser):
         _check_motif_files(args, parser)
         data = _load_user_data(args, parser)
         if use_prior and not data.located:
+            genes = args.genes or args.rna_h5ad or args.mudata
             _warn(
-                f"the genes of {args.genes or args.rna_h5ad} have no coordinates (chrom, start, "
+                f"the genes of {genes} have no coordinates (chrom, start, "
                 "end, strand) and no --gtf was given: running without a gene-peak prior. "
                 "Gene-peak links are then not learned from a prior, and top_links.csv is empty."
             )
             use_prior = False
         if args.labels is not None and args.labels not in data.cells.columns:
-            where = args.cells or args.rna_h5ad or "the cell table"
+            where = args.cells or args.rna_h5ad or args.mudata or "the cell table"
             raise InputFileError(
                 where,
                 f"--labels {args.labels!r} is not a column of the cell table; it has "
