@@ -335,3 +335,13 @@ def test_one_modality_on_disk(on_disk, small):
     assert (model.n_features_in_, model.n_peaks_in_) == (2000, 5000)
     with pytest.raises(ValueError, match="X_rna has 299, X_atac has 300"):
         FactVAE()._validate_counts(small["rna"][1:], atac, reset=True)
+
+
+def test_counts_on_disk_refuse_what_they_do_not_support_yet(on_disk, small):
+    """Single-modality masks and distributed training are refused by name before training."""
+    rna, atac = on_disk
+    observed = np.arange(rna.shape[0]) % 3 > 0
+    with pytest.raises(ValueError, match="not supported with counts read from disk"):
+        FactVAE(max_epochs=1).fit(rna, atac, rna_observed=observed)
+    with pytest.raises(ValueError, match=r"does not support counts read from disk"):
+        FactVAE(max_epochs=1, distributed=True).fit(rna, atac)
