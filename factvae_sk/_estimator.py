@@ -14,14 +14,13 @@ from sklearn.utils.validation import (
     _num_samples,
     check_array,
     check_is_fitted,
-    validate_data,
 )
 from skorch.callbacks import PassthroughScoring
 
 from . import _accessibility, _batches, _distributed, _holdout, _links, _mosaic
 from ._analysis import FactVAEAnalysisMixin
 from ._callbacks import REPORTED_TERMS, ExponentialLRDecay, NonFiniteLossGuard, ProgressLog
-from ._cell_inputs import CellInputsMixin
+from ._cell_inputs import CellInputsMixin, _atac_or_none
 from ._data import collate_batch, iter_batches
 from ._device import cuda_devices, resolve_device
 from ._losses import FactVAELoss, per_cell_kl, per_cell_nll
@@ -30,14 +29,7 @@ from ._net import FactVAENet
 from ._preprocessing import ATACEncoderInput, RNAEncoderInput
 from ._row_blocks import RowBlockCounts
 from ._validation import (
-    SPARSE_FORMATS,
-    check_counts,
-    check_paired,
     check_prior,
-    feature_names,
-    finish_counts,
-    naming_errors,
-    reject_text,
 )
 from .exceptions import NonFiniteLossError
 
@@ -66,21 +58,6 @@ def _check_cell_weights(sample_weight, n_cells):
     if (weights < 0).any() or weights.sum() <= 0:
         raise ValueError("sample_weight must be non-negative with a positive sum.")
     return weights
-
-
-def _atac_or_none(X_atac):
-    """X_atac, or None when it is a 1-D target.
-
-    A Pipeline hands its ``y`` to every step, so in front of a classifier FactVAE receives
-    class labels in the X_atac slot: a 1-D array is never a cells x peaks matrix, so it is
-    treated as such a target and ignored, as transformers ignore ``y``.
-    """
-    if X_atac is None:
-        return None
-    ndim = getattr(X_atac, "ndim", None)
-    if ndim is None:  # a list, or another object that only converts to an array
-        ndim = np.asarray(X_atac).ndim
-    return None if ndim == 1 else X_atac
 
 
 class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstimator):
@@ -955,90 +932,6 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         )
 
     # ------------------------------------------------------------------ inputs
-
-    def _validate_counts(self, X_rna, X_atac, reset, observed=None):
-        """Validate both modalities; return float32 CSR matrices (X_atac may be None).
-
-        ``observed``: the masks of :func:`_mosaic.check_observed` (rows of a modality a
-        cell lacks may be empty)."""
-        X_atac = _atac_or_none(X_atac)
-        if isinstance(X_rna, RowBlockCounts) or isinstance(X_atac, RowBlockCounts):
-            if observed is not None:
-                raise ValueError(
-                    "rna_observed / atac_observed need the counts in memory; they are not "
-                    "supported with counts read from disk (backed_counts) yet."
-                )
-            return self._validate_row_blocks(X_rna, X_atac, reset)
-        reject_text(X_rna, "X_rna")
-        with naming_errors("X_rna"):
-            X_rna = validate_data(
-                self,
-                X_rna,
-                accept_sparse=SPARSE_FORMATS,
-                dtype=(np.float32, np.float64),
-                ensure_min_samples=2 if reset else 1,
-                # One gene normalizes to the same value in every cell: no signal to encode.
-                # (After fit, a wrong gene count is reported by the feature-count check.)
-                ensure_min_features=2 if reset else 1,
-                reset=reset,
-            )
-        X_rna = finish_counts(
-            X_rna, what="X_rna", observed=None if observed is None else observed["rna"]
-        )
-        if X_atac is None:
-            if reset:
-                self.n_peaks_in_ = 0
-                self.atac_feature_names_in_ = None
-            return X_rna, None
-        if reset:
-            X_atac_checked = check_counts(
-                X_atac, what="X_atac", observed=None if observed is None else observed["atac"]
-            )
-            self.n_peaks_in_ = X_atac_checked.shape[1]
-            self.atac_feature_names_in_ = feature_names(X_atac)
-        else:
-            if not self.n_peaks_in_:
-                raise ValueError("This FactVAE was fitted without X_atac; it cannot use X_atac.")
-            X_atac_checked = check_counts(
-                X_atac,
-                what="X_atac",
-                n_features=self.n_peaks_in_,
-                ensure_min_samples=1,
-                observed=None if observed is None else observed["atac"],
-            )
-        check_paired(X_rna, X_atac_checked)
-        return X_rna, X_atac_checked
-
-    def _validate_row_blocks(self, X_rna, X_atac, reset):
-        """Counts on disk (``RowBlockCounts``) get the same checks in a pass over blocks of
-        rows and stay on disk; an in-memory partner gets the usual checks."""
-        if isinstance(X_rna, RowBlockCounts):
-            n_genes = None if reset else self.n_features_in_
-            X_rna.check("X_rna", n_features=n_genes, ensure_min_samples=2 if reset else 1)
-            if reset:
-                self.n_features_in_ = X_rna.shape[1]
-                self.__dict__.pop("feature_names_in_", None)
-        else:
-            X_rna, _ = self._validate_counts(X_rna, None, reset)
-        if X_atac is None:
-            if reset:
-                self.n_peaks_in_, self.atac_feature_names_in_ = 0, None
-            return X_rna, None
-        n_peaks = None if reset else self.n_peaks_in_
-        if not reset and not n_peaks:
-            raise ValueError("This FactVAE was fitted without X_atac; it cannot use X_atac.")
-        if isinstance(X_atac, RowBlockCounts):
-            X_atac.check("X_atac", n_features=n_peaks, ensure_min_samples=2 if reset else 1)
-            names = None
-        else:
-            names = feature_names(X_atac)
-            X_atac = check_counts(
-                X_atac, what="X_atac", n_features=n_peaks, ensure_min_samples=2 if reset else 1
-            )
-        if reset:
-            self.n_peaks_in_, self.atac_feature_names_in_ = X_atac.shape[1], names
-        check_paired(X_rna, X_atac)
-        return X_rna, X_atac
 
     def _needs_atac(self, X_atac, what):
         if X_atac is None:
