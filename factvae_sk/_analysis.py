@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _accessibility, _batches, _chromvar, _cross_modal, _differential, _links
 from ._data import PairedCountsDataset, log_library_size
+from ._row_blocks import RowBlockCounts
 from ._validation import check_counts, check_prior
 from .prior import build_gene_peak_prior, tss_distance
 
@@ -196,9 +197,12 @@ class FactVAEAnalysisMixin:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}.")
         rng = check_random_state(random_state)
         if X_atac is not None:
-            X_atac = check_counts(
-                X_atac, what="X_atac", n_features=self.n_peaks_in_, ensure_min_samples=1
-            )
+            if isinstance(X_atac, RowBlockCounts):  # on disk: checked in a pass over blocks
+                X_atac.check("X_atac", n_features=self.n_peaks_in_, ensure_min_samples=1)
+            else:
+                X_atac = check_counts(
+                    X_atac, what="X_atac", n_features=self.n_peaks_in_, ensure_min_samples=1
+                )
             atac_input = self.atac_encoder_input_.transform(X_atac)
             batch_onehot = self._encoder_batch(batch, X_atac.shape[0], "impute_atac")
             dataset = self._center_inputs(

@@ -301,6 +301,16 @@ def test_fit_from_disk(on_disk, small, tmp_path):
     )
     with pytest.raises(ValueError, match="has 4999 features, but FactVAE was fitted with 5000"):
         model.transform(rna, RowBlockCounts(small["atac"][:, 1:]))
+    # Scoring and denoising read the counts from disk too, and give the in-memory answers.
+    np.testing.assert_allclose(
+        model.score(rna, atac), model.score(small["rna"], small["atac"]), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        model.impute_atac(atac), model.impute_atac(small["atac"]), rtol=1e-5, atol=1e-8
+    )
+    np.testing.assert_array_equal(
+        model.impute_atac(X_rna=rna), model.impute_atac(X_rna=small["rna"])
+    )
 
 
 # ------------------------------------------------------------------ the command line
