@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from conftest import FAST
+from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import InvalidParameterError
 
 from factvae_sk import FactVAE
@@ -105,16 +106,16 @@ def test_weight_zero_with_batch_reproduces_the_model_before_the_option():
         np.testing.assert_allclose(value, expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-def _shifted_samples(small, n=300, seed=0, sd=0.5):
-    """Two samples of the same cells' kind: the second with per-gene and per-peak
-    multiplicative effects (Poisson-resampled), the kind of shift the codes should shed."""
+def _shifted_samples(small, n=300, seed=0):
+    """Two samples of the same kind of cells: the second with per-gene and per-peak
+    multiplicative effects (log-normal, sd 1), 40 % of the depth and a fifth of its peaks
+    closed (Poisson-resampled counts), the kind of shift the codes should shed."""
     rng = np.random.default_rng(seed)
-    rna, atac = small["rna"][:n].tocsr(), small["atac"][:n].tocsr()
     sample = np.arange(n) % 2
     out = []
-    for X in (rna, atac):
+    for X in (small["rna"][:n], small["atac"][:n]):
         X = sp.csr_matrix(X, dtype=np.float64, copy=True)
-        effect = rng.lognormal(0.0, sd, X.shape[1])
+        effect = 0.4 * rng.lognormal(0.0, 1.0, X.shape[1]) * (rng.random(X.shape[1]) > 0.2)
         rows = np.repeat(np.arange(n), np.diff(X.indptr))
         scale = np.where(sample[rows] == 1, effect[X.indices], 1.0)
         X.data = rng.poisson(X.data * scale).astype(np.float64)
@@ -122,20 +123,27 @@ def _shifted_samples(small, n=300, seed=0, sd=0.5):
     return out[0], out[1], np.array(["s1", "s2"])[sample]
 
 
+def _same_sample_share(Z, batch, k=10):
+    """Share of each cell's k nearest neighbours from its own sample (0.5 = mixed)."""
+    neighbours = NearestNeighbors(n_neighbors=k + 1).fit(Z).kneighbors(Z, return_distance=False)
+    return float((batch[neighbours[:, 1:]] == batch[:, None]).mean())
+
+
 def test_mmd_weight_pulls_the_samples_codes_together(small):
     rna, atac, batch = _shifted_samples(small)
     rna_in, atac_in = rna.copy(), atac.copy()
-    settings = dict(FAST, max_epochs=15, random_state=0)
+    settings = dict(FAST, max_epochs=30, random_state=0, validation_fraction=0.2)
     fits = {
-        w: FactVAE(batch_mmd_weight=w, validation_fraction=0.2, **settings).fit(
-            rna, atac, batch=batch
-        )
-        for w in (0.0, 50.0)
+        w: FactVAE(batch_mmd_weight=w, **settings).fit(rna, atac, batch=batch) for w in (0.0, 100.0)
     }
-    assert "mmd" in fits[50.0].history_[-1] and np.isfinite(fits[50.0].history_[-1, "valid_loss"])
-    in_s1 = batch == "s1"
-    gaps = {w: _numpy_mmd(m.transform(rna).astype(np.float64), in_s1) for w, m in fits.items()}
-    assert gaps[50.0] < 0.5 * gaps[0.0], gaps
+    history = fits[100.0].history_
+    assert "mmd" not in fits[0.0].history_[-1] and history[-1, "mmd"] > 0
+    assert np.isfinite(history[-1, "valid_loss"])
+    codes = {w: m.transform(rna).astype(np.float64) for w, m in fits.items()}
+    gaps = {w: _numpy_mmd(Z, batch == "s1") for w, Z in codes.items()}
+    shares = {w: _same_sample_share(Z, batch) for w, Z in codes.items()}
+    assert gaps[100.0] < 0.7 * gaps[0.0], gaps
+    assert shares[100.0] < shares[0.0] - 0.05, shares
     # The caller's arrays are untouched.
     assert (rna != rna_in).nnz == 0 and (atac != atac_in).nnz == 0
 
