@@ -148,6 +148,26 @@ def test_mmd_weight_pulls_the_samples_codes_together(small):
     assert (rna != rna_in).nnz == 0 and (atac != atac_in).nnz == 0
 
 
+def test_mmd_with_one_modality_cells_and_a_saved_model(small, tmp_path):
+    """Mosaic cells leave their missing modality's codes out of the MMD; the weight is kept
+    by the weights-only file and its loss."""
+    n = 150
+    rna, atac, batch = small["rna"][:n], small["atac"][:n], np.array(["a", "b", "c"] * 50)
+    group = np.arange(n) % 5  # 0: RNA only, 1: ATAC only, others paired
+    masks = dict(rna_observed=group != 1, atac_observed=group != 0)
+    model = FactVAE(batch_mmd_weight=10.0, random_state=0, **FAST)
+    model.fit(rna, atac, batch=batch, **masks)
+    assert np.isfinite(model.history_[:, "mmd"]).all()
+    model.save(tmp_path / "m.npz")
+    loaded = FactVAE.load(tmp_path / "m.npz")
+    assert loaded.batch_mmd_weight == 10.0 and loaded.net_.criterion_.batch_mmd_weight == 10.0
+    np.testing.assert_allclose(
+        loaded.transform(rna, atac, batch=batch, **masks),
+        model.transform(rna, atac, batch=batch, **masks),
+        rtol=1e-6,
+    )
+
+
 def test_negative_weight_is_refused():
     with pytest.raises(InvalidParameterError, match="batch_mmd_weight"):
         FactVAE(batch_mmd_weight=-1.0).fit(np.ones((5, 3)))
