@@ -16,7 +16,9 @@ Rows (each one fit, ``random_state=0``; the RNA embedding, what ``transform`` re
   effect): the mixing that the samples would have with no batch effect;
 - ``samples, no batch``: the simulated samples, fitted as today;
 - ``samples, batch (design)``: the same with ``batch=`` and ``batch_conditioning=design``;
-  a ``+center`` suffix adds ``batch_center_inputs=True``.
+  a ``+center`` suffix adds ``batch_center_inputs=True``;
+- ``samples, batch (decoder), mmd=W``: the default design with ``batch_mmd_weight=W``, one
+  row per ``--mmd-weights`` value.
 
 Metrics (:mod:`batch_metrics`): kNN mixing (15 neighbours, observed / expected share from
 another sample), iLISI (scaled 0..1), batch ASW, graph connectivity per cell type, and the
@@ -118,7 +120,7 @@ def scores(Z, sample, labels):
     }
 
 
-def run(name, epochs, n_cells, designs, seed=0, **params):
+def run(name, epochs, n_cells, designs, mmd_weights=(), seed=0, **params):
     data = load_dataset(name)
     rng = np.random.default_rng(seed)
     cells = np.arange(data.rna.shape[0])
@@ -142,11 +144,18 @@ def run(name, epochs, n_cells, designs, seed=0, **params):
             cases.append(("samples, no batch", rna_b, atac_b, None, "encoder_decoder"))
         else:
             cases.append((f"samples, batch ({design})", rna_b, atac_b, sample, design))
+    for weight in mmd_weights:
+        label = f"samples, batch (decoder), mmd={weight:g}"
+        cases.append((label, rna_b, atac_b, sample, f"decoder+mmd{weight:g}"))
     for label, X_rna, X_atac, batch, design in cases:
         start = time.perf_counter()
-        conditioning, _, center = design.partition("+")
+        conditioning, _, extra = design.partition("+")
+        mmd = float(extra[3:]) if extra.startswith("mmd") else 0.0
         model = FactVAE(
-            batch_conditioning=conditioning, batch_center_inputs=center == "center", **settings
+            batch_conditioning=conditioning,
+            batch_center_inputs=extra == "center",
+            batch_mmd_weight=mmd,
+            **settings,
         )
         model.fit(X_rna, X_atac, prior=prior, batch=batch)
         Z = model.transform(X_rna, batch=batch)
@@ -237,10 +246,17 @@ def main(argv=None):
     parser.add_argument("--kidney-cells", type=int, default=2000)
     parser.add_argument(
         "--designs",
-        nargs="+",
+        nargs="*",
         default=["clean", "none", "encoder_decoder", "decoder", "encoder_decoder+center"],
     )
     parser.add_argument("--mosaic", action="store_true")
+    parser.add_argument(
+        "--mmd-weights",
+        nargs="*",
+        type=float,
+        default=[],
+        help="one more row per value: the decoder design with FactVAE(batch_mmd_weight=...)",
+    )
     parser.add_argument(
         "--rna-kl-weight", type=float, default=None, help="FactVAE(rna_kl_weight=...) for every fit"
     )
@@ -257,7 +273,7 @@ def main(argv=None):
             continue
         n_cells = args.kidney_cells if name == "kidney" else None
         params = {} if args.rna_kl_weight is None else {"rna_kl_weight": args.rna_kl_weight}
-        rows, n = run(name, args.epochs, n_cells, args.designs, **params)
+        rows, n = run(name, args.epochs, n_cells, args.designs, args.mmd_weights, **params)
         print(f"\n### {name}: {n} cells, 3 simulated samples, {args.epochs} epochs\n")
         print(markdown(rows), flush=True)
 

@@ -6,7 +6,7 @@ Architecture, one responsibility per module:
 - ``_net``: the skorch net (main step + distillation step per batch).
 - ``_callbacks``: skorch callbacks (per-optimizer learning-rate decay, progress).
 - ``_modules``: pure torch modules (encoders, factorized decoders).
-- ``_losses``: the objective (criterion, prior loss, distillation loss).
+- ``_losses``: the objective (criterion, prior loss, distillation loss, MMD across samples).
 - ``_distributions``: NB / ZINB log-likelihoods and the Gaussian KL.
 - ``_preprocessing``: encoder inputs (RNA PCA, ATAC LSI).
 - ``_data``: sparse-preserving batching.

@@ -9,7 +9,7 @@ from torch.optim.lr_scheduler import ExponentialLR
 
 from .exceptions import NonFiniteLossError
 
-REPORTED_TERMS = ("nll_rna", "kl_rna", "nll_atac", "kl_atac", "prior", "distill")
+REPORTED_TERMS = ("nll_rna", "kl_rna", "nll_atac", "kl_atac", "prior", "distill", "mmd")
 
 
 class ExponentialLRDecay(Callback):

@@ -178,6 +178,12 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         sample's mean input (minus the mean over samples), learned at fit
         (``batch_input_offsets_``): every sample then enters the encoders centred on the
         same point. Needs ``batch`` in :meth:`transform` whatever the conditioning.
+    batch_mmd_weight : float, default=0.0
+        With ``batch``: weight of a penalty that makes the cell codes shed the sample, the
+        Gaussian-kernel MMD (three bandwidths around the median distance) between each
+        sample's posterior means and the other samples', per training batch, on the RNA and
+        the ATAC codes (logged in ``history_`` as ``mmd``), as in trVAE. 0 (the method)
+        leaves training exactly as without it; no effect without ``batch``.
 
     Attributes
     ----------
@@ -379,6 +385,7 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         "distributed": ["boolean"],
         "batch_conditioning": [StrOptions({"encoder_decoder", "decoder"})],
         "batch_center_inputs": ["boolean"],
+        "batch_mmd_weight": [Interval(Real, 0, None, closed="left")],
     }
 
     # X_rna and X_atac are the data (scikit-learn's X and y), not metadata to route: only
@@ -425,6 +432,7 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         distributed=False,
         batch_conditioning="decoder",
         batch_center_inputs=False,
+        batch_mmd_weight=0.0,
     ):
         self.n_latent = n_latent
         self.rna_hidden_sizes = rna_hidden_sizes
@@ -460,6 +468,7 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         self.distributed = distributed
         self.batch_conditioning = batch_conditioning
         self.batch_center_inputs = batch_center_inputs
+        self.batch_mmd_weight = batch_mmd_weight
 
     # ------------------------------------------------------------------ fitting
 
@@ -688,6 +697,7 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
             atac_kl_weight=self.atac_kl_weight,
             prior_weight=self.prior_weight,
             prior=prior_entries,
+            batch_mmd_weight=self.batch_mmd_weight,
         )
 
     # ------------------------------------------ training guard, warm start, weights-only files
@@ -852,11 +862,14 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
             ("decay", ExponentialLRDecay("optimizer", self.lr_decay)),
             ("decay_atac", ExponentialLRDecay("optimizer_atac", self.lr_decay)),
         ]
+        # The MMD term exists only with samples and a weight: no column otherwise.
+        has_mmd = self.batch_mmd_weight > 0 and getattr(self, "batch_categories_", None) is not None
         callbacks += [
             (name, PassthroughScoring(name, on_train=True))
             for name in REPORTED_TERMS
-            if has_atac or name.endswith("_rna")
+            if has_atac or name.endswith("_rna") or name == "mmd"
             if name != "prior" or has_prior
+            if name != "mmd" or has_mmd
         ]
         if self.verbose == 1:
             callbacks.append(("progress", ProgressLog()))

@@ -71,16 +71,72 @@ def similarity_distillation_loss(z_teacher, z_student):
     return (1.0 - F.cosine_similarity(sim_t, sim_s, dim=1)).mean()
 
 
+# Kernel bandwidths of the MMD penalty, as multiples of the batch's median squared distance
+# between codes: one scale per order of magnitude around it, so neither tight clusters nor
+# distant ones escape the penalty (a multi-scale kernel as in trVAE / scVI's MMD variants).
+MMD_SCALES = (0.1, 1.0, 10.0)
+
+
+def gaussian_mmd(codes, in_group, scales=MMD_SCALES):
+    """Squared MMD between the codes flagged by ``in_group`` and the others (biased V-statistic).
+
+    ``k(x, y) = mean_s exp(-|x - y|^2 / (s m))``, ``m`` the (lower) median squared distance
+    between distinct codes of the batch (held constant: the bandwidth follows the codes' scale
+    without the penalty shrinking it). ``MMD^2 = mean k(A, A) + mean k(B, B) - 2 mean k(A, B)``.
+
+    Parameters
+    ----------
+    codes : Tensor of shape (n, d)
+    in_group : BoolTensor of shape (n,)
+        Both groups must be non-empty.
+    scales : tuple of float, default=MMD_SCALES
+
+    Returns
+    -------
+    Tensor
+        Scalar, >= 0 up to rounding.
+    """
+    sq_dist = torch.cdist(codes, codes).pow(2)
+    n = codes.shape[0]
+    off_diagonal = sq_dist[~torch.eye(n, dtype=torch.bool, device=codes.device)]
+    median = off_diagonal.detach().median().clamp(min=1e-8)
+    kernel = sum(torch.exp(-sq_dist / (scale * median)) for scale in scales) / len(scales)
+    a, b = in_group, ~in_group
+    return kernel[a][:, a].mean() + kernel[b][:, b].mean() - 2 * kernel[a][:, b].mean()
+
+
+def sample_mmd(codes, batch_onehot, observed=None):
+    """Mean over the batch's samples of the MMD between each sample's codes and the rest's.
+
+    ``batch_onehot``: one-hot sample rows (n, n_samples); ``observed``: the cells that have
+    the modality (the others' codes are not computed from data and are left out). Zero when
+    fewer than two samples are present.
+    """
+    if observed is not None:
+        keep = observed > 0
+        codes, batch_onehot = codes[keep], batch_onehot[keep]
+    present = batch_onehot.sum(0) > 0
+    if int(present.sum()) < 2:
+        return codes.new_zeros(())
+    sample = batch_onehot.argmax(1)
+    terms = [gaussian_mmd(codes, sample == k) for k in present.nonzero().flatten().tolist()]
+    return torch.stack(terms).mean()
+
+
 class FactVAELoss(nn.Module):
     """The main objective, used as the skorch criterion.
 
     ``L = w_nll_r NLL_r + w_kl_r KL_r + w_nll_a NLL_a + w_kl_a KL_a + w_prior exp(L_prior)``,
-    NLL and KL summed over features / latent dimensions and averaged over the batch's cells.
+    NLL and KL summed over features / latent dimensions and averaged over the batch's cells;
+    with ``batch_mmd_weight > 0`` and sample labels, plus ``w_mmd (MMD_r + MMD_a)``, the
+    samples' MMD of the posterior means (:func:`sample_mmd`), logged as ``mmd``.
 
     Parameters
     ----------
     rna_likelihood, atac_likelihood : {"zinb", "nb"}
     rna_nll_weight, rna_kl_weight, atac_nll_weight, atac_kl_weight, prior_weight : float
+    batch_mmd_weight : float, default=0.0
+        Weight of the MMD across samples; 0 leaves the objective (and its graph) as without.
     prior : tuple of arrays (rows, cols, values) or None
         The prior's non-zero entries; ``None`` switches the prior term off. Stored as buffers
         so they follow the criterion to its device and into pickles.
@@ -96,6 +152,7 @@ class FactVAELoss(nn.Module):
         atac_kl_weight=0.001,
         prior_weight=1.0,
         prior=None,
+        batch_mmd_weight=0.0,
     ):
         super().__init__()
         self.rna_likelihood = rna_likelihood
@@ -105,6 +162,7 @@ class FactVAELoss(nn.Module):
         self.atac_nll_weight = atac_nll_weight
         self.atac_kl_weight = atac_kl_weight
         self.prior_weight = prior_weight
+        self.batch_mmd_weight = batch_mmd_weight
         self.has_prior = prior is not None and len(prior[0]) > 0
         if self.has_prior:
             rows, cols, values = prior
@@ -114,10 +172,11 @@ class FactVAELoss(nn.Module):
                 "prior_values", torch.as_tensor(np.asarray(values), dtype=torch.float32)
             )
 
-    def forward(self, outputs, counts, rna_embedding=None, atac_embedding=None):
+    def forward(self, outputs, counts, rna_embedding=None, atac_embedding=None, batch=None):
         """Return ``(loss, terms)``; ``terms`` maps each unweighted term's name to a detached
         scalar tensor (converted to floats by the caller, once per step, so that a GPU step
-        is not interrupted by host synchronisations)."""
+        is not interrupted by host synchronisations). ``batch``: the one-hot sample rows,
+        read only by the MMD term."""
         rna_observed = counts.get("rna_observed")
         terms = {
             "nll_rna": _cell_mean(
@@ -155,4 +214,10 @@ class FactVAELoss(nn.Module):
                     self.prior_values,
                 )
                 loss = loss + self.prior_weight * terms["prior"].exp()
+        if self.batch_mmd_weight > 0 and batch is not None:
+            terms["mmd"] = sum(
+                sample_mmd(outputs[block]["mean"], batch, counts.get(f"{block}_observed"))
+                for block in outputs
+            )
+            loss = loss + self.batch_mmd_weight * terms["mmd"]
         return loss, {name: value.detach() for name, value in terms.items()}

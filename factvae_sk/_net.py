@@ -93,11 +93,14 @@ class FactVAENet(NeuralNet):
         module = self._core
         y_true = to_tensor(y_true, device=self.device)
         atac_embedding = module.decoder_atac.feature_embedding if module.has_atac else None
+        # The sample labels, for the MMD term (validation batches arrive on the host).
+        batch = None if X is None or "batch" not in X else X["batch"].to(self.device)
         loss, terms = self.criterion_(
             y_pred,
             y_true,
             rna_embedding=module.decoder_rna.feature_embedding,
             atac_embedding=atac_embedding,
+            batch=batch,
         )
         # Recorded by train_step (or validation_step) at the end of the step, in one transfer.
         self._pending_terms = terms

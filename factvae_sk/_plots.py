@@ -11,6 +11,7 @@ LOSS_TERMS = {
     "kl_atac": "ATAC KL",
     "prior": "prior loss",
     "distill": "distillation loss",
+    "mmd": "MMD across samples",
 }
 
 
