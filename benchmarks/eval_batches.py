@@ -94,8 +94,10 @@ def _resample(counts, row_scale, col_scale, rng):
     return counts.astype(np.float32)
 
 
-def simulate_samples(rna, atac, sample, rng):
-    """RNA and ATAC counts with each sample's effects (see the module docstring)."""
+def simulate_samples(rna, atac, sample, rng, return_effects=False):
+    """RNA and ATAC counts with each sample's effects (see the module docstring); with
+    ``return_effects``, also the effects: per-gene and per-peak multipliers of each sample,
+    shape (n_samples, n_features), the peaks a sample drops at 0."""
     n_samples = sample.max() + 1
     depth = np.asarray(DEPTHS[:n_samples])[sample]
     gene_effect = rng.lognormal(0.0, EFFECT_SD, size=(n_samples, rna.shape[1]))
@@ -109,7 +111,10 @@ def simulate_samples(rna, atac, sample, rng):
         rna_out.append(_resample(rna[cells], depth[cells], gene_effect[s], rng))
         atac_out.append(_resample(atac[cells], depth[cells], peak_effect[s], rng))
     order = np.argsort(np.concatenate([np.flatnonzero(sample == s) for s in range(n_samples)]))
-    return sp.vstack(rna_out).tocsr()[order], sp.vstack(atac_out).tocsr()[order]
+    counts = sp.vstack(rna_out).tocsr()[order], sp.vstack(atac_out).tocsr()[order]
+    if return_effects:
+        return (*counts, {"gene": gene_effect, "peak": peak_effect})
+    return counts
 
 
 def scores(Z, sample, labels):

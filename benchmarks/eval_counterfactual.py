@@ -1,0 +1,143 @@
+"""Counterfactual accessibility ("as if measured in sample b") against known sample effects.
+
+    python benchmarks/eval_counterfactual.py [--dataset snare|kidney|both] [--epochs 80]
+        [--kidney-cells 1500] [--seed 0]
+
+The samples of ``eval_batches.py`` (:func:`eval_batches.simulate_samples`: three samples of
+unequal cell-type composition, per-peak log-normal effects with sd 0.5, 0 / 10 / 20% of a
+sample's peaks dropped, depths x1 / x0.6 / x0.4) have a known answer: decoding the same
+cells as if measured in sample b rather than sample a should change each peak's share of
+the counts by ``effect[b, p] / effect[a, p]``, up to one constant (the shares sum to one).
+For every pair of samples each estimate of that per-peak log ratio is compared with the
+truth: Pearson r over the peaks that neither sample drops and that hold at least 10 counts
+in the original data, and AUROC of the estimate for telling the peaks sample b drops
+(effect 0) from the others (lower is dropped).
+
+Estimates:
+
+- FactVAE: one fit with ``batch=`` (the default ``"decoder"`` design), then
+  ``impute_atac(X_atac, batch=..., decode_batch=a / b, library_size=1e4)`` of **every**
+  cell, averaged over cells per peak: the same cells in both samples, so composition
+  cancels;
+- pseudobulk: each sample's counts summed over its cells, as shares of its total (what a
+  user gets without a model), confounded by the samples' different cell-type mix;
+- pseudobulk per cell type (uses the true labels, which a user may not have): the mean over
+  the types present in both samples of the types' pseudobulk log ratios.
+
+Pseudobulks get half a count per peak so that every log ratio is finite.
+"""
+
+import argparse
+import sys
+import time
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from eval_batches import assign_samples, markdown, simulate_samples  # noqa: E402
+from harness_data import load_dataset  # noqa: E402
+
+from factvae_sk import FactVAE, GenePeakPrior  # noqa: E402
+
+MIN_COUNTS = 10
+
+
+def _shares(counts):
+    """Per-peak share of a pseudobulk, with half a count per peak."""
+    totals = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel() + 0.5
+    return totals / totals.sum()
+
+
+def pseudobulk_log_ratio(atac, sample, a, b):
+    return np.log(_shares(atac[sample == b])) - np.log(_shares(atac[sample == a]))
+
+
+def typed_pseudobulk_log_ratio(atac, sample, labels, a, b, min_cells=5):
+    ratios = []
+    for label in np.unique(labels):
+        in_a, in_b = (labels == label) & (sample == a), (labels == label) & (sample == b)
+        if in_a.sum() >= min_cells and in_b.sum() >= min_cells:
+            ratios.append(np.log(_shares(atac[in_b])) - np.log(_shares(atac[in_a])))
+    return np.mean(ratios, axis=0)
+
+
+def model_log_ratio(model, atac, sample, a, b):
+    profiles = {}
+    for target in (a, b):
+        imputed = model.impute_atac(atac, batch=sample, decode_batch=target, library_size=1e4)
+        profiles[target] = imputed.mean(axis=0, dtype=np.float64)
+    return np.log(profiles[b]) - np.log(profiles[a])
+
+
+def compare(estimate, effect, a, b, informative):
+    kept = informative & (effect[a] > 0) & (effect[b] > 0)
+    truth = np.log(effect[b, kept]) - np.log(effect[a, kept])
+    r = stats.pearsonr(estimate[kept], truth)[0]
+    candidates = informative & (effect[a] > 0)
+    dropped = effect[b, candidates] == 0
+    auroc = (
+        roc_auc_score(dropped, -estimate[candidates])
+        if 0 < dropped.sum() < len(dropped)
+        else np.nan
+    )
+    return r, auroc
+
+
+def run(name, epochs, n_cells, seed):
+    data = load_dataset(name)
+    rng = np.random.default_rng(seed)
+    cells = np.arange(data.rna.shape[0])
+    if n_cells and n_cells < len(cells):
+        cells = np.sort(rng.choice(cells, n_cells, replace=False))
+    rna, atac, labels = data.rna[cells], data.atac[cells], data.labels[cells]
+    sample = assign_samples(labels, 3, rng)
+    rna_b, atac_b, effects = simulate_samples(rna, atac, sample, rng, return_effects=True)
+    kept = (np.asarray(rna_b.sum(1)).ravel() > 0) & (np.asarray(atac_b.sum(1)).ravel() > 0)
+    rna_b, atac_b, labels, sample = rna_b[kept], atac_b[kept], labels[kept], sample[kept]
+    informative = np.asarray(atac[kept].sum(axis=0)).ravel() >= MIN_COUNTS
+    start = time.perf_counter()
+    model = FactVAE(max_epochs=epochs, random_state=seed)
+    model.fit(rna_b, atac_b, prior=GenePeakPrior(data.prior), batch=sample)
+    print(f"  {name}: fit {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    rows = []
+    for a, b in combinations(range(3), 2):
+        estimates = {
+            "FactVAE, `decode_batch`": model_log_ratio(model, atac_b, sample, a, b),
+            "pseudobulk": pseudobulk_log_ratio(atac_b, sample, a, b),
+            "pseudobulk per cell type (true labels)": typed_pseudobulk_log_ratio(
+                atac_b, sample, labels, a, b
+            ),
+        }
+        for label, estimate in estimates.items():
+            r, auroc = compare(estimate, effects["peak"], a, b, informative)
+            row = {"samples": f"{a} -> {b}", "estimate": label, "r": r, "dropped-peak AUROC": auroc}
+            print(f"  {name}: {row}", file=sys.stderr, flush=True)
+            rows.append(row)
+    return rows, len(labels), int(informative.sum())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=("snare", "kidney", "both"), default="both")
+    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--kidney-cells", type=int, default=1500)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    names = ("snare", "kidney") if args.dataset == "both" else (args.dataset,)
+    for name in names:
+        n_cells = args.kidney_cells if name == "kidney" else None
+        rows, n, n_peaks = run(name, args.epochs, n_cells, args.seed)
+        print(
+            f"\n### {name}: {n} cells in 3 simulated samples, {n_peaks} peaks with >= "
+            f"{MIN_COUNTS} counts, {args.epochs} epochs, seed {args.seed}\n"
+        )
+        print(markdown(rows), flush=True)
+
+
+if __name__ == "__main__":
+    main()
