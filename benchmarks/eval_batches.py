@@ -10,13 +10,16 @@ multiplicative effects (log-normal, sd 0.5), sequencing depth (x1, x0.6, x0.4 of
 original) and peak-level dropout (0%, 10%, 20% of the peaks zeroed), applied to the
 observed counts by Poisson resampling of each non-zero entry at its scaled mean.
 
-Rows (each one fit, ``random_state=0``; the RNA embedding, what ``transform`` returns):
+Rows (each one fit, ``random_state=--seed``, 0 by default, which also seeds the cell subset
+and the simulated samples; the RNA embedding, what ``transform`` returns):
 
 - ``clean, no batch``: the original counts, with the same sample labels (no sample
   effect): the mixing that the samples would have with no batch effect;
 - ``samples, no batch``: the simulated samples, fitted as today;
 - ``samples, batch (design)``: the same with ``batch=`` and ``batch_conditioning=design``;
-  a ``+center`` suffix adds ``batch_center_inputs=True``;
+  a ``+center`` suffix adds ``batch_center_inputs=True``, ``+harmony``
+  ``batch_center_inputs="harmony"``, ``+mmdW`` ``batch_mmd_weight=W`` (they combine:
+  ``decoder+harmony+mmd10``);
 - ``samples, batch (decoder), mmd=W``: the default design with ``batch_mmd_weight=W``, one
   row per ``--mmd-weights`` value.
 
@@ -135,7 +138,7 @@ def run(name, epochs, n_cells, designs, mmd_weights=(), seed=0, **params):
     rna_b, atac_b = rna_b[kept], atac_b[kept]
     prior = GenePeakPrior(data.prior)
     rows = []
-    settings = dict(max_epochs=epochs, random_state=0, **params)
+    settings = dict(max_epochs=epochs, random_state=seed, **params)
     cases = []
     for design in designs:
         if design == "clean":
@@ -149,12 +152,13 @@ def run(name, epochs, n_cells, designs, mmd_weights=(), seed=0, **params):
         cases.append((label, rna_b, atac_b, sample, f"decoder+mmd{weight:g}"))
     for label, X_rna, X_atac, batch, design in cases:
         start = time.perf_counter()
-        conditioning, _, extra = design.partition("+")
-        mmd = float(extra[3:]) if extra.startswith("mmd") else 0.0
+        conditioning, *extras = design.split("+")
+        mmd = [float(e[3:]) for e in extras if e.startswith("mmd")]
+        center = "harmony" if "harmony" in extras else "center" in extras
         model = FactVAE(
             batch_conditioning=conditioning,
-            batch_center_inputs=extra == "center",
-            batch_mmd_weight=mmd,
+            batch_center_inputs=center,
+            batch_mmd_weight=mmd[0] if mmd else 0.0,
             **settings,
         )
         model.fit(X_rna, X_atac, prior=prior, batch=batch)
@@ -260,6 +264,12 @@ def main(argv=None):
     parser.add_argument(
         "--rna-kl-weight", type=float, default=None, help="FactVAE(rna_kl_weight=...) for every fit"
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the cell subset, the simulated samples and FactVAE(random_state=...)",
+    )
     args = parser.parse_args(argv)
     names = ("snare", "kidney") if args.dataset == "both" else (args.dataset,)
     for name in names:
@@ -273,8 +283,13 @@ def main(argv=None):
             continue
         n_cells = args.kidney_cells if name == "kidney" else None
         params = {} if args.rna_kl_weight is None else {"rna_kl_weight": args.rna_kl_weight}
-        rows, n = run(name, args.epochs, n_cells, args.designs, args.mmd_weights, **params)
-        print(f"\n### {name}: {n} cells, 3 simulated samples, {args.epochs} epochs\n")
+        rows, n = run(
+            name, args.epochs, n_cells, args.designs, args.mmd_weights, args.seed, **params
+        )
+        print(
+            f"\n### {name}: {n} cells, 3 simulated samples, {args.epochs} epochs, "
+            f"seed {args.seed}\n"
+        )
         print(markdown(rows), flush=True)
 
 
