@@ -3,6 +3,8 @@
 A ``batch`` is one label per cell (any hashable: donor names, run numbers); the fitted
 model keeps the sorted categories seen at fit (``batch_categories_``) and every later call
 maps its labels onto them. Labels never seen at fit are refused with their names.
+The per-sample corrections of the encoder inputs (``batch_center_inputs``) are fitted and
+applied here too: mean offsets, or Harmony states (:mod:`factvae_sk._harmony`).
 """
 
 import numpy as np

@@ -195,8 +195,9 @@ def test_estimator_persists_and_outputs_pandas(fitted, tmp_path):
     assert isinstance(frame, pd.DataFrame) and np.array_equal(frame.to_numpy(), Z)
 
 
-def test_estimator_mosaic_and_bad_value(small):
-    """Cells without a modality are left out of its Harmony fit and keep zero inputs."""
+def test_estimator_mosaic_no_batch_and_bad_value(small):
+    """Cells without a modality are left out of its Harmony fit and keep zero inputs;
+    without batch the option changes nothing; an unknown value is refused."""
     rna, atac = small["rna"][:150], small["atac"][:150]
     donor = _donors(small["labels"][:150])
     has_atac = np.arange(150) % 4 != 0
@@ -218,5 +219,10 @@ def test_estimator_mosaic_and_bad_value(small):
         dataset.modalities["atac"][0][has_atac],
         harmony_correct(raw, codes[has_atac], model.batch_input_harmony_["atac"]),
     )
+    # Without batch the option does nothing: the fit is the one without it.
+    plain = FactVAE(random_state=0, **FAST).fit(rna, atac)
+    unused = FactVAE(random_state=0, batch_center_inputs="harmony", **FAST).fit(rna, atac)
+    assert unused.batch_input_harmony_ is None
+    assert np.array_equal(unused.transform(rna), plain.transform(rna))
     with pytest.raises(InvalidParameterError, match="batch_center_inputs"):
         FactVAE(batch_center_inputs="combat", **FAST).fit(rna, atac, batch=donor)
