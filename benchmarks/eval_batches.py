@@ -27,6 +27,11 @@ Metrics (:mod:`batch_metrics`): kNN mixing (15 neighbours, observed / expected s
 another sample), iLISI (scaled 0..1), batch ASW, graph connectivity per cell type, and the
 cell-type ARI / NMI of KMeans (k = number of types).
 
+``--inputs`` scores the encoder inputs themselves, no model fitted: each modality's input
+(RNA PCA, ATAC LSI, fitted as ``fit`` does) of the clean cells, of the simulated samples,
+and of the samples corrected by the per-sample mean offsets (``batch_center_inputs=True``)
+and by Harmony (``"harmony"``): what the encoders are given.
+
 ``--mosaic`` measures cells with one modality instead: ATAC is hidden for a random third of
 the (original, one-sample) cells and RNA for another third (their rows zeroed and flagged
 with ``atac_observed`` / ``rna_observed``). Rows: the all-paired fit and the mosaic fit, each
@@ -59,12 +64,13 @@ from batch_metrics import (  # noqa: E402
 from harness_data import load_dataset  # noqa: E402
 from sklearn.neighbors import NearestNeighbors  # noqa: E402
 
-from factvae_sk import FactVAE, GenePeakPrior  # noqa: E402
+from factvae_sk import FactVAE, GenePeakPrior, _batches  # noqa: E402
 from factvae_sk._imputation_metrics import (  # noqa: E402
     per_cell_auroc,
     per_cell_pearson,
     per_peak_auroc,
 )
+from factvae_sk._preprocessing import ATACEncoderInput, RNAEncoderInput  # noqa: E402
 
 DEPTHS = (1.0, 0.6, 0.4)
 PEAK_DROPOUT = (0.0, 0.1, 0.2)
@@ -170,6 +176,42 @@ def run(name, epochs, n_cells, designs, mmd_weights=(), seed=0, **params):
     return rows, len(labels)
 
 
+def run_inputs(name, n_cells, seed=0):
+    """Scores of the encoder inputs with each correction (see the module docstring)."""
+    data = load_dataset(name)
+    rng = np.random.default_rng(seed)
+    cells = np.arange(data.rna.shape[0])
+    if n_cells and n_cells < len(cells):
+        cells = np.sort(rng.choice(cells, n_cells, replace=False))
+    rna, atac, labels = data.rna[cells], data.atac[cells], data.labels[cells]
+    sample = assign_samples(labels, 3, rng)
+    rna_b, atac_b = simulate_samples(rna, atac, sample, rng)
+    kept = (np.asarray(rna_b.sum(1)).ravel() > 0) & (np.asarray(atac_b.sum(1)).ravel() > 0)
+    labels, sample = labels[kept], sample[kept]
+    onehot = np.eye(3, dtype=np.float32)[sample]
+    rows = []
+    for modality, make, clean, batched in [
+        ("RNA PCA", RNAEncoderInput, rna[kept], rna_b[kept]),
+        ("ATAC LSI", ATACEncoderInput, atac[kept], atac_b[kept]),
+    ]:
+        inputs = {
+            "clean": make(random_state=seed).fit_transform(clean),
+            "samples": make(random_state=seed).fit_transform(batched),
+        }
+        offsets = _batches.input_offsets(inputs["samples"], onehot)
+        inputs["samples, mean offsets"] = inputs["samples"] - onehot @ offsets
+        start = time.perf_counter()
+        state = _batches.input_harmony(inputs["samples"], onehot, random_state=seed)
+        inputs["samples, Harmony"] = _batches.apply_harmony(inputs["samples"], onehot, state)
+        seconds = time.perf_counter() - start
+        for label, Z in inputs.items():
+            row = {"input": f"{modality}, {label}", **scores(Z, sample, labels)}
+            row["Harmony s"] = seconds if label.endswith("Harmony") else float("nan")
+            print(f"  {name}: {row}", file=sys.stderr, flush=True)
+            rows.append(row)
+    return rows, len(labels)
+
+
 def _subset(name, n_cells, rng):
     data = load_dataset(name)
     cells = np.arange(data.rna.shape[0])
@@ -237,7 +279,8 @@ def markdown(rows):
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         cells = [
-            v if isinstance(v, str) else f"{v:.3f}" if v < 100 else f"{v:.0f}" for v in row.values()
+            v if isinstance(v, str) else "-" if v != v else f"{v:.3f}" if v < 100 else f"{v:.0f}"
+            for v in row.values()
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -254,6 +297,7 @@ def main(argv=None):
         default=["clean", "none", "encoder_decoder", "decoder", "encoder_decoder+center"],
     )
     parser.add_argument("--mosaic", action="store_true")
+    parser.add_argument("--inputs", action="store_true", help="score the encoder inputs only")
     parser.add_argument(
         "--mmd-weights",
         nargs="*",
@@ -273,6 +317,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     names = ("snare", "kidney") if args.dataset == "both" else (args.dataset,)
     for name in names:
+        if args.inputs:
+            n_cells = args.kidney_cells if name == "kidney" else None
+            rows, n = run_inputs(name, n_cells, args.seed)
+            print(f"\n### {name} encoder inputs: {n} cells, seed {args.seed}\n")
+            print(markdown(rows), flush=True)
+            continue
         if args.mosaic:
             n_cells = args.kidney_cells if name == "kidney" else None
             rows, imputation, n = run_mosaic(name, args.epochs, n_cells)
