@@ -45,14 +45,14 @@ def _soft_assign(Z_cos, centroids, sigma):
 def _ridge_coefficients(Z, R, batch_codes, n_batches, lamb):
     """Per-cluster ridge of ``Z`` on [intercept, one-hot sample], weighted by ``R``.
 
-    The intercept is unpenalized, each sample's coefficient has penalty ``lamb``; the
-    normal equations have a closed form: with ``n_b``, ``m_b`` the assignment mass and
-    weighted mean of sample b in the cluster and ``w_b = n_b / (n_b + lamb)``, the
-    intercept is ``sum_b w_b m_b / sum_b w_b`` and coefficient b is
-    ``w_b (m_b - intercept)``. ``lamb = 0`` is the limit of small penalties (the
-    coefficients centred on the unweighted mean over samples), where the unpenalized
-    system is singular. Returns the coefficients (K, n_batches, d); the intercept is
-    dropped: Harmony does not remove it.
+    The intercept is unpenalized, sample b's coefficient has penalty ``lamb_b`` (a number,
+    or an array (K, n_batches) of per-cluster penalties); the normal equations have a
+    closed form: with ``n_b``, ``m_b`` the assignment mass and weighted mean of sample b in
+    the cluster, ``w_b = n_b / (n_b + lamb_b)`` and ``v_b = lamb_b w_b``, the intercept is
+    ``sum_b v_b m_b / sum_b v_b`` and coefficient b is ``w_b (m_b - intercept)``.
+    ``lamb = 0`` is the limit of small equal penalties (the coefficients centred on the
+    unweighted mean over samples), where the unpenalized system is singular. Returns the
+    coefficients (K, n_batches, d); the intercept is dropped: Harmony does not remove it.
     """
     K, d = R.shape[1], Z.shape[1]
     mass = np.zeros((K, n_batches))
@@ -63,8 +63,13 @@ def _ridge_coefficients(Z, R, batch_codes, n_batches, lamb):
         sums[:, b] = R[cells].T @ Z[cells]
     present = mass > 0
     means = np.where(present[..., None], sums / np.where(present, mass, 1.0)[..., None], 0.0)
-    weight = np.where(present, mass / (mass + lamb) if lamb > 0 else 1.0, 0.0)
-    intercept = (weight[..., None] * means).sum(1) / np.maximum(weight.sum(1), 1e-300)[:, None]
+    lamb = np.broadcast_to(np.asarray(lamb, dtype=np.float64), mass.shape)
+    limit = not lamb.any()  # lamb = 0: the limit of small equal penalties
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = np.where(present, mass / (mass + lamb), 0.0)
+    weight = np.where(present, 1.0, 0.0) if limit else weight
+    votes = weight if limit else lamb * weight
+    intercept = (votes[..., None] * means).sum(1) / np.maximum(votes.sum(1), 1e-300)[:, None]
     return weight[..., None] * (means - intercept[:, None, :])
 
 
@@ -137,6 +142,7 @@ def fit_harmony(
     theta=2.0,
     sigma=0.1,
     lamb=1.0,
+    alpha=0.2,
     max_iter=10,
     max_iter_cluster=20,
     block_size=0.05,
@@ -162,9 +168,13 @@ def fit_harmony(
         share of the cells. 0 is plain soft k-means.
     sigma : float, default=0.1
         Width of the soft k-means kernel (entropy weight): larger is softer.
-    lamb : float, default=1.0
+    lamb : float or None, default=1.0
         Ridge penalty of the per-sample coefficients (the intercept is not penalized);
-        0 takes the limit of small penalties.
+        0 takes the limit of small penalties. None estimates it per cluster and sample as
+        ``alpha`` times the sample's expected mass in the cluster (harmony 1.2 / harmonypy
+        2's default), which corrects a sample less where it is under-represented.
+    alpha : float, default=0.2
+        Scale of the estimated penalties (``lamb=None`` only).
     max_iter : int, default=10
         Maximum rounds of clustering and correction.
     max_iter_cluster : int, default=20
@@ -224,7 +234,8 @@ def fit_harmony(
     objective = [clusters.objectives[-1]]
     for _ in range(max_iter):
         objective.append(clusters.cluster(max_iter_cluster, tol_cluster))
-        coefficients = _ridge_coefficients(Z, clusters.R.T, batch_codes, n_batches, lamb)
+        penalty = alpha * clusters.E if lamb is None else lamb
+        coefficients = _ridge_coefficients(Z, clusters.R.T, batch_codes, n_batches, penalty)
         corrected = Z - _correction(clusters.R.T, coefficients, batch_codes)
         clusters.Z_cos = _unit_rows(corrected)
         if (objective[-2] - objective[-1]) / abs(objective[-2]) < tol:

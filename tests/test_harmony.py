@@ -71,11 +71,14 @@ def test_ridge_matches_a_dense_solve():
     codes = rng.integers(0, B, n)
     R = rng.dirichlet(np.ones(K), size=n)
     phi = np.column_stack([np.ones(n), np.eye(B)[codes]])  # intercept, one-hot
-    got = _ridge_coefficients(Z, R, codes, B, lamb)
-    for k in range(K):
-        gram = phi.T @ (R[:, k, None] * phi) + np.diag([0.0] + [lamb] * B)
-        W = np.linalg.solve(gram, phi.T @ (R[:, k, None] * Z))
-        np.testing.assert_allclose(got[k], W[1:], rtol=1e-10, atol=1e-12)
+    per_cluster = rng.uniform(0.1, 5.0, size=(K, B))  # lamb=None's per-cluster penalties
+    for penalty in (lamb, per_cluster):
+        got = _ridge_coefficients(Z, R, codes, B, penalty)
+        for k in range(K):
+            diagonal = np.broadcast_to(penalty, (K, B))[k]
+            gram = phi.T @ (R[:, k, None] * phi) + np.diag([0.0, *diagonal])
+            W = np.linalg.solve(gram, phi.T @ (R[:, k, None] * Z))
+            np.testing.assert_allclose(got[k], W[1:], rtol=1e-10, atol=1e-12)
 
 
 def test_composition_aware(mixture):
@@ -109,6 +112,9 @@ def test_mapping_is_per_cell_and_reproducible(mixture):
         np.testing.assert_array_equal(again[key], state[key])
     with pytest.raises(ValueError, match="batch_codes"):
         fit_harmony(Z, batch + 1, 3)
+    # The estimated penalties (harmony 1.2's lamb=None) correct as well on this mixture.
+    estimated = harmony_correct(Z, batch, fit_harmony(Z, batch, 3, lamb=None, random_state=0))
+    assert knn_mixing(estimated, batch) > 0.7
 
 
 def test_agrees_with_harmonypy(mixture):
