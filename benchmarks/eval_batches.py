@@ -18,8 +18,8 @@ and the simulated samples; the RNA embedding, what ``transform`` returns):
 - ``samples, no batch``: the simulated samples, fitted as today;
 - ``samples, batch (design)``: the same with ``batch=`` and ``batch_conditioning=design``;
   a ``+center`` suffix adds ``batch_center_inputs=True``, ``+harmony``
-  ``batch_center_inputs="harmony"``, ``+mmdW`` ``batch_mmd_weight=W`` (they combine:
-  ``decoder+harmony+mmd10``);
+  ``batch_center_inputs="harmony"``, ``+thetaT`` ``batch_harmony_theta=T``, ``+mmdW``
+  ``batch_mmd_weight=W`` (they combine: ``decoder+harmony+theta0+mmd10``);
 - ``samples, batch (decoder), mmd=W``: the default design with ``batch_mmd_weight=W``, one
   row per ``--mmd-weights`` value.
 
@@ -161,10 +161,12 @@ def run(name, epochs, n_cells, designs, mmd_weights=(), seed=0, **params):
         conditioning, *extras = design.split("+")
         mmd = [float(e[3:]) for e in extras if e.startswith("mmd")]
         center = "harmony" if "harmony" in extras else "center" in extras
+        theta = [float(e[5:]) for e in extras if e.startswith("theta")]
         model = FactVAE(
             batch_conditioning=conditioning,
             batch_center_inputs=center,
             batch_mmd_weight=mmd[0] if mmd else 0.0,
+            batch_harmony_theta=theta[0] if theta else 2.0,
             **settings,
         )
         model.fit(X_rna, X_atac, prior=prior, batch=batch)

@@ -87,15 +87,15 @@ def input_offsets(encoder_input, batch_onehot, observed=None):
     return offsets.astype(np.float32)
 
 
-def input_harmony(encoder_input, batch_onehot, observed=None, random_state=None):
-    """Harmony state (:func:`~factvae_sk._harmony.fit_harmony`, default settings) of the
-    encoder inputs by sample; ``observed``: the cells that have the modality (all by
-    default). Each cell is then mapped by :func:`apply_harmony`."""
+def input_harmony(encoder_input, batch_onehot, observed=None, random_state=None, **settings):
+    """Harmony state (:func:`~factvae_sk._harmony.fit_harmony` with ``settings``, its
+    defaults otherwise) of the encoder inputs by sample; ``observed``: the cells that have
+    the modality (all by default). Each cell is then mapped by :func:`apply_harmony`."""
     if observed is not None:
         encoder_input, batch_onehot = encoder_input[observed], batch_onehot[observed]
     codes = batch_onehot.argmax(1)
     return _harmony.fit_harmony(
-        encoder_input, codes, batch_onehot.shape[1], random_state=random_state
+        encoder_input, codes, batch_onehot.shape[1], random_state=random_state, **settings
     )
 
 

@@ -154,7 +154,9 @@ class CellInputsMixin:
         """Harmony states of the encoder inputs (``batch_center_inputs="harmony"``), fitted
         on the cells that have each modality."""
         return {
-            name: _batches.input_harmony(inputs, batch_onehot, mask, random_state=seed)
+            name: _batches.input_harmony(
+                inputs, batch_onehot, mask, random_state=seed, theta=self.batch_harmony_theta
+            )
             for name, inputs, mask in self._fit_inputs(X_rna, X_atac, observed)
         }
 

@@ -182,6 +182,11 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         shares, each with its own per-sample offsets, so samples of different composition
         are aligned type by type; every cell (training or new) is mapped alone. Either
         needs ``batch`` in :meth:`transform` whatever the conditioning.
+    batch_harmony_theta : float, default=2.0
+        Harmony's diversity penalty (``batch_center_inputs="harmony"`` only): how hard each
+        soft cluster is pushed to hold every sample in its share of the cells. 2 is
+        Harmony's default; 0 keeps plain soft clusters, which mixes less but merged fewer
+        cell types where the samples' compositions differ (README, "Several samples").
     batch_mmd_weight : float, default=0.0
         With ``batch``: weight of a penalty that makes the cell codes shed the sample, the
         Gaussian-kernel MMD (three bandwidths around the median distance) between each
@@ -394,6 +399,7 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         "distributed": ["boolean"],
         "batch_conditioning": [StrOptions({"encoder_decoder", "decoder"})],
         "batch_center_inputs": ["boolean", StrOptions({"harmony"})],
+        "batch_harmony_theta": [Interval(Real, 0, None, closed="left")],
         "batch_mmd_weight": [Interval(Real, 0, None, closed="left")],
     }
 
@@ -441,6 +447,7 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         distributed=False,
         batch_conditioning="decoder",
         batch_center_inputs=False,
+        batch_harmony_theta=2.0,
         batch_mmd_weight=0.0,
     ):
         self.n_latent = n_latent
@@ -477,6 +484,7 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         self.distributed = distributed
         self.batch_conditioning = batch_conditioning
         self.batch_center_inputs = batch_center_inputs
+        self.batch_harmony_theta = batch_harmony_theta
         self.batch_mmd_weight = batch_mmd_weight
 
     # ------------------------------------------------------------------ fitting

@@ -225,6 +225,14 @@ def test_estimator_mosaic_no_batch_and_bad_value(small):
         dataset.modalities["atac"][0][has_atac],
         harmony_correct(raw, codes[has_atac], model.batch_input_harmony_["atac"]),
     )
+    # batch_harmony_theta reaches the Harmony fit.
+    theta0 = FactVAE(random_state=0, batch_center_inputs="harmony", batch_harmony_theta=0, **FAST)
+    theta0.fit(rna, atac, batch=donor)
+    rna_inputs = theta0.rna_encoder_input_.transform(rna)
+    expected = _batches.input_harmony(rna_inputs, onehot, random_state=seed, theta=0.0)
+    np.testing.assert_array_equal(
+        theta0.batch_input_harmony_["rna"]["coefficients"], expected["coefficients"]
+    )
     # Without batch the option does nothing: the fit is the one without it.
     plain = FactVAE(random_state=0, **FAST).fit(rna, atac)
     unused = FactVAE(random_state=0, batch_center_inputs="harmony", **FAST).fit(rna, atac)
