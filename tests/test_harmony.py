@@ -185,6 +185,11 @@ def test_estimator_trains_on_the_mapped_inputs(fitted):
     np.testing.assert_allclose(model.transform(rna[:20], batch=donor[:20]), Z[:20], atol=1e-6)
     with pytest.raises(ValueError, match="fitted with batch"):
         model.transform(rna)
+    # score and impute_atac read the same corrected inputs, and need batch too.
+    assert np.isfinite(model.score(rna, atac, batch=donor))
+    assert np.isfinite(model.impute_atac(atac[:5], batch=donor[:5])).all()
+    with pytest.raises(ValueError, match="fitted with batch"):
+        model.impute_atac(atac[:5])
 
 
 def test_estimator_persists_and_outputs_pandas(fitted, tmp_path):
