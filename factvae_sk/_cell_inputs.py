@@ -231,14 +231,19 @@ class CellInputsMixin:
         return None
 
     def _mosaic_codes(self, X_rna, X_atac, batch, observed):
-        """transform for cells with one modality: both codes, the missing one borrowed."""
+        """transform for cells with one modality: both codes, the missing one carried over
+        from the present one (``missing_code``)."""
         X_rna, X_atac = self._validate_counts(X_rna, X_atac, reset=False, observed=observed)
         batch_onehot = self._encoder_batch(batch, X_rna.shape[0], "transform")
         dataset = self._dataset(
             X_rna, X_atac, with_counts=False, batch_onehot=batch_onehot, observed=observed
         )
         codes = _mosaic.fill_missing(
-            self._codes(dataset, ("rna", "atac")), observed, self.training_codes_, self.n_latent
+            self._codes(dataset, ("rna", "atac")),
+            observed,
+            self.training_codes_,
+            self.n_latent,
+            self.missing_code,
         )
         n = self.n_latent
         return {"rna": codes[:, :n], "atac": codes[:, n:], "joint": codes}[self.embedding]

@@ -2,11 +2,14 @@
 
 ``rna_observed`` and ``atac_observed`` flag, per cell, whether its row of ``X_rna`` /
 ``X_atac`` holds a measurement. Unobserved rows (zeros, or anything: they are never read)
-get a zero encoder input and a zero log library, and the losses skip them. Codes of the
-modality a cell lacks come from its paired training neighbours (``fill_missing``).
+get a zero encoder input and a zero log library, and the losses skip them. The code of the
+modality a cell lacks is carried over from the code it has, by a map learned on the paired
+training cells (``fill_missing``): a linear map whose outputs keep the spread of real codes
+(``transport_map``), or the mean code of its nearest paired neighbours.
 """
 
 import numpy as np
+from scipy import linalg
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_array
 
@@ -67,14 +70,58 @@ def log_library(X, mask):
     return np.log(np.where(mask, totals, 1.0)).astype(np.float32)
 
 
-def fill_missing(codes, observed, training_codes, n_latent):
+def _psd_power(matrix, power):
+    """``matrix ** power`` of a symmetric positive semi-definite matrix (eigenvalues
+    floored at 1e-10 of the largest, so a flat direction never divides by zero)."""
+    values, vectors = linalg.eigh(matrix)
+    values = np.maximum(values, 1e-10 * max(values.max(), np.finfo(float).tiny))
+    return (vectors * values**power) @ vectors.T
+
+
+def transport_map(source, target):
+    """The affine map ``x -> x @ A + b`` from ``source`` codes to ``target`` codes of the same
+    cells: the least-squares prediction, then the optimal-transport map between Gaussians
+    that gives the predictions the targets' covariance.
+
+    A regression alone pulls its predictions towards the mean (it keeps only the predictable
+    part of the variance), so the carried-over codes would sit in tight clumps among the
+    measured ones; the second step spreads them back, moving each as little as possible
+    (Gaussian OT: ``T = C_p^-1/2 (C_p^1/2 C_t C_p^1/2)^1/2 C_p^-1/2``, ``C_p`` and ``C_t`` the
+    covariances of the predictions and of the targets). On the paired cells the mapped codes
+    have exactly the targets' mean and covariance.
+
+    Parameters
+    ----------
+    source, target : ndarray of shape (n_cells, n_latent)
+
+    Returns
+    -------
+    A : ndarray of shape (n_latent, n_latent)
+    b : ndarray of shape (n_latent,)
+    """
+    source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    design = np.column_stack([source, np.ones(len(source))])
+    coef, *_ = linalg.lstsq(design, target)
+    predicted = design @ coef
+    mean = target.mean(0)  # also the predictions' mean: least squares with an intercept
+    half = _psd_power(np.cov(predicted, rowvar=False), 0.5)
+    inverse_half = _psd_power(np.cov(predicted, rowvar=False), -0.5)
+    transport = inverse_half @ _psd_power(half @ np.cov(target, rowvar=False) @ half, 0.5)
+    transport = transport @ inverse_half  # symmetric: x @ T == T @ x
+    A = coef[:-1] @ transport
+    b = (coef[-1] - mean) @ transport + mean
+    return A, b
+
+
+def fill_missing(codes, observed, training_codes, n_latent, method="transport"):
     """Replace the missing modality's code of unpaired cells, in place.
 
     ``codes``: (n_cells, 2 * n_latent), RNA then ATAC posterior means (the missing block
-    holds the encoder's output on a zero input). A cell without ATAC gets the mean ATAC code
-    of the ``N_NEIGHBORS`` paired training cells nearest to it in RNA code space, and the
-    other way round: codes on the same manifold as the paired cells' (a ridge map would
-    shrink them towards the mean).
+    holds the encoder's output on a zero input). ``training_codes``: both codes of the
+    paired training cells. ``method="transport"``: the :func:`transport_map` from the
+    present modality's codes to the missing one's, fitted on ``training_codes``;
+    ``"neighbors"``: the mean code of the ``N_NEIGHBORS`` paired training cells nearest in
+    the present modality's code space (averages: they clump).
     """
     blocks = {"rna": slice(0, n_latent), "atac": slice(n_latent, 2 * n_latent)}
     k = min(N_NEIGHBORS, len(training_codes))
@@ -82,7 +129,12 @@ def fill_missing(codes, observed, training_codes, n_latent):
         cells = np.flatnonzero(~observed[missing])
         if not len(cells):
             continue
-        index = NearestNeighbors(n_neighbors=k).fit(training_codes[:, blocks[present]])
+        source = training_codes[:, blocks[present]]
+        if method == "transport":
+            A, b = transport_map(source, training_codes[:, blocks[missing]])
+            codes[cells, blocks[missing]] = codes[cells, blocks[present]] @ A + b
+            continue
+        index = NearestNeighbors(n_neighbors=k).fit(source)
         neighbours = index.kneighbors(codes[cells, blocks[present]], return_distance=False)
         codes[cells, blocks[missing]] = training_codes[neighbours][:, :, blocks[missing]].mean(1)
     return codes

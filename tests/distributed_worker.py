@@ -16,22 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from conftest import FAST  # this script's folder is on sys.path
 from skorch.callbacks import Callback
 
 from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline
 
-SETTINGS = dict(
-    max_epochs=3,
-    rna_hidden_sizes=(64,),
-    atac_hidden_sizes=(32,),
-    n_latent=8,
-    rna_n_components=20,
-    atac_n_components=20,
-    batch_size=64,
-    dropout=0.0,
-    random_state=0,
-    device="cpu",
-)
+SETTINGS = dict(FAST, dropout=0.0, random_state=0, device="cpu")
 
 
 def small_data():

@@ -5,6 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.sparse as sp
 import torch
 from conftest import FAST
@@ -13,6 +14,7 @@ from sklearn.linear_model import RidgeCV
 from factvae_sk import FactVAE
 from factvae_sk._losses import FactVAELoss, similarity_distillation_loss
 from factvae_sk._modules import FactVAEModule
+from factvae_sk._mosaic import transport_map
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -91,16 +93,56 @@ def test_every_cell_gets_a_code(fitted, mosaic):
     masks = dict(rna_observed=mosaic["rna_observed"], atac_observed=mosaic["atac_observed"])
     Z = fitted.transform(mosaic["rna"], mosaic["atac"], **masks)
     assert Z.shape == (150, 16) and np.isfinite(Z).all()
-    # A cell without RNA: the mean RNA code of its 15 nearest paired cells in ATAC space.
     codes = fitted.training_codes_
-    cell = np.flatnonzero(~mosaic["rna_observed"])[0]
-    distances = ((codes[:, 8:] - Z[cell, 8:]) ** 2).sum(1)
+    no_rna, no_atac = ~mosaic["rna_observed"], ~mosaic["atac_observed"]
+    # By default a missing code is the transport map of the present one (fitted on the
+    # paired training cells' codes), cell by cell.
+    A, b = transport_map(codes[:, 8:], codes[:, :8])
+    np.testing.assert_allclose(Z[no_rna, :8], Z[no_rna, 8:] @ A + b, rtol=1e-4, atol=1e-4)
+    A, b = transport_map(codes[:, :8], codes[:, 8:])
+    np.testing.assert_allclose(Z[no_atac, 8:], Z[no_atac, :8] @ A + b, rtol=1e-4, atol=1e-4)
+    # "neighbors": a cell without RNA gets the mean RNA code of its 15 nearest paired cells
+    # in ATAC space.
+    neighbors = pickle.loads(pickle.dumps(fitted)).set_params(missing_code="neighbors")
+    Z_nn = neighbors.transform(mosaic["rna"], mosaic["atac"], **masks)
+    cell = np.flatnonzero(no_rna)[0]
+    distances = ((codes[:, 8:] - Z_nn[cell, 8:]) ** 2).sum(1)
     nearest = np.argsort(distances)[:15]
-    np.testing.assert_allclose(Z[cell, :8], codes[nearest, :8].mean(0), rtol=1e-5, atol=1e-6)
-    # Paired cells: their own codes.
+    np.testing.assert_allclose(Z_nn[cell, :8], codes[nearest, :8].mean(0), rtol=1e-5, atol=1e-6)
+    # Paired cells: their own codes, whatever the map.
     paired = np.flatnonzero(mosaic["rna_observed"] & mosaic["atac_observed"])
     plain = fitted.transform(mosaic["rna"][paired], mosaic["atac"][paired])
     np.testing.assert_allclose(Z[paired], plain, rtol=1e-6)
+    np.testing.assert_allclose(Z_nn[paired], plain, rtol=1e-6)
+
+
+def test_transport_map_against_scipy():
+    """Least squares then Gaussian optimal transport: checked against numpy's lstsq and
+    scipy's ``sqrtm``, and by its defining property (the mapped paired codes have exactly
+    the targets' mean and covariance)."""
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6))
+    target = source @ rng.normal(size=(6, 5)) + rng.normal(scale=4.0, size=(400, 5)) + 3.0
+    A, b = transport_map(source, target)
+    mapped = source @ A + b
+    np.testing.assert_allclose(mapped.mean(0), target.mean(0), atol=1e-9)
+    np.testing.assert_allclose(np.cov(mapped.T), np.cov(target.T), rtol=1e-7, atol=1e-9)
+
+    design = np.column_stack([source, np.ones(400)])
+    coef = np.linalg.lstsq(design, target, rcond=None)[0]
+    predicted = design @ coef
+    C_p, C_t = np.cov(predicted.T), np.cov(target.T)
+    half = np.real(scipy.linalg.sqrtm(C_p))
+    inverse_half = np.linalg.inv(half)
+    T = inverse_half @ np.real(scipy.linalg.sqrtm(half @ C_t @ half)) @ inverse_half
+    expected = (predicted - target.mean(0)) @ T + target.mean(0)
+    np.testing.assert_allclose(mapped, expected, rtol=1e-6, atol=1e-8)
+    # The predictions are less spread than the targets; the transported ones are not.
+    assert np.trace(C_p) < 0.7 * np.trace(C_t)
+    # A target that is an exact affine function of the source comes back exactly.
+    M = rng.normal(size=(6, 6))
+    A, b = transport_map(source, source @ M - 1.0)
+    np.testing.assert_allclose(source @ A + b, source @ M - 1.0, rtol=1e-6, atol=1e-8)
 
 
 def test_masked_loss_is_the_mean_over_observed_cells():
@@ -145,3 +187,25 @@ def test_distillation_sees_paired_cells_only(fitted, mosaic):
     expected = similarity_distillation_loss(teacher, student).item()
     got = net.distillation_step(X, paired).item()
     assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_score_sums_the_terms_of_the_modalities_a_cell_has(fitted, mosaic, small):
+    """With masks, the paired cells score as in a paired call, the RNA-only cells as an
+    RNA-only call, and an ATAC-only cell's score is its ATAC terms: its paired score
+    (real RNA counts) minus its RNA-only score (the encoders do not share inputs)."""
+    masks = dict(rna_observed=mosaic["rna_observed"], atac_observed=mosaic["atac_observed"])
+    rna, atac = small["rna"][:150].tocsr(), small["atac"][:150].tocsr()
+    paired = mosaic["rna_observed"] & mosaic["atac_observed"]
+    no_atac, no_rna = ~mosaic["atac_observed"], ~mosaic["rna_observed"]
+    pieces = {}
+    for name, cells in (("paired", paired), ("no_atac", no_atac), ("no_rna", no_rna)):
+        pieces[name] = fitted.score(
+            mosaic["rna"], mosaic["atac"], sample_weight=cells.astype(float), **masks
+        )
+    assert pieces["paired"] == pytest.approx(fitted.score(rna[paired], atac[paired]), rel=1e-6)
+    assert pieces["no_atac"] == pytest.approx(fitted.score(rna[no_atac]), rel=1e-6)
+    atac_terms = fitted.score(rna[no_rna], atac[no_rna]) - fitted.score(rna[no_rna])
+    assert pieces["no_rna"] == pytest.approx(atac_terms, rel=1e-5)
+    shares = np.array([paired.sum(), no_atac.sum(), no_rna.sum()]) / 150
+    whole = fitted.score(mosaic["rna"], mosaic["atac"], **masks)
+    assert whole == pytest.approx(shares @ np.array(list(pieces.values())), rel=1e-6)

@@ -210,15 +210,15 @@ def test_tags_describe_the_inputs():
 
 
 def test_data_arguments_are_not_metadata():
-    """Only the prior, batch and the observed masks (fit, transform), sample_weight and
-    batch (score) are requestable: X_rna and X_atac are the data, and y is scikit-learn's
+    """Only the prior, batch and the observed masks (fit, transform, score) and
+    sample_weight (score) are requestable: X_rna and X_atac are the data, and y is scikit-learn's
     own name for X_atac."""
     with config_context(enable_metadata_routing=True):
         model = FactVAE().set_fit_request(prior=True).set_score_request(sample_weight=True)
         routing = model.get_metadata_routing()
         masks = {"rna_observed": None, "atac_observed": None}
         assert routing.fit.requests == {"prior": True, "batch": None, **masks}
-        assert routing.score.requests == {"sample_weight": True, "batch": None}
+        assert routing.score.requests == {"sample_weight": True, "batch": None, **masks}
         assert routing.transform.requests == {"batch": None, **masks}
         with pytest.raises(TypeError, match="Unexpected args"):
             FactVAE().set_fit_request(X_atac=True)
