@@ -10,19 +10,27 @@ multiplicative effects (log-normal, sd 0.5), sequencing depth (x1, x0.6, x0.4 of
 original) and peak-level dropout (0%, 10%, 20% of the peaks zeroed), applied to the
 observed counts by Poisson resampling of each non-zero entry at its scaled mean.
 
-Rows (each one fit, ``random_state=0``; the RNA embedding, what ``transform`` returns):
+Rows (each one fit, ``random_state=--seed``, 0 by default, which also seeds the cell subset
+and the simulated samples; the RNA embedding, what ``transform`` returns):
 
 - ``clean, no batch``: the original counts, with the same sample labels (no sample
   effect): the mixing that the samples would have with no batch effect;
 - ``samples, no batch``: the simulated samples, fitted as today;
 - ``samples, batch (design)``: the same with ``batch=`` and ``batch_conditioning=design``;
-  a ``+center`` suffix adds ``batch_center_inputs=True``;
+  a ``+center`` suffix adds ``batch_center_inputs=True``, ``+harmony``
+  ``batch_center_inputs="harmony"``, ``+thetaT`` ``batch_harmony_theta=T``, ``+mmdW``
+  ``batch_mmd_weight=W`` (they combine: ``decoder+harmony+theta0+mmd10``);
 - ``samples, batch (decoder), mmd=W``: the default design with ``batch_mmd_weight=W``, one
   row per ``--mmd-weights`` value.
 
 Metrics (:mod:`batch_metrics`): kNN mixing (15 neighbours, observed / expected share from
 another sample), iLISI (scaled 0..1), batch ASW, graph connectivity per cell type, and the
 cell-type ARI / NMI of KMeans (k = number of types).
+
+``--inputs`` scores the encoder inputs themselves, no model fitted: each modality's input
+(RNA PCA, ATAC LSI, fitted as ``fit`` does) of the clean cells, of the simulated samples,
+and of the samples corrected by the per-sample mean offsets (``batch_center_inputs=True``)
+and by Harmony (``"harmony"``): what the encoders are given.
 
 ``--mosaic`` measures cells with one modality instead: ATAC is hidden for a random third of
 the (original, one-sample) cells and RNA for another third (their rows zeroed and flagged
@@ -60,12 +68,13 @@ from sklearn.linear_model import LogisticRegressionCV  # noqa: E402
 from sklearn.metrics import adjusted_rand_score  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors  # noqa: E402
 
-from factvae_sk import FactVAE, GenePeakPrior  # noqa: E402
+from factvae_sk import FactVAE, GenePeakPrior, _batches  # noqa: E402
 from factvae_sk._imputation_metrics import (  # noqa: E402
     per_cell_auroc,
     per_cell_pearson,
     per_peak_auroc,
 )
+from factvae_sk._preprocessing import ATACEncoderInput, RNAEncoderInput  # noqa: E402
 
 DEPTHS = (1.0, 0.6, 0.4)
 PEAK_DROPOUT = (0.0, 0.1, 0.2)
@@ -144,7 +153,7 @@ def run(name, epochs, n_cells, designs, mmd_weights=(), seed=0, **params):
     rna_b, atac_b = rna_b[kept], atac_b[kept]
     prior = GenePeakPrior(data.prior)
     rows = []
-    settings = dict(max_epochs=epochs, random_state=0, **params)
+    settings = dict(max_epochs=epochs, random_state=seed, **params)
     cases = []
     for design in designs:
         if design == "clean":
@@ -158,12 +167,15 @@ def run(name, epochs, n_cells, designs, mmd_weights=(), seed=0, **params):
         cases.append((label, rna_b, atac_b, sample, f"decoder+mmd{weight:g}"))
     for label, X_rna, X_atac, batch, design in cases:
         start = time.perf_counter()
-        conditioning, _, extra = design.partition("+")
-        mmd = float(extra[3:]) if extra.startswith("mmd") else 0.0
+        conditioning, *extras = design.split("+")
+        mmd = [float(e[3:]) for e in extras if e.startswith("mmd")]
+        center = "harmony" if "harmony" in extras else "center" in extras
+        theta = [float(e[5:]) for e in extras if e.startswith("theta")]
         model = FactVAE(
             batch_conditioning=conditioning,
-            batch_center_inputs=extra == "center",
-            batch_mmd_weight=mmd,
+            batch_center_inputs=center,
+            batch_mmd_weight=mmd[0] if mmd else 0.0,
+            batch_harmony_theta=theta[0] if theta else 2.0,
             **settings,
         )
         model.fit(X_rna, X_atac, prior=prior, batch=batch)
@@ -172,6 +184,42 @@ def run(name, epochs, n_cells, designs, mmd_weights=(), seed=0, **params):
         row["fit s"] = time.perf_counter() - start
         print(f"  {name}: {label}: {row}", file=sys.stderr, flush=True)
         rows.append(row)
+    return rows, len(labels)
+
+
+def run_inputs(name, n_cells, seed=0):
+    """Scores of the encoder inputs with each correction (see the module docstring)."""
+    data = load_dataset(name)
+    rng = np.random.default_rng(seed)
+    cells = np.arange(data.rna.shape[0])
+    if n_cells and n_cells < len(cells):
+        cells = np.sort(rng.choice(cells, n_cells, replace=False))
+    rna, atac, labels = data.rna[cells], data.atac[cells], data.labels[cells]
+    sample = assign_samples(labels, 3, rng)
+    rna_b, atac_b = simulate_samples(rna, atac, sample, rng)
+    kept = (np.asarray(rna_b.sum(1)).ravel() > 0) & (np.asarray(atac_b.sum(1)).ravel() > 0)
+    labels, sample = labels[kept], sample[kept]
+    onehot = np.eye(3, dtype=np.float32)[sample]
+    rows = []
+    for modality, make, clean, batched in [
+        ("RNA PCA", RNAEncoderInput, rna[kept], rna_b[kept]),
+        ("ATAC LSI", ATACEncoderInput, atac[kept], atac_b[kept]),
+    ]:
+        inputs = {
+            "clean": make(random_state=seed).fit_transform(clean),
+            "samples": make(random_state=seed).fit_transform(batched),
+        }
+        offsets = _batches.input_offsets(inputs["samples"], onehot)
+        inputs["samples, mean offsets"] = inputs["samples"] - onehot @ offsets
+        start = time.perf_counter()
+        state = _batches.input_harmony(inputs["samples"], onehot, random_state=seed)
+        inputs["samples, Harmony"] = _batches.apply_harmony(inputs["samples"], onehot, state)
+        seconds = time.perf_counter() - start
+        for label, Z in inputs.items():
+            row = {"input": f"{modality}, {label}", **scores(Z, sample, labels)}
+            row["Harmony s"] = seconds if label.endswith("Harmony") else float("nan")
+            print(f"  {name}: {row}", file=sys.stderr, flush=True)
+            rows.append(row)
     return rows, len(labels)
 
 
@@ -275,7 +323,8 @@ def markdown(rows):
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         cells = [
-            v if isinstance(v, str) else f"{v:.3f}" if v < 100 else f"{v:.0f}" for v in row.values()
+            v if isinstance(v, str) else "-" if v != v else f"{v:.3f}" if v < 100 else f"{v:.0f}"
+            for v in row.values()
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -292,6 +341,7 @@ def main(argv=None):
         default=["clean", "none", "encoder_decoder", "decoder", "encoder_decoder+center"],
     )
     parser.add_argument("--mosaic", action="store_true")
+    parser.add_argument("--inputs", action="store_true", help="score the encoder inputs only")
     parser.add_argument(
         "--seed", type=int, default=0, help="seeds the simulated samples / groups and the fits"
     )
@@ -305,9 +355,21 @@ def main(argv=None):
     parser.add_argument(
         "--rna-kl-weight", type=float, default=None, help="FactVAE(rna_kl_weight=...) for every fit"
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the cell subset, the simulated samples and FactVAE(random_state=...)",
+    )
     args = parser.parse_args(argv)
     names = ("snare", "kidney") if args.dataset == "both" else (args.dataset,)
     for name in names:
+        if args.inputs:
+            n_cells = args.kidney_cells if name == "kidney" else None
+            rows, n = run_inputs(name, n_cells, args.seed)
+            print(f"\n### {name} encoder inputs: {n} cells, seed {args.seed}\n")
+            print(markdown(rows), flush=True)
+            continue
         if args.mosaic:
             n_cells = args.kidney_cells if name == "kidney" else None
             rows, imputation, ceiling, n = run_mosaic(name, args.epochs, n_cells, args.seed)
@@ -324,8 +386,13 @@ def main(argv=None):
             continue
         n_cells = args.kidney_cells if name == "kidney" else None
         params = {} if args.rna_kl_weight is None else {"rna_kl_weight": args.rna_kl_weight}
-        rows, n = run(name, args.epochs, n_cells, args.designs, args.mmd_weights, **params)
-        print(f"\n### {name}: {n} cells, 3 simulated samples, {args.epochs} epochs\n")
+        rows, n = run(
+            name, args.epochs, n_cells, args.designs, args.mmd_weights, args.seed, **params
+        )
+        print(
+            f"\n### {name}: {n} cells, 3 simulated samples, {args.epochs} epochs, "
+            f"seed {args.seed}\n"
+        )
         print(markdown(rows), flush=True)
 
 

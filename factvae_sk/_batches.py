@@ -3,10 +3,14 @@
 A ``batch`` is one label per cell (any hashable: donor names, run numbers); the fitted
 model keeps the sorted categories seen at fit (``batch_categories_``) and every later call
 maps its labels onto them. Labels never seen at fit are refused with their names.
+The per-sample corrections of the encoder inputs (``batch_center_inputs``) are fitted and
+applied here too: mean offsets, or Harmony states (:mod:`factvae_sk._harmony`).
 """
 
 import numpy as np
 import pandas as pd
+
+from . import _harmony
 
 # What transform, score and impute_atac say when a model fitted with batch gets none.
 _ROUTING_HINT = (
@@ -81,6 +85,23 @@ def input_offsets(encoder_input, batch_onehot, observed=None):
     offsets = means - means[present].mean(0)
     offsets[~present] = 0.0
     return offsets.astype(np.float32)
+
+
+def input_harmony(encoder_input, batch_onehot, observed=None, random_state=None, **settings):
+    """Harmony state (:func:`~factvae_sk._harmony.fit_harmony` with ``settings``, its
+    defaults otherwise) of the encoder inputs by sample; ``observed``: the cells that have
+    the modality (all by default). Each cell is then mapped by :func:`apply_harmony`."""
+    if observed is not None:
+        encoder_input, batch_onehot = encoder_input[observed], batch_onehot[observed]
+    codes = batch_onehot.argmax(1)
+    return _harmony.fit_harmony(
+        encoder_input, codes, batch_onehot.shape[1], random_state=random_state, **settings
+    )
+
+
+def apply_harmony(encoder_input, batch_onehot, state):
+    """Each cell's encoder input mapped through a Harmony ``state``, cell by cell."""
+    return _harmony.harmony_correct(encoder_input, batch_onehot.argmax(1), state)
 
 
 def check_given(categories, batch, what):

@@ -128,9 +128,9 @@ class CellInputsMixin:
         check_paired(X_rna, X_atac)
         return X_rna, X_atac
 
-    def _input_offsets(self, X_rna, X_atac, batch_onehot, observed):
-        """Per-sample encoder-input offsets (see ``batch_center_inputs``)."""
-        offsets = {}
+    def _fit_inputs(self, X_rna, X_atac, observed):
+        """Each modality's encoder inputs of the training cells and the mask of the cells
+        that have it (None: all), as ``(name, inputs, mask)``."""
         for name, X in (("rna", X_rna), ("atac", X_atac)):
             if X is None:
                 continue
@@ -141,26 +141,48 @@ class CellInputsMixin:
                 if mask is None
                 else _mosaic.encoder_input(transformer, X, mask)
             )
-            offsets[name] = _batches.input_offsets(inputs, batch_onehot, mask)
-        return offsets
+            yield name, inputs, mask
+
+    def _input_offsets(self, X_rna, X_atac, batch_onehot, observed):
+        """Per-sample encoder-input offsets (``batch_center_inputs=True``)."""
+        return {
+            name: _batches.input_offsets(inputs, batch_onehot, mask)
+            for name, inputs, mask in self._fit_inputs(X_rna, X_atac, observed)
+        }
+
+    def _input_harmony(self, X_rna, X_atac, batch_onehot, observed, seed):
+        """Harmony states of the encoder inputs (``batch_center_inputs="harmony"``), fitted
+        on the cells that have each modality."""
+        return {
+            name: _batches.input_harmony(
+                inputs, batch_onehot, mask, random_state=seed, theta=self.batch_harmony_theta
+            )
+            for name, inputs, mask in self._fit_inputs(X_rna, X_atac, observed)
+        }
 
     def _dataset(self, X_rna, X_atac, with_counts, batch_onehot=None, observed=None):
         dataset = self._raw_dataset(X_rna, X_atac, with_counts, batch_onehot, observed)
         return self._center_inputs(dataset, observed)
 
     def _center_inputs(self, dataset, observed=None):
-        """Subtract each cell's sample offset from its encoder inputs, with
-        ``batch_center_inputs`` (the dataset unchanged otherwise)."""
+        """Correct each cell's encoder inputs for its sample, with ``batch_center_inputs``
+        (the dataset unchanged otherwise): subtract its sample's offset (True) or map it
+        through Harmony ("harmony")."""
         offsets = getattr(self, "batch_input_offsets_", None)
-        if offsets is None or dataset.batch is None:
+        harmony = getattr(self, "batch_input_harmony_", None)
+        if (offsets is None and harmony is None) or dataset.batch is None:
             return dataset
-        for name, offset in offsets.items():
-            if name in dataset.modalities:
-                encoder_input, counts, log_library = dataset.modalities[name]
-                shifted = encoder_input - dataset.batch @ offset
-                if observed is not None:  # missing rows stay zero
-                    shifted[~observed[name]] = 0.0
-                dataset.modalities[name] = (shifted, counts, log_library)
+        for name in dataset.modalities:
+            if name not in (offsets or harmony):
+                continue
+            encoder_input, counts, log_library = dataset.modalities[name]
+            if offsets is not None:
+                shifted = encoder_input - dataset.batch @ offsets[name]
+            else:
+                shifted = _batches.apply_harmony(encoder_input, dataset.batch, harmony[name])
+            if observed is not None:  # missing rows stay zero
+                shifted[~observed[name]] = 0.0
+            dataset.modalities[name] = (shifted, counts, log_library)
         return dataset
 
     def _raw_dataset(self, X_rna, X_atac, with_counts, batch_onehot=None, observed=None):
@@ -198,8 +220,10 @@ class CellInputsMixin:
         """The one-hot batch the encoders need: None when they do not see the sample
         (decoder-only conditioning), where ``batch`` is optional and only checked."""
         module = self.net_.module_
-        if getattr(module, "batch_in_encoders", False) or (
-            getattr(self, "batch_input_offsets_", None) is not None
+        if (
+            getattr(module, "batch_in_encoders", False)
+            or getattr(self, "batch_input_offsets_", None) is not None
+            or getattr(self, "batch_input_harmony_", None) is not None
         ):
             return self._batch_onehot(batch, n_cells, what)
         if batch is not None:

@@ -173,11 +173,20 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         (scVI's ``encode_covariates=True``), and :meth:`transform` then needs each cell's
         ``batch``. "decoder" mixed the samples better at the same cell-type ARI on
         semi-synthetic samples (README, "Several samples"), hence the default.
-    batch_center_inputs : bool, default=False
-        With ``batch``: subtract from each cell's encoder inputs (RNA PCA, ATAC LSI) its
-        sample's mean input (minus the mean over samples), learned at fit
-        (``batch_input_offsets_``): every sample then enters the encoders centred on the
-        same point. Needs ``batch`` in :meth:`transform` whatever the conditioning.
+    batch_center_inputs : bool or "harmony", default=False
+        With ``batch``, correct each cell's encoder inputs (RNA PCA, ATAC LSI) for its
+        sample, learned at fit. True subtracts the sample's mean input (minus the mean over
+        samples; ``batch_input_offsets_``): every sample enters the encoders centred on the
+        same point, whatever its cell-type composition. "harmony" fits Harmony on each
+        modality's inputs (``batch_input_harmony_``): soft clusters that every sample
+        shares, each with its own per-sample offsets, so samples of different composition
+        are aligned type by type; every cell (training or new) is mapped alone. Either
+        needs ``batch`` in :meth:`transform` whatever the conditioning.
+    batch_harmony_theta : float, default=2.0
+        Harmony's diversity penalty (``batch_center_inputs="harmony"`` only): how hard each
+        soft cluster is pushed to hold every sample in its share of the cells. 2 is
+        Harmony's default; 0 keeps plain soft clusters, which mixes less but merged fewer
+        cell types where the samples' compositions differ (README, "Several samples").
     batch_mmd_weight : float, default=0.0
         With ``batch``: weight of a penalty that makes the cell codes shed the sample, the
         Gaussian-kernel MMD (three bandwidths around the median distance) between each
@@ -209,6 +218,11 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
     batch_input_offsets_ : dict or None
         With ``batch_center_inputs``: ``{"rna": offsets, "atac": offsets}``, each of shape
         (n_samples, n_components), subtracted from the encoder inputs by sample.
+    batch_input_harmony_ : dict or None
+        With ``batch_center_inputs="harmony"``: ``{"rna": state, "atac": state}``, each the
+        Harmony state of :func:`~factvae_sk._harmony.fit_harmony` (centroids (K,
+        n_components), per-cluster sample offsets (K, n_samples, n_components), kernel
+        widths) with which :func:`~factvae_sk._harmony.harmony_correct` maps each cell.
     feature_embeddings_ : Bunch of DataFrames
         ``rna``: gene embeddings (n_genes, n_latent); ``atac``: peak embeddings
         (n_peaks, n_latent), absent without ATAC. Indexed by gene / peak names when the
@@ -392,7 +406,8 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         "precision": [StrOptions({"32", "bf16"})],
         "distributed": ["boolean"],
         "batch_conditioning": [StrOptions({"encoder_decoder", "decoder"})],
-        "batch_center_inputs": ["boolean"],
+        "batch_center_inputs": ["boolean", StrOptions({"harmony"})],
+        "batch_harmony_theta": [Interval(Real, 0, None, closed="left")],
         "batch_mmd_weight": [Interval(Real, 0, None, closed="left")],
         "missing_code": [StrOptions({"transport", "neighbors"})],
     }
@@ -441,6 +456,7 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         distributed=False,
         batch_conditioning="decoder",
         batch_center_inputs=False,
+        batch_harmony_theta=2.0,
         batch_mmd_weight=0.0,
         missing_code="transport",
     ):
@@ -478,6 +494,7 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         self.distributed = distributed
         self.batch_conditioning = batch_conditioning
         self.batch_center_inputs = batch_center_inputs
+        self.batch_harmony_theta = batch_harmony_theta
         self.batch_mmd_weight = batch_mmd_weight
         self.missing_code = missing_code
 
@@ -590,7 +607,7 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         self.batch_categories_ = (
             None if batch is None else _batches.fit_categories(batch, X_rna.shape[0])
         )
-        self.batch_input_offsets_ = None
+        self.batch_input_offsets_ = self.batch_input_harmony_ = None
         batch_onehot = self._batch_onehot(batch, X_rna.shape[0], "fit")
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -614,7 +631,11 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         else:
             encoder_inputs = encoder_inputs()
         self.rna_encoder_input_, self.atac_encoder_input_ = encoder_inputs
-        if batch is not None and self.batch_center_inputs:
+        if batch is not None and isinstance(self.batch_center_inputs, str):  # "harmony"
+            self.batch_input_harmony_ = self._input_harmony(
+                X_rna, X_atac, batch_onehot, observed, seed
+            )
+        elif batch is not None and self.batch_center_inputs:
             self.batch_input_offsets_ = self._input_offsets(X_rna, X_atac, batch_onehot, observed)
         dataset = self._dataset(
             X_rna, X_atac, with_counts=True, batch_onehot=batch_onehot, observed=observed
@@ -983,8 +1004,8 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         batch : array-like of shape (n_cells,), default=None
             Each cell's sample, among those seen at fit (others raise ``ValueError``).
             Needed when the model was fitted with ``batch`` and either
-            ``batch_conditioning="encoder_decoder"`` or ``batch_center_inputs=True``
-            (otherwise only checked); refused when fitted without.
+            ``batch_conditioning="encoder_decoder"`` or ``batch_center_inputs`` (True or
+            "harmony"; otherwise only checked); refused when fitted without.
         rna_observed, atac_observed : array-like of bool, shape (n_cells,), default=None
             For cells measured by one modality (as in :meth:`fit`; needs ``X_atac``). Every
             cell gets a code: a cell without the modality of ``embedding`` gets one carried
