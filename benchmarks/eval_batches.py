@@ -138,7 +138,11 @@ def scores(Z, sample, labels):
     }
 
 
-def run(name, epochs, n_cells, designs, mmd_weights=(), seed=0, **params):
+def simulated_study(name, n_cells, seed):
+    """The cells (a random ``n_cells`` of the dataset, all when None), their 3 simulated
+    samples and both versions of their counts, as a dict: ``rna``, ``atac`` (original),
+    ``rna_b``, ``atac_b`` (with the sample effects), ``labels``, ``sample``, ``effects``
+    (of :func:`simulate_samples`) and ``prior``. Everything is drawn from ``seed``."""
     data = load_dataset(name)
     rng = np.random.default_rng(seed)
     cells = np.arange(data.rna.shape[0])
@@ -146,12 +150,25 @@ def run(name, epochs, n_cells, designs, mmd_weights=(), seed=0, **params):
         cells = np.sort(rng.choice(cells, n_cells, replace=False))
     rna, atac, labels = data.rna[cells], data.atac[cells], data.labels[cells]
     sample = assign_samples(labels, 3, rng)
-    rna_b, atac_b = simulate_samples(rna, atac, sample, rng)
+    rna_b, atac_b, effects = simulate_samples(rna, atac, sample, rng, return_effects=True)
     # Shallow cells can lose every read at a lower depth: left out of every fit.
     kept = (np.asarray(rna_b.sum(1)).ravel() > 0) & (np.asarray(atac_b.sum(1)).ravel() > 0)
-    rna, atac, labels, sample = rna[kept], atac[kept], labels[kept], sample[kept]
-    rna_b, atac_b = rna_b[kept], atac_b[kept]
-    prior = GenePeakPrior(data.prior)
+    return {
+        "rna": rna[kept],
+        "atac": atac[kept],
+        "rna_b": rna_b[kept],
+        "atac_b": atac_b[kept],
+        "labels": labels[kept],
+        "sample": sample[kept],
+        "effects": effects,
+        "prior": GenePeakPrior(data.prior),
+    }
+
+
+def run(name, epochs, n_cells, designs, mmd_weights=(), seed=0, **params):
+    study = simulated_study(name, n_cells, seed)
+    rna, atac, rna_b, atac_b = (study[key] for key in ("rna", "atac", "rna_b", "atac_b"))
+    labels, sample, prior = study["labels"], study["sample"], study["prior"]
     rows = []
     settings = dict(max_epochs=epochs, random_state=seed, **params)
     cases = []
@@ -189,21 +206,13 @@ def run(name, epochs, n_cells, designs, mmd_weights=(), seed=0, **params):
 
 def run_inputs(name, n_cells, seed=0):
     """Scores of the encoder inputs with each correction (see the module docstring)."""
-    data = load_dataset(name)
-    rng = np.random.default_rng(seed)
-    cells = np.arange(data.rna.shape[0])
-    if n_cells and n_cells < len(cells):
-        cells = np.sort(rng.choice(cells, n_cells, replace=False))
-    rna, atac, labels = data.rna[cells], data.atac[cells], data.labels[cells]
-    sample = assign_samples(labels, 3, rng)
-    rna_b, atac_b = simulate_samples(rna, atac, sample, rng)
-    kept = (np.asarray(rna_b.sum(1)).ravel() > 0) & (np.asarray(atac_b.sum(1)).ravel() > 0)
-    labels, sample = labels[kept], sample[kept]
+    study = simulated_study(name, n_cells, seed)
+    labels, sample = study["labels"], study["sample"]
     onehot = np.eye(3, dtype=np.float32)[sample]
     rows = []
     for modality, make, clean, batched in [
-        ("RNA PCA", RNAEncoderInput, rna[kept], rna_b[kept]),
-        ("ATAC LSI", ATACEncoderInput, atac[kept], atac_b[kept]),
+        ("RNA PCA", RNAEncoderInput, study["rna"], study["rna_b"]),
+        ("ATAC LSI", ATACEncoderInput, study["atac"], study["atac_b"]),
     ]:
         inputs = {
             "clean": make(random_state=seed).fit_transform(clean),

@@ -39,10 +39,9 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_batches import assign_samples, markdown, simulate_samples  # noqa: E402
-from harness_data import load_dataset  # noqa: E402
+from eval_batches import markdown, simulated_study  # noqa: E402
 
-from factvae_sk import FactVAE, GenePeakPrior  # noqa: E402
+from factvae_sk import FactVAE  # noqa: E402
 
 MIN_COUNTS = 10
 
@@ -89,20 +88,13 @@ def compare(estimate, effect, a, b, informative):
 
 
 def run(name, epochs, n_cells, seed):
-    data = load_dataset(name)
-    rng = np.random.default_rng(seed)
-    cells = np.arange(data.rna.shape[0])
-    if n_cells and n_cells < len(cells):
-        cells = np.sort(rng.choice(cells, n_cells, replace=False))
-    rna, atac, labels = data.rna[cells], data.atac[cells], data.labels[cells]
-    sample = assign_samples(labels, 3, rng)
-    rna_b, atac_b, effects = simulate_samples(rna, atac, sample, rng, return_effects=True)
-    kept = (np.asarray(rna_b.sum(1)).ravel() > 0) & (np.asarray(atac_b.sum(1)).ravel() > 0)
-    rna_b, atac_b, labels, sample = rna_b[kept], atac_b[kept], labels[kept], sample[kept]
-    informative = np.asarray(atac[kept].sum(axis=0)).ravel() >= MIN_COUNTS
+    study = simulated_study(name, n_cells, seed)
+    rna_b, atac_b, labels, sample = (study[k] for k in ("rna_b", "atac_b", "labels", "sample"))
+    effects = study["effects"]
+    informative = np.asarray(study["atac"].sum(axis=0)).ravel() >= MIN_COUNTS
     start = time.perf_counter()
     model = FactVAE(max_epochs=epochs, random_state=seed)
-    model.fit(rna_b, atac_b, prior=GenePeakPrior(data.prior), batch=sample)
+    model.fit(rna_b, atac_b, prior=study["prior"], batch=sample)
     print(f"  {name}: fit {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     rows = []
     for a, b in combinations(range(3), 2):
