@@ -352,9 +352,6 @@ def main(argv=None):
     parser.add_argument("--mosaic", action="store_true")
     parser.add_argument("--inputs", action="store_true", help="score the encoder inputs only")
     parser.add_argument(
-        "--seed", type=int, default=0, help="seeds the simulated samples / groups and the fits"
-    )
-    parser.add_argument(
         "--mmd-weights",
         nargs="*",
         type=float,
@@ -368,7 +365,8 @@ def main(argv=None):
         "--seed",
         type=int,
         default=0,
-        help="seeds the cell subset, the simulated samples and FactVAE(random_state=...)",
+        help="seeds the cell subset, the simulated samples (or mosaic groups) and "
+        "FactVAE(random_state=...)",
     )
     args = parser.parse_args(argv)
     names = ("snare", "kidney") if args.dataset == "both" else (args.dataset,)
