@@ -8,6 +8,8 @@ training cells (``fill_missing``): a linear map whose outputs keep the spread of
 (``transport_map``), or the mean code of its nearest paired neighbours.
 """
 
+import warnings
+
 import numpy as np
 from scipy import linalg
 from sklearn.neighbors import NearestNeighbors
@@ -125,6 +127,15 @@ def fill_missing(codes, observed, training_codes, n_latent, method="transport"):
     """
     blocks = {"rna": slice(0, n_latent), "atac": slice(n_latent, 2 * n_latent)}
     k = min(N_NEIGHBORS, len(training_codes))
+    if method == "transport" and len(training_codes) < 2 * (n_latent + 1):
+        # Fewer cells than twice the map's coefficients per output: it fits them by heart.
+        warnings.warn(
+            f"Only {len(training_codes)} paired training cells for {n_latent}-dimensional "
+            "codes: the transport map of missing_code='transport' is poorly determined; "
+            "missing_code='neighbors' may be safer.",
+            UserWarning,
+            stacklevel=3,
+        )
     for missing, present in (("atac", "rna"), ("rna", "atac")):
         cells = np.flatnonzero(~observed[missing])
         if not len(cells):

@@ -2,6 +2,7 @@
 rows of a missing modality never read, a code for every cell."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from sklearn.linear_model import RidgeCV
 from factvae_sk import FactVAE
 from factvae_sk._losses import FactVAELoss, similarity_distillation_loss
 from factvae_sk._modules import FactVAEModule
-from factvae_sk._mosaic import transport_map
+from factvae_sk._mosaic import fill_missing, transport_map
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -114,6 +115,18 @@ def test_every_cell_gets_a_code(fitted, mosaic):
     plain = fitted.transform(mosaic["rna"][paired], mosaic["atac"][paired])
     np.testing.assert_allclose(Z[paired], plain, rtol=1e-6)
     np.testing.assert_allclose(Z_nn[paired], plain, rtol=1e-6)
+
+
+def test_few_paired_cells_warn():
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(6, 8)).astype(np.float32)
+    observed = {"rna": np.array([1, 1, 0, 1, 1, 1], bool), "atac": np.ones(6, bool)}
+    with pytest.warns(UserWarning, match="Only 9 paired training cells"):
+        fill_missing(codes.copy(), observed, rng.normal(size=(9, 8)), 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fill_missing(codes.copy(), observed, rng.normal(size=(10, 8)), 4, "neighbors")
+        fill_missing(codes.copy(), observed, rng.normal(size=(40, 8)), 4)
 
 
 def test_transport_map_against_scipy():
