@@ -128,37 +128,25 @@ class CellInputsMixin:
         check_paired(X_rna, X_atac)
         return X_rna, X_atac
 
-    def _fit_inputs(self, X_rna, X_atac, observed):
-        """Each modality's encoder inputs of the training cells and the mask of the cells
-        that have it (None: all), as ``(name, inputs, mask)``."""
-        for name, X in (("rna", X_rna), ("atac", X_atac)):
-            if X is None:
-                continue
-            transformer = getattr(self, f"{name}_encoder_input_")
+    def _fit_input_corrections(self, dataset, observed, seed):
+        """Learn ``batch_center_inputs``' per-sample correction from the training cells'
+        encoder inputs as ``dataset`` holds them (before any correction), per modality on
+        the cells that have it: mean offsets (True, ``batch_input_offsets_``) or Harmony
+        states ("harmony", ``batch_input_harmony_``)."""
+        harmony = isinstance(self.batch_center_inputs, str)
+        fitted = {}
+        for name, (inputs, _, _) in dataset.modalities.items():
             mask = None if observed is None else observed[name]
-            inputs = (
-                transformer.transform(X)
-                if mask is None
-                else _mosaic.encoder_input(transformer, X, mask)
-            )
-            yield name, inputs, mask
-
-    def _input_offsets(self, X_rna, X_atac, batch_onehot, observed):
-        """Per-sample encoder-input offsets (``batch_center_inputs=True``)."""
-        return {
-            name: _batches.input_offsets(inputs, batch_onehot, mask)
-            for name, inputs, mask in self._fit_inputs(X_rna, X_atac, observed)
-        }
-
-    def _input_harmony(self, X_rna, X_atac, batch_onehot, observed, seed):
-        """Harmony states of the encoder inputs (``batch_center_inputs="harmony"``), fitted
-        on the cells that have each modality."""
-        return {
-            name: _batches.input_harmony(
-                inputs, batch_onehot, mask, random_state=seed, theta=self.batch_harmony_theta
-            )
-            for name, inputs, mask in self._fit_inputs(X_rna, X_atac, observed)
-        }
+            if harmony:
+                fitted[name] = _batches.input_harmony(
+                    inputs, dataset.batch, mask, random_state=seed, theta=self.batch_harmony_theta
+                )
+            else:
+                fitted[name] = _batches.input_offsets(inputs, dataset.batch, mask)
+        if harmony:
+            self.batch_input_harmony_ = fitted
+        else:
+            self.batch_input_offsets_ = fitted
 
     def _dataset(self, X_rna, X_atac, with_counts, batch_onehot=None, observed=None):
         dataset = self._raw_dataset(X_rna, X_atac, with_counts, batch_onehot, observed)

@@ -631,15 +631,13 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         else:
             encoder_inputs = encoder_inputs()
         self.rna_encoder_input_, self.atac_encoder_input_ = encoder_inputs
-        if batch is not None and isinstance(self.batch_center_inputs, str):  # "harmony"
-            self.batch_input_harmony_ = self._input_harmony(
-                X_rna, X_atac, batch_onehot, observed, seed
-            )
-        elif batch is not None and self.batch_center_inputs:
-            self.batch_input_offsets_ = self._input_offsets(X_rna, X_atac, batch_onehot, observed)
-        dataset = self._dataset(
+        dataset = self._raw_dataset(
             X_rna, X_atac, with_counts=True, batch_onehot=batch_onehot, observed=observed
         )
+        if batch is not None and self.batch_center_inputs:
+            # Learned from the encoder inputs just computed, then applied to them.
+            self._fit_input_corrections(dataset, observed, seed)
+        dataset = self._center_inputs(dataset, observed)
 
         # Seed torch inside a forked RNG state (CPU and, when training there, the GPUs) so
         # that fitting neither depends on nor disturbs the caller's global random state.
