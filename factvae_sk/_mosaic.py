@@ -72,12 +72,13 @@ def log_library(X, mask):
     return np.log(np.where(mask, totals, 1.0)).astype(np.float32)
 
 
-def _psd_power(matrix, power):
-    """``matrix ** power`` of a symmetric positive semi-definite matrix (eigenvalues
-    floored at 1e-10 of the largest, so a flat direction never divides by zero)."""
+def _psd_powers(matrix, *powers):
+    """``matrix ** power`` for each power, of a symmetric positive semi-definite matrix
+    (one eigendecomposition; eigenvalues floored at 1e-10 of the largest, so a flat
+    direction never divides by zero)."""
     values, vectors = linalg.eigh(matrix)
     values = np.maximum(values, 1e-10 * max(values.max(), np.finfo(float).tiny))
-    return (vectors * values**power) @ vectors.T
+    return [(vectors * values**power) @ vectors.T for power in powers]
 
 
 def transport_map(source, target):
@@ -106,10 +107,9 @@ def transport_map(source, target):
     coef, *_ = linalg.lstsq(design, target)
     predicted = design @ coef
     mean = target.mean(0)  # also the predictions' mean: least squares with an intercept
-    half = _psd_power(np.cov(predicted, rowvar=False), 0.5)
-    inverse_half = _psd_power(np.cov(predicted, rowvar=False), -0.5)
-    transport = inverse_half @ _psd_power(half @ np.cov(target, rowvar=False) @ half, 0.5)
-    transport = transport @ inverse_half  # symmetric: x @ T == T @ x
+    half, inverse_half = _psd_powers(np.cov(predicted, rowvar=False), 0.5, -0.5)
+    (middle,) = _psd_powers(half @ np.cov(target, rowvar=False) @ half, 0.5)
+    transport = inverse_half @ middle @ inverse_half  # symmetric: x @ T == T @ x
     A = coef[:-1] @ transport
     b = (coef[-1] - mean) @ transport + mean
     return A, b
