@@ -173,6 +173,11 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         (scVI's ``encode_covariates=True``), and :meth:`transform` then needs each cell's
         ``batch``. "decoder" mixed the samples better at the same cell-type ARI on
         semi-synthetic samples (README, "Several samples"), hence the default.
+    batch_dispersion : bool, default=False
+        With ``batch``: each sample also gets its own per-feature offsets on the
+        dispersion and zero-inflation logits of both decoders (sample-specific noise,
+        scVI's ``dispersion="gene-batch"``). The library size is always each cell's own
+        observed one, so depth differences between samples need no term.
     batch_center_inputs : bool or "harmony", default=False
         With ``batch``, correct each cell's encoder inputs (RNA PCA, ATAC LSI) for its
         sample, learned at fit. True subtracts the sample's mean input (minus the mean over
@@ -406,6 +411,7 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         "precision": [StrOptions({"32", "bf16"})],
         "distributed": ["boolean"],
         "batch_conditioning": [StrOptions({"encoder_decoder", "decoder"})],
+        "batch_dispersion": ["boolean"],
         "batch_center_inputs": ["boolean", StrOptions({"harmony"})],
         "batch_harmony_theta": [Interval(Real, 0, None, closed="left")],
         "batch_mmd_weight": [Interval(Real, 0, None, closed="left")],
@@ -455,6 +461,7 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         precision="32",
         distributed=False,
         batch_conditioning="decoder",
+        batch_dispersion=False,
         batch_center_inputs=False,
         batch_harmony_theta=2.0,
         batch_mmd_weight=0.0,
@@ -493,6 +500,7 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
         self.precision = precision
         self.distributed = distributed
         self.batch_conditioning = batch_conditioning
+        self.batch_dispersion = batch_dispersion
         self.batch_center_inputs = batch_center_inputs
         self.batch_harmony_theta = batch_harmony_theta
         self.batch_mmd_weight = batch_mmd_weight
@@ -929,6 +937,7 @@ class FactVAE(FactVAEAnalysisMixin, CellInputsMixin, TransformerMixin, BaseEstim
             else {
                 "module__n_batch": len(categories),
                 "module__batch_in_encoders": self.batch_conditioning == "encoder_decoder",
+                "module__batch_dispersion": self.batch_dispersion,
             }
         )
         callbacks = self._callbacks(has_atac, prior_entries is not None)

@@ -74,14 +74,21 @@ class FactorizedDecoder(nn.Module):
         per-feature logit offset ``B[k]``: ``softmax(z @ W + b + B[k])``, a multiplicative
         effect of the sample on each feature's expected share, which the cell code then
         need not carry. (A one-hot batch appended to ``z`` with its own rows of ``W``.)
+    batch_dispersion : bool, default=False
+        With ``n_batch > 0``: every sample also gets per-feature offsets on the dispersion
+        logits (``softmax(z @ D + E[k])``) and on the zero-inflation logits
+        (``z @ Pi + F[k]``): sample-specific noise, as scVI's ``dispersion="gene-batch"``.
     """
 
-    def __init__(self, n_latent, n_features, intercept=False, n_batch=0):
+    def __init__(self, n_latent, n_features, intercept=False, n_batch=0, batch_dispersion=False):
         super().__init__()
         # None, not an absent attribute, so the state dict of a model without it is unchanged.
         self.intercept = nn.Parameter(torch.zeros(n_features)) if intercept else None
         # Zeros: no random draw, so the other weights are initialized as without batches.
         self.batch_effect = nn.Parameter(torch.zeros(n_batch, n_features)) if n_batch else None
+        noise = n_batch and batch_dispersion
+        self.batch_dispersion = nn.Parameter(torch.zeros(n_batch, n_features)) if noise else None
+        self.batch_dropout = nn.Parameter(torch.zeros(n_batch, n_features)) if noise else None
         self.feature_embedding = nn.Parameter(torch.empty(n_latent, n_features))
         self.dispersion_embedding = nn.Parameter(torch.empty(n_latent, n_features))
         self.dropout_embedding = nn.Parameter(torch.empty(n_latent, n_features))
@@ -102,8 +109,12 @@ class FactorizedDecoder(nn.Module):
             logits = logits + (batch @ self.batch_effect).float()
         log_mu = log_library.unsqueeze(-1) + F.log_softmax(logits, dim=-1)
         # The reference's dispersion: theta = exp(softmax(.)), so log theta is the softmax.
-        log_theta = F.softmax((z @ self.dispersion_embedding).float(), dim=-1)
+        dispersion_logits = (z @ self.dispersion_embedding).float()
         pi_logits = (z @ self.dropout_embedding).float()
+        if self.batch_dispersion is not None:
+            dispersion_logits = dispersion_logits + (batch @ self.batch_dispersion).float()
+            pi_logits = pi_logits + (batch @ self.batch_dropout).float()
+        log_theta = F.softmax(dispersion_logits, dim=-1)
         return log_mu, log_theta, pi_logits
 
 
@@ -128,6 +139,9 @@ class FactVAEModule(nn.Module):
     batch_in_encoders : bool, default=True
         With ``n_batch > 0``: also append the one-hot sample to both encoders' inputs
         (scVI's ``encode_covariates``), so that the codes can shed the sample's effects.
+    batch_dispersion : bool, default=False
+        With ``n_batch > 0``: per-sample dispersion and zero-inflation offsets in both
+        decoders (see :class:`FactorizedDecoder`).
     """
 
     def __init__(
@@ -143,6 +157,7 @@ class FactVAEModule(nn.Module):
         atac_intercepts=False,
         n_batch=0,
         batch_in_encoders=True,
+        batch_dispersion=False,
     ):
         super().__init__()
         self.n_batch = n_batch
@@ -151,7 +166,9 @@ class FactVAEModule(nn.Module):
         self.encoder_rna = Encoder(
             n_input_rna + n_extra, tuple(rna_hidden_sizes), n_latent, dropout
         )
-        self.decoder_rna = FactorizedDecoder(n_latent, n_genes, n_batch=n_batch)
+        self.decoder_rna = FactorizedDecoder(
+            n_latent, n_genes, n_batch=n_batch, batch_dispersion=batch_dispersion
+        )
         self.has_atac = n_peaks is not None
         if self.has_atac:
             self.encoder_atac = Encoder(
@@ -159,7 +176,11 @@ class FactVAEModule(nn.Module):
             )
             has_intercepts = atac_intercepts is not False and atac_intercepts is not None
             self.decoder_atac = FactorizedDecoder(
-                n_latent, n_peaks, intercept=has_intercepts, n_batch=n_batch
+                n_latent,
+                n_peaks,
+                intercept=has_intercepts,
+                n_batch=n_batch,
+                batch_dispersion=batch_dispersion,
             )
             if has_intercepts and not isinstance(atac_intercepts, bool):
                 with torch.no_grad():

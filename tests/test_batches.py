@@ -105,6 +105,64 @@ def test_decoder_offsets_against_numpy():
     np.testing.assert_allclose(out["log_mu"].exp().detach().numpy(), expected, rtol=1e-5)
 
 
+def test_batch_dispersion_against_numpy():
+    """Per-sample dispersion and zero-inflation offsets enter the logits as documented, and
+    start at zero: at initialization the module equals one without them."""
+    torch.manual_seed(0)
+    plain = FactVAEModule(5, 7, 4, 6, n_latent=3, rna_hidden_sizes=(8,), n_batch=2).eval()
+    torch.manual_seed(0)
+    module = FactVAEModule(
+        5, 7, 4, 6, n_latent=3, rna_hidden_sizes=(8,), n_batch=2, batch_dispersion=True
+    ).eval()
+    x, batch = torch.randn(4, 5), torch.eye(2)[[0, 1, 1, 0]]
+    library = torch.log(torch.tensor([10.0, 20.0, 30.0, 40.0]))
+    with torch.no_grad():
+        before, expected = module(x, library, batch=batch), plain(x, library, batch=batch)
+    for key in ("log_mu", "log_theta", "pi_logits"):
+        assert torch.equal(before["rna"][key], expected["rna"][key]), key
+    decoder = module.decoder_rna
+    with torch.no_grad():
+        decoder.batch_dispersion.normal_()
+        decoder.batch_dropout.normal_()
+        out = module(x, library, batch=batch)["rna"]
+    rows = [0, 1, 1, 0]
+    z = module.encoder_rna(torch.cat([x, batch], 1))[0].detach().numpy()
+    logits = z @ decoder.dispersion_embedding.detach().numpy()
+    logits += decoder.batch_dispersion.detach().numpy()[rows]
+    softmax = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    np.testing.assert_allclose(out["log_theta"].numpy(), softmax, rtol=1e-5)
+    pi = (
+        z @ decoder.dropout_embedding.detach().numpy()
+        + decoder.batch_dropout.detach().numpy()[rows]
+    )
+    np.testing.assert_allclose(out["pi_logits"].numpy(), pi, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_dispersion_is_learned_and_persisted(cells, tmp_path):
+    rna, atac, donor = cells
+    model = FactVAE(random_state=0, batch_dispersion=True, **FAST).fit(rna, atac, batch=donor)
+    for decoder, n_features in (
+        (model.module_.decoder_rna, rna.shape[1]),
+        (model.module_.decoder_atac, atac.shape[1]),
+    ):
+        for offsets in (decoder.batch_dispersion, decoder.batch_dropout):
+            assert offsets.shape == (3, n_features)
+            # Trained: the samples' rows moved off zero, each its own way.
+            values = offsets.detach().numpy()
+            assert np.abs(values).max() > 0 and not np.allclose(values[0], values[1])
+    expected = model.score(rna, atac, batch=donor)
+    joblib.dump(model, tmp_path / "model.joblib")
+    for loaded in (
+        joblib.load(tmp_path / "model.joblib"),
+        FactVAE.load(model.save(tmp_path / "m")),
+    ):
+        assert loaded.module_.decoder_atac.batch_dropout is not None
+        assert loaded.score(rna, atac, batch=donor) == expected
+    without = FactVAE(random_state=0, **FAST).fit(rna, atac, batch=donor)
+    assert without.module_.decoder_rna.batch_dispersion is None
+    assert without.score(rna, atac, batch=donor) != expected
+
+
 def test_batch_is_needed_and_checked(batched, cells):
     rna, atac, donor = cells
     with pytest.raises(ValueError, match=r"not seen at fit: \['d9'\]"):
