@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
 
-import factvae_sk._estimator as estimator_module
+import factvae_sk._training as training_module
 from factvae_sk import FactVAE
 from factvae_sk._losses import similarity_distillation_loss
 from factvae_sk._modules import Encoder, FactorizedDecoder
@@ -59,7 +59,7 @@ def test_float32_training_is_bit_identical_to_the_step_before_precision(
 ):
     args = (small["rna"], small["atac"])
     model = FactVAE(**FAST, random_state=0).fit(*args, prior=small["prior"])
-    monkeypatch.setattr(estimator_module, "FactVAENet", StepBeforePrecision)
+    monkeypatch.setattr(training_module, "FactVAENet", StepBeforePrecision)
     before = FactVAE(**FAST, random_state=0).fit(*args, prior=small["prior"])
     assert type(before.net_) is StepBeforePrecision
     for (name, value), reference in zip(
