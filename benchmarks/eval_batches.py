@@ -145,17 +145,23 @@ def scores(Z, sample, labels):
     }
 
 
+def _subset(name, n_cells, rng):
+    """The dataset, and the counts (CSR) and labels of a random ``n_cells`` of its cells
+    drawn from ``rng`` (all when None)."""
+    data = load_dataset(name)
+    cells = np.arange(data.rna.shape[0])
+    if n_cells and n_cells < len(cells):
+        cells = np.sort(rng.choice(cells, n_cells, replace=False))
+    return data, data.rna[cells].tocsr(), data.atac[cells].tocsr(), data.labels[cells]
+
+
 def simulated_study(name, n_cells, seed):
     """The cells (a random ``n_cells`` of the dataset, all when None), their 3 simulated
     samples and both versions of their counts, as a dict: ``rna``, ``atac`` (original),
     ``rna_b``, ``atac_b`` (with the sample effects), ``labels``, ``sample``, ``effects``
     (of :func:`simulate_samples`) and ``prior``. Everything is drawn from ``seed``."""
-    data = load_dataset(name)
     rng = np.random.default_rng(seed)
-    cells = np.arange(data.rna.shape[0])
-    if n_cells and n_cells < len(cells):
-        cells = np.sort(rng.choice(cells, n_cells, replace=False))
-    rna, atac, labels = data.rna[cells], data.atac[cells], data.labels[cells]
+    data, rna, atac, labels = _subset(name, n_cells, rng)
     sample = assign_samples(labels, 3, rng)
     rna_b, atac_b, effects = simulate_samples(rna, atac, sample, rng, return_effects=True)
     # Shallow cells can lose every read at a lower depth: left out of every fit.
@@ -261,14 +267,6 @@ def run_inputs(name, n_cells, seed=0):
             print(f"  {name}: {row}", file=sys.stderr, flush=True)
             rows.append(row)
     return rows, len(labels)
-
-
-def _subset(name, n_cells, rng):
-    data = load_dataset(name)
-    cells = np.arange(data.rna.shape[0])
-    if n_cells and n_cells < len(cells):
-        cells = np.sort(rng.choice(cells, n_cells, replace=False))
-    return data, data.rna[cells].tocsr(), data.atac[cells].tocsr(), data.labels[cells]
 
 
 def _imputation_scores(observed, predicted):
@@ -426,20 +424,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
     names = ("snare", "kidney") if args.dataset == "both" else (args.dataset,)
     for name in names:
+        n_cells = args.kidney_cells if name == "kidney" else None
         if args.inputs:
-            n_cells = args.kidney_cells if name == "kidney" else None
             rows, n = run_inputs(name, n_cells, args.seed)
             print(f"\n### {name} encoder inputs: {n} cells, seed {args.seed}\n")
             print(markdown(rows), flush=True)
             continue
         if args.heldout:
-            n_cells = args.kidney_cells if name == "kidney" else None
             rows, n = run_heldout(name, args.epochs, n_cells, args.designs, args.seed)
             print(f"\n### {name} held-out ELBO: {n} test cells, {args.epochs} epochs\n")
             print(markdown(rows), flush=True)
             continue
         if args.mosaic:
-            n_cells = args.kidney_cells if name == "kidney" else None
             rows, imputation, ceiling, n = run_mosaic(name, args.epochs, n_cells, args.seed)
             print(f"\n### {name} mosaic: {n} cells, {args.epochs} epochs, seed {args.seed}\n")
             print(markdown(rows))
@@ -454,8 +450,7 @@ def main(argv=None):
             print(f"\nHidden ATAC of the {n // 3} RNA-only cells:\n")
             print(markdown(imputation), flush=True)
             continue
-        n_cells = args.kidney_cells if name == "kidney" else None
-        params = {} if args.rna_kl_weight is None else {"rna_kl_weight": args.rna_kl_weight}
+            params = {} if args.rna_kl_weight is None else {"rna_kl_weight": args.rna_kl_weight}
         rows, n = run(
             name, args.epochs, n_cells, args.designs, args.mmd_weights, args.seed, **params
         )
