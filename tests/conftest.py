@@ -34,6 +34,28 @@ def small(snare):
     }
 
 
+# Comparing a trained output with one saved on another machine. The fit is a chain of float32
+# operations whose reductions (matrix products over up to 5000 peaks, sums over a batch) another
+# CPU's vector width or thread count performs in another order. One reordered reduction of n
+# terms moves its result by about sqrt(n) * u relative (u = 2**-24, float32's unit roundoff):
+# 4e-6 for n = 5000. Adam's normalized steps carry such a perturbation forward without
+# amplifying it, so after the S optimizer steps of the reference fits (3 epochs of 5 batches:
+# S = 15) outputs agree to about S * sqrt(n) * u = 6e-5 of their scale. TRAINED_RTOL allows
+# that with a margin under 2; a real change (a default, a gradient) moves them by 1e-2 or more.
+TRAINED_RTOL = 1e-4
+
+
+def assert_trained_close(actual, desired, name, rtol=TRAINED_RTOL):
+    """``actual`` equals ``desired`` up to float32 reordering error over a fit: relative in the
+    norm and, per entry, in units of the array's scale (entries near 0 carry the absolute error
+    of their larger neighbours)."""
+    actual, desired = np.asarray(actual, np.float64), np.asarray(desired, np.float64)
+    assert actual.shape == desired.shape, name
+    scale = np.abs(desired).max()
+    assert np.linalg.norm(actual - desired) <= rtol * np.linalg.norm(desired), name
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale, err_msg=name)
+
+
 FAST = dict(
     max_epochs=3,
     rna_hidden_sizes=(64,),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import FAST
+from conftest import FAST, assert_trained_close
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -102,8 +102,9 @@ def test_weight_zero_with_batch_reproduces_the_model_before_the_option():
     expected = np.load(REFERENCE.with_name("batch_reference.npz"))
     assert "mmd" not in model.history_[-1]
     for name, value in ref.reference_outputs(model, rna, atac, batch).items():
-        # Bit-identical on the machine that wrote the file; float32 rounding elsewhere.
-        np.testing.assert_allclose(value, expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        # Bit-identical on the machine that wrote the file; elsewhere up to float32
+        # reordering over the fit's steps (conftest.TRAINED_RTOL says how large).
+        assert_trained_close(value, expected[name], name)
 
 
 def _shifted_samples(small, n=300, seed=0):
