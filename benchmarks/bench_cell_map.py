@@ -23,7 +23,7 @@ def main():
     os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
     import numpy as np
 
-    from factvae_sk._cell_map import MAX_TSNE_CELLS, available_methods, cell_map
+    from factvae_sk.app._cell_map import MAX_TSNE_CELLS, available_methods, cell_map
 
     rng = np.random.default_rng(0)
     centres = rng.normal(scale=4.0, size=(20, 100))

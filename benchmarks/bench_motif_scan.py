@@ -19,7 +19,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from simulate_motifs import decoy_motifs, synthetic_genome  # noqa: E402
 
-from factvae_sk.motifs import motif_matches  # noqa: E402
+from factvae_sk.motifs import motif_matches
 
 
 def load_motifs(n):

@@ -43,11 +43,11 @@ sys.path.insert(0, str(HERE))
 import reference_impl  # noqa: E402
 
 from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline  # noqa: E402
-from factvae_sk._data import PairedCountsDataset  # noqa: E402
-from factvae_sk._distributions import count_log_prob_sum, zinb_log_prob  # noqa: E402
-from factvae_sk._malloc import heap_allocations  # noqa: E402
-from factvae_sk._preprocessing import ATACEncoderInput, RNAEncoderInput  # noqa: E402
-from factvae_sk._validation import check_prior  # noqa: E402
+from factvae_sk.data._dataset import PairedCountsDataset  # noqa: E402
+from factvae_sk.data._preprocessing import ATACEncoderInput, RNAEncoderInput  # noqa: E402
+from factvae_sk.data._validation import check_prior  # noqa: E402
+from factvae_sk.nn._distributions import count_log_prob_sum, zinb_log_prob  # noqa: E402
+from factvae_sk.utils._malloc import heap_allocations  # noqa: E402
 
 # ----------------------------------------------------------------------------- data
 
@@ -249,7 +249,7 @@ def real_data_table(epochs, threads, n_cells=None):
     yard_times = {False: [], True: []}
 
     def yardstick_epochs():
-        # FactVAE trains with large buffers kept in the heap (factvae_sk._malloc); the
+        # FactVAE trains with large buffers kept in the heap (factvae_sk.utils._malloc); the
         # yardstick is timed under glibc's default policy, and for reference under the same.
         for heap in (False, True):
             with heap_allocations(enabled=heap):

@@ -75,13 +75,10 @@ from sklearn.linear_model import LogisticRegressionCV  # noqa: E402
 from sklearn.metrics import adjusted_rand_score  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors  # noqa: E402
 
-from factvae_sk import FactVAE, GenePeakPrior, _batches  # noqa: E402
-from factvae_sk._imputation_metrics import (  # noqa: E402
-    per_cell_auroc,
-    per_cell_pearson,
-    per_peak_auroc,
-)
-from factvae_sk._preprocessing import ATACEncoderInput, RNAEncoderInput  # noqa: E402
+from factvae_sk import FactVAE, GenePeakPrior
+from factvae_sk._imputation_metrics import per_cell_auroc, per_cell_pearson, per_peak_auroc
+from factvae_sk.data import _batches
+from factvae_sk.data._preprocessing import ATACEncoderInput, RNAEncoderInput
 
 DEPTHS = (1.0, 0.6, 0.4)
 PEAK_DROPOUT = (0.0, 0.1, 0.2)

@@ -48,7 +48,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import normalize
 
 from factvae_sk import FactVAE
-from factvae_sk._preprocessing import ATACEncoderInput, RNAEncoderInput
+from factvae_sk.data._preprocessing import ATACEncoderInput, RNAEncoderInput
 
 # Each option changes one thing from the faithful defaults.
 OPTIONS = {

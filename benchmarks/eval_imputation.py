@@ -49,7 +49,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from factvae_sk import FactVAE
 from factvae_sk._imputation_metrics import per_cell_auroc, per_cell_pearson, per_peak_auroc
-from factvae_sk._preprocessing import RNAEncoderInput
+from factvae_sk.data._preprocessing import RNAEncoderInput
 
 SCALE = 1e4
 N_PEAKS_VARIABLE = 2000

@@ -40,7 +40,7 @@ from simulate_motifs import (  # noqa: E402
 )
 
 from factvae_sk import FactVAE  # noqa: E402
-from factvae_sk.motifs import differential_motifs, motif_deviations, motif_matches  # noqa: E402
+from factvae_sk.motifs import differential_motifs, motif_deviations, motif_matches
 
 MODEL = dict(
     n_latent=10,

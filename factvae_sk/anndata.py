@@ -3,14 +3,14 @@
 A MuData with an RNA and an ATAC modality (raw counts in ``.X`` or a named layer) goes in;
 out come the count matrices, the cell/gene/peak tables and the gene-peak prior, built from
 the genes' and peaks' coordinates exactly as the command line builds it (both read through
-:func:`factvae_sk._io.paired_from_anndata`). After the fit, :func:`write_results` stores
+:func:`factvae_sk.data._io.paired_from_anndata`). After the fit, :func:`write_results` stores
 the results the scverse way: cell codes in ``obsm``, feature embeddings in ``varm``, links
 in ``uns`` and the augmented accessibility of chosen peaks as a layer, all writable to
 ``.h5mu``.
 
 For data that do not fit in memory, :func:`backed_counts` opens a count matrix of a
 ``.h5ad`` file on disk; ``FactVAE.fit`` then reads it one block of rows at a time (see
-:mod:`factvae_sk._row_blocks`).
+:mod:`factvae_sk.data._row_blocks`).
 
 Needs the optional extra ``factvae_sk[anndata]`` (anndata and mudata).
 """
@@ -23,9 +23,9 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils import Bunch
 
-from ._io import _existing, _import_anndata, _reading, paired_from_anndata, read_h5mu
-from ._row_blocks import RowBlockCounts
-from ._validation import GenePeakPrior
+from .data._io import _existing, _import_anndata, _reading, paired_from_anndata, read_h5mu
+from .data._row_blocks import RowBlockCounts
+from .data._validation import GenePeakPrior
 from .exceptions import FactVAEWarning
 from .prior import build_gene_peak_prior
 

@@ -1,6 +1,6 @@
 """Command line: ``factvae-sk demo`` (the bundled data) and ``factvae-sk fit`` (your data).
 
-Both run the same job (:func:`factvae_sk._job.run_job`) and write the same outputs::
+Both run the same job (:func:`factvae_sk.app._job.run_job`) and write the same outputs::
 
     factvae-sk demo --out factvae_demo [--epochs 60]
     factvae-sk fit --rna rna.npz --atac atac.mtx --genes genes.tsv --peaks peaks.tsv \\
@@ -24,9 +24,9 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._cell_map import MAX_TSNE_CELLS, METHODS
-from ._io import read_paired_files, read_paired_h5ad, read_paired_h5mu
-from ._job import MOTIF_OUTPUTS, OUTPUTS, run_job
+from .app._cell_map import MAX_TSNE_CELLS, METHODS
+from .app._job import MOTIF_OUTPUTS, OUTPUTS, run_job
+from .data._io import read_paired_files, read_paired_h5ad, read_paired_h5mu
 from .datasets import load_snare_cellline
 from .exceptions import InputFileError
 from .hvg import highly_variable_genes

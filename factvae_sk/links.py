@@ -13,8 +13,8 @@ import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state
 
-from ._preprocessing import RNAEncoderInput
-from ._validation import check_counts, check_paired
+from .data._preprocessing import RNAEncoderInput
+from .data._validation import check_counts, check_paired
 
 # Pair values gathered at once (groups x pairs, float64): ~64 MB.
 _BLOCK_ENTRIES = 1 << 23

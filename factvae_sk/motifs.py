@@ -24,7 +24,7 @@ from scipy import stats
 from sklearn.utils import Bunch, check_array
 from sklearn.utils.validation import check_non_negative
 
-from . import _chromvar, _differential, _motif_scan
+from .analysis import _chromvar, _differential, _motif_scan
 from .exceptions import FactVAEWarning
 from .prior import parse_peak_names
 

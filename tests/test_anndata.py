@@ -11,10 +11,10 @@ from conftest import FAST
 from sklearn.base import clone
 
 from factvae_sk import FactVAE, build_gene_peak_prior
-from factvae_sk._block_svd import randomized_svd_blocks
-from factvae_sk._data import PairedCountsDataset
-from factvae_sk._preprocessing import ATACEncoderInput, RNAEncoderInput
-from factvae_sk._row_blocks import RowBlockCounts
+from factvae_sk.data._block_svd import randomized_svd_blocks
+from factvae_sk.data._dataset import PairedCountsDataset
+from factvae_sk.data._preprocessing import ATACEncoderInput, RNAEncoderInput
+from factvae_sk.data._row_blocks import RowBlockCounts
 from factvae_sk.exceptions import FactVAEWarning, InputFileError
 
 anndata = pytest.importorskip("anndata")

@@ -14,10 +14,10 @@ import pytest
 from cli_helpers import REPO, write_small_inputs
 from conftest import FAST
 
-import factvae_sk._job
+import factvae_sk.app._job
 from factvae_sk import FactVAE
-from factvae_sk._atomic import atomic_open, staged_files
 from factvae_sk.cli import main
+from factvae_sk.utils._atomic import atomic_open, staged_files
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -72,7 +72,7 @@ def test_sigterm_mid_write_keeps_the_old_file(tmp_path):
     path.write_bytes(b"the previous model")
     script = (
         "import sys, time\n"
-        "from factvae_sk._atomic import atomic_open\n"
+        "from factvae_sk.utils._atomic import atomic_open\n"
         "from factvae_sk.cli import _sigterm_as_exit\n"
         "with _sigterm_as_exit(), atomic_open(sys.argv[1]) as handle:\n"
         "    handle.write(b'half of the new model'); handle.flush()\n"
@@ -218,13 +218,13 @@ def test_failed_run_leaves_the_earlier_results_untouched(
     pytest.importorskip("matplotlib")
     args, out = earlier_run
     before = _snapshot(out)
-    assert set(before) == set(factvae_sk._job.OUTPUTS)
+    assert set(before) == set(factvae_sk.app._job.OUTPUTS)
     if target == "joblib":
         monkeypatch.setattr(
-            factvae_sk._job.joblib, "dump", lambda obj, path: _half_then(error)(path)
+            factvae_sk.app._job.joblib, "dump", lambda obj, path: _half_then(error)(path)
         )
     else:
-        monkeypatch.setattr(factvae_sk._job, target, _half_then(error))
+        monkeypatch.setattr(factvae_sk.app._job, target, _half_then(error))
     # A different seed: every output would differ.
     assert main([*args, "--seed", "1", "--out", str(out)]) == status
     assert _snapshot(out) == before  # byte for byte, and no temporary file left

@@ -13,7 +13,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import InvalidParameterError
 
 from factvae_sk import FactVAE
-from factvae_sk._losses import MMD_SCALES, FactVAELoss, gaussian_mmd, sample_mmd
+from factvae_sk.nn._losses import MMD_SCALES, FactVAELoss, gaussian_mmd, sample_mmd
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

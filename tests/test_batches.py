@@ -16,8 +16,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from factvae_sk import FactVAE
-from factvae_sk._accessibility import calibration_bias
-from factvae_sk._modules import FactVAEModule
+from factvae_sk.analysis._accessibility import calibration_bias
+from factvae_sk.nn._modules import FactVAEModule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from cli_helpers import run_cli, write_small_inputs
 
 from factvae_sk import build_gene_peak_prior
-from factvae_sk._links import DEFAULT_SCORE
+from factvae_sk.analysis._link_scores import DEFAULT_SCORE
 from factvae_sk.cli import main, run
 
 OUTPUT_FILES = [

@@ -14,8 +14,8 @@ from cli_helpers import write_small_inputs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from factvae_sk._io import read_paired_files
 from factvae_sk.cli import main
+from factvae_sk.data._io import read_paired_files
 from factvae_sk.exceptions import InputFileError
 from factvae_sk.prior import parse_peak_names
 

@@ -122,7 +122,7 @@ def test_one_process_distributed_fit_is_the_plain_fit(small, one_thread):
     ],
 )
 def test_unsupported_settings_are_refused(small, monkeypatch, params, message):
-    from factvae_sk import _distributed
+    from factvae_sk.train import _distributed
 
     monkeypatch.setattr(_distributed, "process_group", lambda: (0, 2))
     with pytest.raises(ValueError, match=message):

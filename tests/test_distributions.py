@@ -6,7 +6,7 @@ import torch
 from scipy import stats
 from scipy.special import expit
 
-from factvae_sk._distributions import gaussian_kl, nb_log_prob, zinb_log_prob
+from factvae_sk.nn._distributions import gaussian_kl, nb_log_prob, zinb_log_prob
 
 
 @pytest.fixture

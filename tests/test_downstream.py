@@ -9,7 +9,8 @@ import torch
 from conftest import FAST
 from scipy import stats
 
-from factvae_sk import FactVAE, _accessibility, _links, build_gene_peak_prior
+from factvae_sk import FactVAE, build_gene_peak_prior
+from factvae_sk.analysis import _accessibility, _link_scores
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -151,7 +152,7 @@ def test_regulatory_links_top_k_matches_a_full_sort(fitted, monkeypatch):
     dense = fitted.regulatory_scores()
     genes = np.array([0, 5, 1999])
     expected = np.argsort(-dense[genes], axis=1, kind="stable")[:, :4]
-    monkeypatch.setattr(_links, "BLOCK_ENTRIES", 2 * dense.shape[1])  # two genes per block
+    monkeypatch.setattr(_link_scores, "BLOCK_ENTRIES", 2 * dense.shape[1])  # two genes per block
     links = fitted.regulatory_links("all", genes=genes, top_k=4)
     assert len(links) == 12
     np.testing.assert_array_equal(links.peak.to_numpy().reshape(3, 4), expected)

@@ -11,8 +11,9 @@ import pytest
 from conftest import FAST
 from sklearn.utils._param_validation import InvalidParameterError
 
-from factvae_sk import FactVAE, _batches
-from factvae_sk._harmony import _ridge_coefficients, fit_harmony, harmony_correct
+from factvae_sk import FactVAE
+from factvae_sk.data import _batches
+from factvae_sk.data._harmony import _ridge_coefficients, fit_harmony, harmony_correct
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from batch_metrics import cluster_agreement, knn_mixing  # noqa: E402

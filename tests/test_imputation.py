@@ -12,9 +12,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
 
-from factvae_sk import FactVAE, _accessibility, _imputation_metrics
+from factvae_sk import FactVAE, _imputation_metrics
 from factvae_sk._imputation_metrics import per_cell_auroc, per_cell_pearson, per_peak_auroc
-from factvae_sk._preprocessing import RNAEncoderInput
+from factvae_sk.analysis import _accessibility
+from factvae_sk.data._preprocessing import RNAEncoderInput
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,7 +12,8 @@ import scipy.sparse as sp
 from conftest import FAST
 from scipy.special import logsumexp
 
-from factvae_sk import FactVAE, _links
+from factvae_sk import FactVAE
+from factvae_sk.analysis import _link_scores
 from factvae_sk.links import peak_gene_correlation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -81,7 +82,7 @@ def test_model_correlation_equals_the_correlation_of_the_decoders_logits(fitted,
 def test_background_zscores_against_a_direct_computation(fitted, small):
     mean = np.asarray(small["atac"].mean(axis=0)).ravel()
     np.testing.assert_allclose(fitted.atac_peak_mean_, mean, rtol=1e-6)
-    background = _links.background_peaks(fitted.atac_peak_mean_, 20)
+    background = _link_scores.background_peaks(fitted.atac_peak_mean_, 20)
     n_peaks = len(mean)
     assert background.shape == (n_peaks, 20)
     assert not (background == np.arange(n_peaks)[:, None]).any()  # never the peak itself
@@ -89,7 +90,7 @@ def test_background_zscores_against_a_direct_computation(fitted, small):
     order = np.argsort(fitted.atac_peak_mean_, kind="stable")
     rank = np.argsort(order, kind="stable")
     assert np.abs(rank[background] - rank[:, None]).max() < 2 * 200
-    again = _links.background_peaks(fitted.atac_peak_mean_, 20)
+    again = _link_scores.background_peaks(fitted.atac_peak_mean_, 20)
     np.testing.assert_array_equal(background, again)  # seeded
 
     dense = fitted.regulatory_scores(score="correlation")

@@ -4,7 +4,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from factvae_sk._losses import FactVAELoss, prior_loss, similarity_distillation_loss
+from factvae_sk.nn._losses import FactVAELoss, prior_loss, similarity_distillation_loss
 
 
 def test_sparse_prior_loss_equals_dense_formula():

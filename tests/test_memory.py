@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import FAST
 
-import factvae_sk._memory
+import factvae_sk.utils._memory
 from factvae_sk import FactVAE
 from factvae_sk.exceptions import ResultTooLargeError
 
@@ -19,13 +19,13 @@ def fitted(small):
 
 
 def test_the_limit_is_half_the_machine():
-    limit = factvae_sk._memory.dense_limit()
+    limit = factvae_sk.utils._memory.dense_limit()
     assert limit > 1 << 28  # any machine running this has more than 512 MiB
 
 
 def test_too_large_imputation_is_refused_with_size_and_fix(fitted, monkeypatch):
     model, _, atac = fitted
-    monkeypatch.setattr(factvae_sk._memory, "dense_limit", lambda: 100_000)
+    monkeypatch.setattr(factvae_sk.utils._memory, "dense_limit", lambda: 100_000)
     # 80 x 400 float32 = 128000 bytes > the limit; 80 x 300 = 96000 bytes fits.
     with pytest.raises(ResultTooLargeError, match=r"dense 80 x 400 float32 .*125\.0 KiB.*peaks="):
         model.impute_atac(atac)
@@ -35,7 +35,7 @@ def test_too_large_imputation_is_refused_with_size_and_fix(fitted, monkeypatch):
 
 def test_too_large_links_table_is_refused(fitted, monkeypatch):
     model = fitted[0]
-    monkeypatch.setattr(factvae_sk._memory, "dense_limit", lambda: 100 * 2000 * 50)
+    monkeypatch.setattr(factvae_sk.utils._memory, "dense_limit", lambda: 100 * 2000 * 50)
     with pytest.raises(ResultTooLargeError, match=r"table of 200000 links.*smaller top_k"):
         model.regulatory_links("all", top_k=100)  # 2000 genes x 100
     assert len(model.regulatory_links("all", top_k=50)) == 2000 * 50
@@ -45,7 +45,7 @@ def test_impute_into_a_given_array_or_memmap(fitted, tmp_path, monkeypatch):
     model, _, atac = fitted
     expected = model.impute_atac(atac, library_size=1e4)
     # Over the limit without out=, fine with it: nothing of that size is allocated.
-    monkeypatch.setattr(factvae_sk._memory, "dense_limit", lambda: 1000)
+    monkeypatch.setattr(factvae_sk.utils._memory, "dense_limit", lambda: 1000)
     out = np.full((80, 400), np.nan, dtype=np.float32)
     assert model.impute_atac(atac, library_size=1e4, out=out) is out
     np.testing.assert_array_equal(out, expected)

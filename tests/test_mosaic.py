@@ -13,9 +13,9 @@ from conftest import FAST
 from sklearn.linear_model import RidgeCV
 
 from factvae_sk import FactVAE
-from factvae_sk._losses import FactVAELoss, similarity_distillation_loss
-from factvae_sk._modules import FactVAEModule
-from factvae_sk._mosaic import fill_missing, transport_map
+from factvae_sk.data._mosaic import fill_missing, transport_map
+from factvae_sk.nn._losses import FactVAELoss, similarity_distillation_loss
+from factvae_sk.nn._modules import FactVAEModule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -16,7 +16,8 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
-from factvae_sk import FactVAE, _chromvar, _motif_scan
+from factvae_sk import FactVAE
+from factvae_sk.analysis import _chromvar, _motif_scan
 from factvae_sk.exceptions import FactVAEWarning
 from factvae_sk.motifs import (
     Motif,
@@ -550,7 +551,7 @@ def test_cli_motif_options_checked_before_the_fit(tmp_path, capsys):
 
 
 def test_heatmap_picks_each_groups_top_enriched_motifs():
-    from factvae_sk._plots import top_motifs
+    from factvae_sk.app._plots import top_motifs
 
     table = pd.DataFrame(
         {

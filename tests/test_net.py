@@ -5,11 +5,11 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from factvae_sk._callbacks import ExponentialLRDecay
-from factvae_sk._data import PairedCountsDataset, collate_batch
-from factvae_sk._losses import FactVAELoss
-from factvae_sk._modules import FactVAEModule
-from factvae_sk._net import FactVAENet
+from factvae_sk.data._dataset import PairedCountsDataset, collate_batch
+from factvae_sk.nn._losses import FactVAELoss
+from factvae_sk.nn._modules import FactVAEModule
+from factvae_sk.train._callbacks import ExponentialLRDecay
+from factvae_sk.train._net import FactVAENet
 
 
 def _dataset(n=64, genes=30, peaks=40, with_atac=True, seed=0):

@@ -5,13 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from factvae_sk._cell_map import cell_map, stratified_subsample
+from factvae_sk.app._cell_map import cell_map, stratified_subsample
 
 pytest.importorskip("matplotlib")
 
 from matplotlib.patches import Arc  # noqa: E402
 
-from factvae_sk._plots import (  # noqa: E402
+from factvae_sk.app._plots import (
     MAX_LEGEND_LABELS,
     _lab,
     categorical_palette,

@@ -9,11 +9,11 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
 
-import factvae_sk._training as training_module
+import factvae_sk.model._training_setup as training_module
 from factvae_sk import FactVAE
-from factvae_sk._losses import similarity_distillation_loss
-from factvae_sk._modules import Encoder, FactorizedDecoder
-from factvae_sk._net import FactVAENet
+from factvae_sk.nn._losses import similarity_distillation_loss
+from factvae_sk.nn._modules import Encoder, FactorizedDecoder
+from factvae_sk.train._net import FactVAENet
 
 
 class StepBeforePrecision(FactVAENet):

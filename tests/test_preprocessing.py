@@ -4,8 +4,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import PCA
 
-from factvae_sk._data import PairedCountsDataset
-from factvae_sk._preprocessing import ATACEncoderInput, RNAEncoderInput
+from factvae_sk.data._dataset import PairedCountsDataset
+from factvae_sk.data._preprocessing import ATACEncoderInput, RNAEncoderInput
 
 
 def _align_signs(a, b):

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from factvae_sk import gene_peak_prior
-from factvae_sk._distributions import gaussian_kl, nb_log_prob, zinb_log_prob
-from factvae_sk._losses import per_cell_nll
+from factvae_sk.nn._distributions import gaussian_kl, nb_log_prob, zinb_log_prob
+from factvae_sk.nn._losses import per_cell_nll
 
 FAST = settings(max_examples=50, deadline=None)
 

@@ -13,7 +13,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import train_test_split
 
 from factvae_sk import FactVAE
-from factvae_sk._preprocessing import ATACEncoderInput
+from factvae_sk.data._preprocessing import ATACEncoderInput
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import torch
 from conftest import FAST
 
 from factvae_sk import FactVAE
-from factvae_sk._validation import check_prior
+from factvae_sk.data._validation import check_prior
 
 REFERENCE = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_impl.py"
 

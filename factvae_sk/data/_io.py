@@ -17,10 +17,10 @@ import scipy.io
 import scipy.sparse as sp
 from sklearn.utils import Bunch
 
+from ..exceptions import FactVAEWarning, InputFileError
+from ..gtf import read_gtf_genes
+from ..prior import parse_peak_names
 from ._validation import check_counts
-from .exceptions import FactVAEWarning, InputFileError
-from .gtf import read_gtf_genes
-from .prior import parse_peak_names
 
 __all__ = [
     "paired_from_anndata",

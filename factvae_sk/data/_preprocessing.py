@@ -4,9 +4,9 @@ Both transformers accept sparse counts and never densify them: RNA scaling divid
 gene's standard deviation and leaves centering to PCA's implicit centering, which gives
 exactly the principal components of the scaled data; TF-IDF keeps the sparsity pattern.
 
-Counts on disk (:class:`~factvae_sk._row_blocks.RowBlockCounts`) are fitted in passes over
+Counts on disk (:class:`~factvae_sk.data._row_blocks.RowBlockCounts`) are fitted in passes over
 blocks of rows instead: statistics from a counting pass, then a randomized SVD from block
-products (:mod:`factvae_sk._block_svd`). The fitted attributes are the same scikit-learn
+products (:mod:`factvae_sk.data._block_svd`). The fitted attributes are the same scikit-learn
 objects, so transforming, saving and loading do not depend on how the fit was read.
 """
 

@@ -8,7 +8,7 @@ caller asking for a few peaks of 100k never holds a cells x peaks array.
 import numpy as np
 import torch
 
-from ._memory import check_dense_size
+from ..utils._memory import check_dense_size
 
 # Entries of one float32 block (cells x peaks) computed at once: ~64 MB.
 BLOCK_ENTRIES = 1 << 24

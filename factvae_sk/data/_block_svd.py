@@ -59,7 +59,7 @@ def randomized_svd_blocks(
     Examples
     --------
     >>> import numpy as np
-    >>> from factvae_sk._block_svd import randomized_svd_blocks
+    >>> from factvae_sk.data._block_svd import randomized_svd_blocks
     >>> A = np.random.default_rng(0).normal(size=(40, 6))
     >>> blocks = lambda: ((s, A[s : s + 16]) for s in range(0, 40, 16))
     >>> U, S, Vt = randomized_svd_blocks(blocks, A.shape, 3, random_state=0)

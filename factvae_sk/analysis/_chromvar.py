@@ -22,7 +22,7 @@ import torch
 from scipy import stats
 from sklearn.utils import Bunch
 
-from .exceptions import FactVAEWarning
+from ..exceptions import FactVAEWarning
 
 # Entries of one cells x peaks block: ~64 MB of float32.
 BLOCK_ENTRIES = 1 << 24

@@ -15,11 +15,12 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _accessibility, _batches, _chromvar, _cross_modal, _differential, _links
-from ._data import PairedCountsDataset, log_library_size
-from ._row_blocks import RowBlockCounts
-from ._validation import check_counts, check_prior
-from .prior import build_gene_peak_prior, tss_distance
+from ..analysis import _accessibility, _chromvar, _cross_modal, _differential, _link_scores
+from ..data import _batches
+from ..data._dataset import PairedCountsDataset, log_library_size
+from ..data._row_blocks import RowBlockCounts
+from ..data._validation import check_counts, check_prior
+from ..prior import build_gene_peak_prior, tss_distance
 
 
 class FactVAEAnalysisMixin:
@@ -269,7 +270,7 @@ class FactVAEAnalysisMixin:
         """Positions of the requested peaks (names, positions or a mask) among those of fit."""
         return _positions(peaks, self.n_peaks_in_, self.atac_feature_names_in_, "peak")
 
-    def regulatory_scores(self, pairs=None, *, score=_links.DEFAULT_SCORE, background=None):
+    def regulatory_scores(self, pairs=None, *, score=_link_scores.DEFAULT_SCORE, background=None):
         """Gene-peak regulatory scores: by default, how the two decoders' logits co-vary.
 
         Parameters
@@ -321,19 +322,19 @@ class FactVAEAnalysisMixin:
         return sp.csr_matrix((values, (rows, cols)), shape=(len(left), len(right)))
 
     def _score_factors(self, score):
-        """The gene and peak factor matrices of a score (see ``_links.score_factors``)."""
+        """The gene and peak factor matrices of a score (see ``_link_scores.score_factors``)."""
         check_is_fitted(self, "feature_embeddings_")
         if "atac" not in self.feature_embeddings_:
             raise ValueError("This FactVAE was fitted without X_atac: it has no peak embeddings.")
-        if not (isinstance(score, str) and score in _links.SCORES):
-            raise ValueError(f"score must be one of {_links.SCORES}; got {score!r}.")
+        if not (isinstance(score, str) and score in _link_scores.SCORES):
+            raise ValueError(f"score must be one of {_link_scores.SCORES}; got {score!r}.")
         covariance = getattr(self, "code_covariance_", None)
         if score != "cosine" and covariance is None:
             raise ValueError(
                 f"score={score!r} needs code_covariance_, which models fitted before "
                 "factvae_sk learned it lack: fit the model again (or use score='cosine')."
             )
-        return _links.score_factors(
+        return _link_scores.score_factors(
             score,
             self.feature_embeddings_.rna.to_numpy(),
             self.feature_embeddings_.atac.to_numpy(),
@@ -342,11 +343,11 @@ class FactVAEAnalysisMixin:
 
     def _pair_scores(self, left, right, rows, cols, background):
         if background is None:
-            return _links.score_pairs(left, right, rows, cols)
+            return _link_scores.score_pairs(left, right, rows, cols)
         if not (isinstance(background, Integral) and background >= 2):
             raise ValueError(f"background must be an integer >= 2; got {background!r}.")
-        peaks = _links.background_peaks(self.atac_peak_mean_, background)
-        return _links.background_zscores(left, right, rows, cols, peaks)
+        peaks = _link_scores.background_peaks(self.atac_peak_mean_, background)
+        return _link_scores.background_zscores(left, right, rows, cols, peaks)
 
     def regulatory_links(
         self,
@@ -357,7 +358,7 @@ class FactVAEAnalysisMixin:
         gene_table=None,
         peak_table=None,
         window=150_000,
-        score=_links.DEFAULT_SCORE,
+        score=_link_scores.DEFAULT_SCORE,
         background=None,
     ):
         """Gene-peak regulatory links as a table: gene, peak, score (and distance).
@@ -430,24 +431,24 @@ default="prior"
             if background is not None:
                 raise ValueError("background z-scores need candidate pairs, not 'all'.")
             if top_k is None:
-                if len(gene_index) * len(peak_emb) > _links.BLOCK_ENTRIES:
+                if len(gene_index) * len(peak_emb) > _link_scores.BLOCK_ENTRIES:
                     raise ValueError(
                         "candidates='all' without top_k would list "
                         f"{len(gene_index) * len(peak_emb)} pairs: pass top_k, or a few genes."
                     )
                 top_k = len(peak_emb)
-            _links.check_table_size(len(gene_index) * min(top_k, len(peak_emb)))
-            rows, cols, scores = _links.top_k_peaks(gene_emb, peak_emb, gene_index, top_k)
+            _link_scores.check_table_size(len(gene_index) * min(top_k, len(peak_emb)))
+            rows, cols, scores = _link_scores.top_k_peaks(gene_emb, peak_emb, gene_index, top_k)
         else:
             pattern = self._candidate_pattern(candidates, gene_table, peak_table, window)
-            rows, cols = _links.pattern_pairs(pattern, gene_index)
+            rows, cols = _link_scores.pattern_pairs(pattern, gene_index)
             scores = self._pair_scores(gene_emb, peak_emb, rows, cols, background)
             if top_k is not None:
-                rows, cols, scores = _links.top_k_among_pairs(rows, cols, scores, top_k)
+                rows, cols, scores = _link_scores.top_k_among_pairs(rows, cols, scores, top_k)
         distance = None
         if gene_table is not None and peak_table is not None:
             distance = tss_distance(gene_table, peak_table, rows, cols)
-        table = _links.links_table(
+        table = _link_scores.links_table(
             rows,
             cols,
             scores,

@@ -77,7 +77,7 @@ def cell_map(Z, groups=None, *, method="auto", max_cells=MAX_TSNE_CELLS, random_
     Examples
     --------
     >>> import numpy as np
-    >>> from factvae_sk._cell_map import cell_map
+    >>> from factvae_sk.app._cell_map import cell_map
     >>> Z = np.random.default_rng(0).normal(size=(300, 10))
     >>> result = cell_map(Z, method="tsne", max_cells=100)
     >>> result.coords.shape, len(result.mapped), result.subsampled

@@ -16,19 +16,13 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.utils import Bunch
 
-from ._atomic import staged_files
+from ..analysis._link_scores import DEFAULT_SCORE
+from ..model._estimator import FactVAE
+from ..motifs import differential_motifs, motif_matches
+from ..prior import build_gene_peak_prior, tss_distance
+from ..utils._atomic import staged_files
 from ._cell_map import MAX_TSNE_CELLS, cell_map
-from ._estimator import FactVAE
-from ._links import DEFAULT_SCORE
-from ._plots import (
-    have_matplotlib,
-    plot_cell_map,
-    plot_links,
-    plot_losses,
-    plot_motif_heatmap,
-)
-from .motifs import differential_motifs, motif_matches
-from .prior import build_gene_peak_prior, tss_distance
+from ._plots import have_matplotlib, plot_cell_map, plot_links, plot_losses, plot_motif_heatmap
 
 OUTPUTS = {
     "cell_embeddings.csv": "cells: barcode, label, cluster, 2-D map, RNA and ATAC embeddings",
@@ -142,7 +136,7 @@ def run_job(
     n_links : int, default=1000
         How many of the best-scored prior pairs ``top_links.csv`` lists.
     map_method : {"auto", "umap", "opentsne", "tsne"}, default="auto"
-        The 2-D map of ``cell_map.png`` (see :func:`factvae_sk._cell_map.cell_map`).
+        The 2-D map of ``cell_map.png`` (see :func:`factvae_sk.app._cell_map.cell_map`).
     map_max_cells : int, default=10000
         With scikit-learn's t-SNE, map a stratified subsample of this many cells.
     plot_genes : sequence of str, optional

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..utils._memory import check_dense_size
 from ._accessibility import log_normalizer
-from ._memory import check_dense_size
 
 SCORES = ("cosine", "correlation", "log_mean_correlation")
 # The score regulatory_scores, regulatory_links and the CLI use unless told otherwise: the

@@ -16,19 +16,19 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from . import _accessibility, _batches, _distributed, _holdout, _links, _mosaic
-from ._analysis import FactVAEAnalysisMixin
+from ..analysis import _accessibility, _link_scores
+from ..data import _batches, _mosaic
+from ..data._dataset import iter_batches
+from ..data._preprocessing import ATACEncoderInput, RNAEncoderInput
+from ..data._row_blocks import RowBlockCounts
+from ..data._validation import check_prior
+from ..exceptions import NonFiniteLossError
+from ..nn._losses import per_cell_kl, per_cell_nll
+from ..train import _distributed, _holdout
+from ..utils._device import cuda_devices, resolve_device
+from ._analysis_mixin import FactVAEAnalysisMixin
 from ._cell_inputs import CellInputsMixin, _atac_or_none
-from ._data import iter_batches
-from ._device import cuda_devices, resolve_device
-from ._losses import per_cell_kl, per_cell_nll
-from ._preprocessing import ATACEncoderInput, RNAEncoderInput
-from ._row_blocks import RowBlockCounts
-from ._training import TrainingSetupMixin
-from ._validation import (
-    check_prior,
-)
-from .exceptions import NonFiniteLossError
+from ._training_setup import TrainingSetupMixin
 
 
 def _atac_arg(X_atac, y):
@@ -224,9 +224,9 @@ class FactVAE(
         (n_samples, n_components), subtracted from the encoder inputs by sample.
     batch_input_harmony_ : dict or None
         With ``batch_center_inputs="harmony"``: ``{"rna": state, "atac": state}``, each the
-        Harmony state of :func:`~factvae_sk._harmony.fit_harmony` (centroids (K,
+        Harmony state of :func:`~factvae_sk.data._harmony.fit_harmony` (centroids (K,
         n_components), per-cluster sample offsets (K, n_samples, n_components), kernel
-        widths) with which :func:`~factvae_sk._harmony.harmony_correct` maps each cell.
+        widths) with which :func:`~factvae_sk.data._harmony.harmony_correct` maps each cell.
     feature_embeddings_ : Bunch of DataFrames
         ``rna``: gene embeddings (n_genes, n_latent); ``atac``: peak embeddings
         (n_peaks, n_latent), absent without ATAC. Indexed by gene / peak names when the
@@ -699,7 +699,7 @@ class FactVAE(
         self.rna_to_atac_ = RidgeCV(alphas=np.logspace(-2, 6, 17)).fit(
             codes[:, : self.n_latent], codes[:, self.n_latent :]
         )
-        self.code_covariance_ = _links.code_covariance(
+        self.code_covariance_ = _link_scores.code_covariance(
             codes,
             module.decoder_rna.feature_embedding.detach(),
             self._peak_embedding_tensor(),

@@ -7,7 +7,7 @@ below stops it at once with the size and what to do instead.
 
 import os
 
-from .exceptions import ResultTooLargeError
+from ..exceptions import ResultTooLargeError
 
 # Where the physical memory cannot be read (not POSIX), assume a 32 GiB machine.
 _FALLBACK_MEMORY = 32 << 30

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from .exceptions import FactVAEWarning
+from ..exceptions import FactVAEWarning
 
 # Non-zeros per block: a block of CSR rows is at most ~100 MB as float64 after transforms.
 BLOCK_NONZEROS = 2**23
@@ -45,7 +45,7 @@ class RowBlockCounts:
     Examples
     --------
     >>> import scipy.sparse as sp
-    >>> from factvae_sk._row_blocks import RowBlockCounts
+    >>> from factvae_sk.data._row_blocks import RowBlockCounts
     >>> counts = RowBlockCounts(sp.csr_matrix([[1.0, 0.0], [2.0, 3.0]]), block_rows=1)
     >>> counts.sum(axis=0)
     array([[3., 3.]])

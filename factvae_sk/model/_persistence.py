@@ -28,9 +28,9 @@ from sklearn.linear_model import RidgeCV
 from sklearn.preprocessing import StandardScaler
 from skorch.history import History
 
-from ._atomic import atomic_path
-from ._device import resolve_device
-from ._preprocessing import ATACEncoderInput, RNAEncoderInput
+from ..data._preprocessing import ATACEncoderInput, RNAEncoderInput
+from ..utils._atomic import atomic_path
+from ..utils._device import resolve_device
 
 FORMAT = "factvae_sk-weights"
 FORMAT_VERSION = 1
@@ -176,7 +176,7 @@ def save_model(model, path):
 
 
 def _package_version():
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import sklearn
 from sklearn.utils.validation import check_array, check_non_negative
 
-from .exceptions import FactVAEWarning
+from ..exceptions import FactVAEWarning
 
 SPARSE_FORMATS = ("csr", "csc", "coo")
 

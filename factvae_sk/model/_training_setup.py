@@ -10,12 +10,12 @@ import numpy as np
 import torch
 from skorch.callbacks import PassthroughScoring
 
-from . import _distributed, _holdout
-from ._callbacks import REPORTED_TERMS, ExponentialLRDecay, NonFiniteLossGuard, ProgressLog
-from ._data import collate_batch
-from ._losses import FactVAELoss
-from ._modules import FactVAEModule
-from ._net import FactVAENet
+from ..data._dataset import collate_batch
+from ..nn._losses import FactVAELoss
+from ..nn._modules import FactVAEModule
+from ..train import _distributed, _holdout
+from ..train._callbacks import REPORTED_TERMS, ExponentialLRDecay, NonFiniteLossGuard, ProgressLog
+from ..train._net import FactVAENet
 
 
 class TrainingSetupMixin:

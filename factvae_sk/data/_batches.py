@@ -4,7 +4,7 @@ A ``batch`` is one label per cell (any hashable: donor names, run numbers); the 
 model keeps the sorted categories seen at fit (``batch_categories_``) and every later call
 maps its labels onto them. Labels never seen at fit are refused with their names.
 The per-sample corrections of the encoder inputs (``batch_center_inputs``) are fitted and
-applied here too: mean offsets, or Harmony states (:mod:`factvae_sk._harmony`).
+applied here too: mean offsets, or Harmony states (:mod:`factvae_sk.data._harmony`).
 """
 
 import numpy as np
@@ -88,7 +88,7 @@ def input_offsets(encoder_input, batch_onehot, observed=None):
 
 
 def input_harmony(encoder_input, batch_onehot, observed=None, random_state=None, **settings):
-    """Harmony state (:func:`~factvae_sk._harmony.fit_harmony` with ``settings``, its
+    """Harmony state (:func:`~factvae_sk.data._harmony.fit_harmony` with ``settings``, its
     defaults otherwise) of the encoder inputs by sample; ``observed``: the cells that have
     the modality (all by default). Each cell is then mapped by :func:`apply_harmony`."""
     if observed is not None:

@@ -1,7 +1,7 @@
 """Data-parallel training on ``torch.distributed`` through Hugging Face ``accelerate``.
 
 ``FactVAE(distributed=True)`` trains with :class:`DistributedFactVAENet`, skorch's
-:class:`skorch.hf.AccelerateMixin` on :class:`~factvae_sk._net.FactVAENet`. Launched with
+:class:`skorch.hf.AccelerateMixin` on :class:`~factvae_sk.train._net.FactVAENet`. Launched with
 ``torchrun`` or ``accelerate launch``, every process runs the same script on the same data:
 
 - each global batch of ``batch_size`` shuffled cells is split between the processes
@@ -130,7 +130,7 @@ def check_same_data(*matrices):
 
 
 class DistributedFactVAENet(AccelerateMixin, FactVAENet):
-    """:class:`~factvae_sk._net.FactVAENet` trained data-parallel through ``accelerate``.
+    """:class:`~factvae_sk.train._net.FactVAENet` trained data-parallel through ``accelerate``.
 
     skorch's ``AccelerateMixin`` prepares the module (DistributedDataParallel), both
     optimizers and the data loaders; this class fills FactVAENet's hooks: backward through
@@ -143,7 +143,7 @@ class DistributedFactVAENet(AccelerateMixin, FactVAENet):
         See :func:`make_accelerator` (``split_batches=True`` is what makes each process's
         shard a slice of the one-process batch).
     *args, **kwargs
-        As for :class:`~factvae_sk._net.FactVAENet`.
+        As for :class:`~factvae_sk.train._net.FactVAENet`.
     """
 
     def initialize(self):

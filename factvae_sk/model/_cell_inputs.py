@@ -2,19 +2,19 @@
 and masks.
 
 :class:`CellInputsMixin` is a base class of :class:`~factvae_sk.FactVAE`. It validates the
-counts (in memory, or on disk as :class:`~factvae_sk._row_blocks.RowBlockCounts`) and turns
+counts (in memory, or on disk as :class:`~factvae_sk.data._row_blocks.RowBlockCounts`) and turns
 them, per-cell sample labels (``batch``) and observed-modality masks into the
-:class:`~factvae_sk._data.PairedCountsDataset` the module reads, so that ``_estimator.py``
+:class:`~factvae_sk.data._dataset.PairedCountsDataset` the module reads, so that ``_estimator.py``
 reads as the scikit-learn contract.
 """
 
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from . import _batches, _mosaic
-from ._data import PairedCountsDataset
-from ._row_blocks import RowBlockCounts
-from ._validation import (
+from ..data import _batches, _mosaic
+from ..data._dataset import PairedCountsDataset
+from ..data._row_blocks import RowBlockCounts
+from ..data._validation import (
     SPARSE_FORMATS,
     check_counts,
     check_paired,

@@ -7,7 +7,7 @@ import time
 from skorch.callbacks import Callback
 from torch.optim.lr_scheduler import ExponentialLR
 
-from .exceptions import NonFiniteLossError
+from ..exceptions import NonFiniteLossError
 
 REPORTED_TERMS = ("nll_rna", "kl_rna", "nll_atac", "kl_atac", "prior", "distill", "mmd")
 

@@ -7,7 +7,7 @@ decoders' feature embeddings and logs each loss term in the history; with a vali
 ``validation_step`` also logs the held-out cells' unweighted ELBO (``valid_elbo``) and its terms.
 
 Four small hooks (``_core``, ``_backward``, ``_distillation_batch``, ``_synchronized``) are
-where the data-parallel net of :mod:`factvae_sk._distributed` differs; here they do nothing.
+where the data-parallel net of :mod:`factvae_sk.train._distributed` differs; here they do nothing.
 """
 
 from contextlib import nullcontext
@@ -17,15 +17,15 @@ from skorch import NeuralNet
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
 
-from ._losses import similarity_distillation_loss
-from ._malloc import heap_allocations
+from ..nn._losses import similarity_distillation_loss
+from ..utils._malloc import heap_allocations
 
 # The unweighted terms whose negative sum is the ELBO (the quantity FactVAE.score reports).
 ELBO_TERMS = ("nll_rna", "kl_rna", "nll_atac", "kl_atac")
 
 
 class FactVAENet(NeuralNet):
-    """skorch ``NeuralNet`` for :class:`~factvae_sk._modules.FactVAEModule`.
+    """skorch ``NeuralNet`` for :class:`~factvae_sk.nn._modules.FactVAEModule`.
 
     Per batch: (1) one step of ``optimizer_`` over all parameters on the criterion's loss;
     (2) when the module has ATAC, one step of ``optimizer_atac_`` over the ATAC encoder
