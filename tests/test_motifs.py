@@ -484,9 +484,11 @@ def test_memory_does_not_grow_with_cells(tmp_path):
     small = run_memory_benchmark(tmp_path, "--cells", "2000", *common)
     large = run_memory_benchmark(tmp_path, "--cells", "8000", *common)
     assert small["finite_z"] > 0.99 and large["finite_z"] > 0.99
-    # The results (cells x motifs, two float32 tables) grow by 38 MB; allow for allocator noise.
+    # The results (cells x motifs, two float32 tables) grow by 38 MB; allow 4x for allocator
+    # noise. A cells x peaks float32 array would grow by 6000 x 100000 x 4 B = 2.4 GB: the bound
+    # is 6 % of that, on any machine (a growth, not an absolute figure that the machine's
+    # libraries and allocator would set).
     assert large["peak_rss_mb"] - small["peak_rss_mb"] < 150
-    assert large["peak_rss_mb"] < 3000
 
 
 # --- the command line ---------------------------------------------------------------------
