@@ -21,10 +21,12 @@ from ..data._dataset import PairedCountsDataset, log_library_size
 from ..data._row_blocks import RowBlockCounts
 from ..data._validation import check_counts, check_prior
 from ..prior import build_gene_peak_prior, tss_distance
+from ._cell_inputs import CellInputsMixin
 
 
-class FactVAEAnalysisMixin:
-    """Downstream outputs of a fitted :class:`~factvae_sk.FactVAE` (see each method)."""
+class FactVAEAnalysisMixin(CellInputsMixin):
+    """Downstream outputs of a fitted :class:`~factvae_sk.FactVAE` (see each method), built
+    on the cell inputs and the fitted model's read access (``FactVAEBase``) alone."""
 
     def impute_atac(
         self,
@@ -251,20 +253,12 @@ class FactVAEAnalysisMixin:
                 logvars.append(logvar.cpu().numpy())
         return np.concatenate(means), np.concatenate(logvars)
 
-    def _peak_intercepts(self):
-        """The ATAC decoder's learned per-peak intercepts (None when it has none)."""
-        intercept = getattr(self.net_.module_.decoder_atac, "intercept", None)
-        return None if intercept is None else intercept.detach().cpu().numpy()
-
     def _peak_logit_bias(self, calibrate):
         """Per-peak logit offsets: the decoder's intercepts, plus the calibration if asked."""
         bias = self._peak_intercepts()
         if calibrate:
             bias = self.atac_peak_bias_ if bias is None else bias + self.atac_peak_bias_
         return bias
-
-    def _peak_embedding_tensor(self):
-        return self.net_.module_.decoder_atac.feature_embedding.detach()
 
     def _peak_index(self, peaks):
         """Positions of the requested peaks (names, positions or a mask) among those of fit."""

@@ -23,6 +23,7 @@ from ..data._validation import (
     naming_errors,
     reject_text,
 )
+from ._base import FactVAEBase
 
 
 def _atac_or_none(X_atac):
@@ -40,7 +41,7 @@ def _atac_or_none(X_atac):
     return None if ndim == 1 else X_atac
 
 
-class CellInputsMixin:
+class CellInputsMixin(FactVAEBase):
     """Checked counts and datasets of a fitted (or fitting) :class:`~factvae_sk.FactVAE`
     (see each method)."""
 

@@ -18,7 +18,6 @@ from sklearn.utils.validation import (
 
 from ..analysis import _accessibility, _link_scores
 from ..data import _batches, _mosaic
-from ..data._dataset import iter_batches
 from ..data._preprocessing import ATACEncoderInput, RNAEncoderInput
 from ..data._row_blocks import RowBlockCounts
 from ..data._validation import check_prior
@@ -862,13 +861,6 @@ class FactVAE(
 
     # ------------------------------------------------------------------ outputs
 
-    def _inference_batches(self, dataset):
-        """Yield ``(X, y)`` batches on the module's device with the module in eval mode."""
-        module = self.net_.module_
-        module.eval()
-        device = next(module.parameters()).device
-        yield from iter_batches(dataset, max(self.batch_size, 256), device)
-
     def transform(self, X_rna, X_atac=None, batch=None, rna_observed=None, atac_observed=None):
         """Cell embeddings: posterior means of the latent code.
 
@@ -907,18 +899,6 @@ class FactVAE(
         blocks = {"rna": ("rna",), "atac": ("atac",), "joint": ("rna", "atac")}[self.embedding]
         dataset = self._dataset(X_rna, X_atac, with_counts=False, batch_onehot=batch_onehot)
         return self._codes(dataset, blocks)
-
-    def _codes(self, dataset, blocks):
-        """Posterior means of the given modalities' encoders, side by side, as float32."""
-        module = self.net_.module_
-        parts = []
-        with torch.no_grad():
-            for X, _ in self._inference_batches(dataset):
-                codes = [
-                    module.encode(block, X[f"{block}_input"], X.get("batch"))[0] for block in blocks
-                ]
-                parts.append(torch.cat(codes, dim=1).cpu().numpy())
-        return np.concatenate(parts, axis=0)
 
     def fit_transform(
         self,
@@ -1016,25 +996,6 @@ class FactVAE(
         return float(np.average(np.concatenate(elbos), weights=sample_weight))
 
     # ------------------------------------------------------------------ naming
-
-    def _names(self, kind, table=None):
-        """Gene or peak names: from fit's DataFrames, else from ``table``, else positions."""
-        if kind == "gene":
-            known, n = getattr(self, "feature_names_in_", None), self.n_features_in_
-        else:
-            known, n = self.atac_feature_names_in_, self.n_peaks_in_
-        if known is not None:
-            return np.asarray(known, dtype=object)
-        if isinstance(table, pd.DataFrame) and kind in table.columns:
-            return table[kind].to_numpy(dtype=object)
-        if table is not None and not isinstance(table, pd.DataFrame):
-            return np.asarray(table, dtype=object)
-        return np.arange(n)
-
-    @property
-    def module_(self):
-        check_is_fitted(self, "net_")
-        return self.net_.module_
 
     def get_feature_names_out(self, input_features=None):
         """Names of the embedding columns, e.g. ``factvae_rna0`` ... ``factvae_atac49``.
