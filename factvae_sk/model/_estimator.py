@@ -22,7 +22,6 @@ from ..data._preprocessing import ATACEncoderInput, RNAEncoderInput
 from ..data._row_blocks import RowBlockCounts
 from ..data._validation import check_prior
 from ..exceptions import NonFiniteLossError
-from ..nn._losses import per_cell_kl, per_cell_nll
 from ..train import _distributed, _holdout
 from ..utils._device import cuda_devices, resolve_device
 from ._analysis_mixin import FactVAEAnalysisMixin
@@ -974,25 +973,11 @@ class FactVAE(
         dataset = self._dataset(
             X_rna, X_atac, with_counts=True, batch_onehot=batch_onehot, observed=observed
         )
-        module = self.net_.module_
+        module, criterion = self.net_.module_, self.net_.criterion_
         elbos = []
         with torch.no_grad():
             for X, y in self._inference_batches(dataset):
-                outputs = module(**X)
-                elbo = 0.0
-                for name, likelihood in (
-                    ("rna", self.rna_likelihood),
-                    ("atac", self.atac_likelihood),
-                ):
-                    if name not in outputs:
-                        continue
-                    nll = per_cell_nll(likelihood, y[name], outputs[name])
-                    kl = per_cell_kl(outputs[name])
-                    mask = y.get(f"{name}_observed")
-                    if mask is not None:  # a modality a cell lacks adds nothing
-                        nll, kl = nll * mask, kl * mask
-                    elbo = elbo - nll - kl
-                elbos.append(elbo.double().cpu().numpy())
+                elbos.append(criterion.per_cell_elbo(module(**X), y).double().cpu().numpy())
         return float(np.average(np.concatenate(elbos), weights=sample_weight))
 
     # ------------------------------------------------------------------ naming

@@ -172,34 +172,50 @@ class FactVAELoss(nn.Module):
                 "prior_values", torch.as_tensor(np.asarray(values), dtype=torch.float32)
             )
 
+    def per_cell_terms(self, outputs, counts):
+        """Each cell's NLL and KL of every modality in ``outputs``: ``{"nll_rna": (n,),
+        "kl_rna": (n,), "nll_atac": ..., "kl_atac": ...}``, unweighted and unmasked."""
+        cells = {}
+        for block, likelihood in (("rna", self.rna_likelihood), ("atac", self.atac_likelihood)):
+            if block in outputs:
+                cells[f"nll_{block}"] = per_cell_nll(
+                    likelihood, counts[block], outputs[block], counts.get(f"{block}_nonzero")
+                )
+                cells[f"kl_{block}"] = per_cell_kl(outputs[block])
+        return cells
+
+    def per_cell_elbo(self, outputs, counts):
+        """Each cell's evidence lower bound, ``-(NLL + KL)`` summed over the modalities it
+        has (``counts["<block>_observed"]`` masks the others): what ``FactVAE.score``
+        averages."""
+        cells = self.per_cell_terms(outputs, counts)
+        elbo = 0.0
+        for block in ("rna", "atac"):
+            if f"nll_{block}" not in cells:
+                continue
+            nll, kl = cells[f"nll_{block}"], cells[f"kl_{block}"]
+            mask = counts.get(f"{block}_observed")
+            if mask is not None:  # a modality a cell lacks adds nothing
+                nll, kl = nll * mask, kl * mask
+            elbo = elbo - nll - kl
+        return elbo
+
     def forward(self, outputs, counts, rna_embedding=None, atac_embedding=None, batch=None):
         """Return ``(loss, terms)``; ``terms`` maps each unweighted term's name to a detached
         scalar tensor (converted to floats by the caller, once per step, so that a GPU step
         is not interrupted by host synchronisations). ``batch``: the one-hot sample rows,
         read only by the MMD term."""
+        cells = self.per_cell_terms(outputs, counts)
         rna_observed = counts.get("rna_observed")
         terms = {
-            "nll_rna": _cell_mean(
-                per_cell_nll(
-                    self.rna_likelihood, counts["rna"], outputs["rna"], counts.get("rna_nonzero")
-                ),
-                rna_observed,
-            ),
-            "kl_rna": _cell_mean(per_cell_kl(outputs["rna"]), rna_observed),
+            "nll_rna": _cell_mean(cells["nll_rna"], rna_observed),
+            "kl_rna": _cell_mean(cells["kl_rna"], rna_observed),
         }
         loss = self.rna_nll_weight * terms["nll_rna"] + self.rna_kl_weight * terms["kl_rna"]
         if "atac" in outputs:
             atac_observed = counts.get("atac_observed")
-            terms["nll_atac"] = _cell_mean(
-                per_cell_nll(
-                    self.atac_likelihood,
-                    counts["atac"],
-                    outputs["atac"],
-                    counts.get("atac_nonzero"),
-                ),
-                atac_observed,
-            )
-            terms["kl_atac"] = _cell_mean(per_cell_kl(outputs["atac"]), atac_observed)
+            terms["nll_atac"] = _cell_mean(cells["nll_atac"], atac_observed)
+            terms["kl_atac"] = _cell_mean(cells["kl_atac"], atac_observed)
             loss = (
                 loss
                 + self.atac_nll_weight * terms["nll_atac"]
