@@ -163,7 +163,8 @@ def _warn_non_integer(X, what):
 def _user_stacklevel():
     """``stacklevel`` of the first frame outside factvae_sk and scikit-learn's wrappers, so
     a warning points at the user's call whatever path led to the check."""
-    inside = (os.path.dirname(__file__), os.path.dirname(sklearn.__file__))
+    package = os.path.dirname(os.path.dirname(__file__))  # factvae_sk/, above data/
+    inside = (package, os.path.dirname(sklearn.__file__))
     frame, level = sys._getframe(1), 1  # the function calling warnings.warn
     while frame is not None and frame.f_code.co_filename.startswith(inside):
         frame, level = frame.f_back, level + 1
