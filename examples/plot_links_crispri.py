@@ -10,9 +10,9 @@ FactVAE's default link score, and draws the scores against the pairs' distance t
 with the precision-recall curves of the score and of distance alone (the baseline that
 link predictors are measured against on these screens).
 
-The table is not shipped inside the package: it is read from
-``../shared/data/crispri_k562/`` beside the repository (or the path in
-``FACTVAE_CRISPRI_TABLE``). Without it the example says so and draws nothing else.
+The table is not shipped inside the package: it is read from ``shared/data/crispri_k562/``
+beside the repository (or from the path in ``FACTVAE_CRISPRI_TABLE``). Without it the example
+says so and draws nothing else.
 """
 
 import os
@@ -27,9 +27,13 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline
 
 epochs = int(os.environ.get("FACTVAE_EXAMPLE_EPOCHS", 40))
-here = Path(globals().get("__file__", "examples/plot_links_crispri.py")).resolve().parent
-default = "../shared/data/crispri_k562/EPCrisprBenchmark_combined_data.training_K562.GRCh38.tsv.gz"
-table_path = Path(os.environ.get("FACTVAE_CRISPRI_TABLE", here.parent / default))
+name = "EPCrisprBenchmark_combined_data.training_K562.GRCh38.tsv.gz"
+# ``shared/data/crispri_k562/`` beside the repository: look in the folders above this one.
+candidates = [folder / "shared/data/crispri_k562" / name for folder in Path.cwd().parents]
+table_path = os.environ.get("FACTVAE_CRISPRI_TABLE") or next(
+    (path for path in candidates if path.exists()), Path("../shared/data/crispri_k562") / name
+)
+table_path = Path(table_path)
 
 
 def skipped(path):
