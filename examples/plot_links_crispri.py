@@ -29,7 +29,9 @@ from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline
 epochs = int(os.environ.get("FACTVAE_EXAMPLE_EPOCHS", 40))
 name = "EPCrisprBenchmark_combined_data.training_K562.GRCh38.tsv.gz"
 # ``shared/data/crispri_k562/`` beside the repository: look in the folders above this one.
-candidates = [folder / "shared/data/crispri_k562" / name for folder in Path.cwd().parents]
+script = Path(globals().get("__file__", Path.cwd() / "plot_links_crispri.py")).resolve()
+folders = [*Path.cwd().parents, *script.parents]
+candidates = [folder / "shared/data/crispri_k562" / name for folder in folders]
 table_path = os.environ.get("FACTVAE_CRISPRI_TABLE") or next(
     (path for path in candidates if path.exists()), Path("../shared/data/crispri_k562") / name
 )
