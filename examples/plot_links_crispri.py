@@ -10,6 +10,11 @@ FactVAE's default link score, and draws the scores against the pairs' distance t
 with the precision-recall curves of the score and of distance alone (the baseline that
 link predictors are measured against on these screens).
 
+Distance wins here, by far: on the 1666 tested pairs that a peak overlaps (54 regulated,
+chance AUPRC 0.032), distance alone reaches AUPRC 0.42, FactVAE's score 0.06 after 5 epochs
+and 0.08 after 40 (see the benchmarks page). The score is above chance but does not rank
+the screens' enhancers as well as their distance to the gene does.
+
 The table is not shipped inside the package: it is read from ``shared/data/crispri_k562/``
 beside the repository (or from the path in ``FACTVAE_CRISPRI_TABLE``). Without it the example
 says so and draws nothing else.
@@ -26,7 +31,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline
 
-epochs = int(os.environ.get("FACTVAE_EXAMPLE_EPOCHS", 40))
+epochs = int(os.environ.get("FACTVAE_EXAMPLE_EPOCHS", 20))
 name = "EPCrisprBenchmark_combined_data.training_K562.GRCh38.tsv.gz"
 # ``shared/data/crispri_k562/`` beside the repository: look in the folders above this one.
 script = Path(globals().get("__file__", Path.cwd() / "plot_links_crispri.py")).resolve()
@@ -98,6 +103,7 @@ def draw(scored):
     for name, ranking in (("FactVAE score", scored.score), ("distance alone", -distance)):
         precision, recall, _ = precision_recall_curve(scored.regulated, ranking)
         auprc = average_precision_score(scored.regulated, ranking)
+        print(f"{name}: AUPRC {auprc:.3f} (chance {scored.regulated.mean():.3f})")
         axes[1].plot(recall, precision, label=f"{name} (AUPRC {auprc:.3f})")
     axes[1].axhline(scored.regulated.mean(), color="grey", lw=0.8, ls=":", label="chance")
     axes[1].set(xlabel="recall", ylabel="precision", title=f"{epochs} epochs")
