@@ -476,7 +476,7 @@ def test_memory_does_not_grow_with_cells(tmp_path):
 
     A dense 8000 x 100000 float32 array alone would take 3.2 GB. The full 20000-cell case
     (0.95 GB; ``benchmarks/bench_motif_memory.py``) takes 2 to 3 minutes even with 2
-    background sets, so it is a benchmark row in the README; the number of background sets
+    background sets, so it is a row of benchmarks/README.md; the number of background sets
     changes the time, not the memory (each is remapped on the fly and dropped).
     """
     model = str(tmp_path / "model.joblib")

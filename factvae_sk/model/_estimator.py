@@ -208,11 +208,11 @@ class FactVAE(
     ----------
     n_features_in_ : int
         Number of genes seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Gene names, when ``X_rna`` was a DataFrame with string columns.
     n_peaks_in_ : int
         Number of peaks seen in ``fit`` (0 when fitted on RNA alone).
-    atac_feature_names_in_ : ndarray of shape (n_peaks_in_,) or None
+    atac_feature_names_in_ : ndarray of shape (``n_peaks_in_``,) or None
         Peak names, when ``X_atac`` was a DataFrame.
     batch_categories_ : ndarray or None
         The distinct ``batch`` labels seen in ``fit`` (sorted); ``None`` when fitted
