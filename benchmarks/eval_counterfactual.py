@@ -31,17 +31,13 @@ import argparse
 import sys
 import time
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from eval_batches import markdown, simulated_study  # noqa: E402
-
-from factvae_sk import FactVAE  # noqa: E402
+from benchmarks.eval_batches import markdown, simulated_study
+from factvae_sk import FactVAE
 
 MIN_COUNTS = 10
 

@@ -19,17 +19,17 @@ def model_path(folder, *parts, **params):
     return os.path.join(folder, "_".join(map(str, parts)) + tag + ".joblib")
 
 
-def load_or_fit(path, fit, message="fit in {seconds:.0f} s"):
+def load_or_fit(path, fit, message="fit in {seconds} s"):
     """The model saved at ``path`` if there is one; else ``fit()``, saved there.
 
     ``path`` may be ``None`` (always fit, save nothing). After a fit, ``message`` is printed,
-    formatted with the fit's ``seconds``.
+    its ``{seconds}`` replaced by the fit's whole seconds.
     """
     if path and os.path.exists(path):
         return joblib.load(path)
     start = time.perf_counter()
     model = fit()
-    print(message.format(seconds=time.perf_counter() - start), flush=True)
+    print(message.replace("{seconds}", f"{time.perf_counter() - start:.0f}"), flush=True)
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         joblib.dump(model, path)
