@@ -74,7 +74,7 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as folder:
         path = args.model or os.path.join(folder, "model.joblib")
-        load_or_fit(path, fit, message="fitted the model in {seconds} s")
+        load_or_fit(path, fit, message=None)
         measured = [f"--{key}={value}" for key, value in vars(args).items() if key != "json"]
         measured = [m for m in measured if not m.startswith(("--model=", "--measure="))]
         report = run_fresh(__file__, *measured, "--measure", path)

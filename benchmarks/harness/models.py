@@ -22,14 +22,15 @@ def model_path(folder, *parts, **params):
 def load_or_fit(path, fit, message="fit in {seconds} s"):
     """The model saved at ``path`` if there is one; else ``fit()``, saved there.
 
-    ``path`` may be ``None`` (always fit, save nothing). After a fit, ``message`` is printed,
-    its ``{seconds}`` replaced by the fit's whole seconds.
+    ``path`` may be ``None`` (always fit, save nothing). After a fit, ``message`` is printed
+    (unless ``None``), its ``{seconds}`` replaced by the fit's whole seconds.
     """
     if path and os.path.exists(path):
         return joblib.load(path)
     start = time.perf_counter()
     model = fit()
-    print(message.replace("{seconds}", f"{time.perf_counter() - start:.0f}"), flush=True)
+    if message is not None:
+        print(message.replace("{seconds}", f"{time.perf_counter() - start:.0f}"), flush=True)
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         joblib.dump(model, path)
