@@ -1,6 +1,6 @@
 """Several samples and one-modality cells on semi-synthetic data, as Markdown tables.
 
-    python benchmarks/eval_batches.py [--dataset snare|kidney|both] [--epochs 60]
+    PYTHONPATH=. python benchmarks/eval_batches.py [--dataset snare|kidney|both] [--epochs 60]
         [--kidney-cells 2000] [--designs none encoder_decoder decoder] [--mosaic]
 
 No multi-sample paired dataset ships with the package, so samples are simulated on the

@@ -1,7 +1,7 @@
 """Counterfactual accessibility ("as if measured in sample b") against known sample effects.
 
-    python benchmarks/eval_counterfactual.py [--dataset snare|kidney|both] [--epochs 80]
-        [--kidney-cells 1500] [--seed 0]
+    PYTHONPATH=. python benchmarks/eval_counterfactual.py [--dataset snare|kidney|both]
+        [--epochs 80] [--kidney-cells 1500] [--seed 0]
 
 The samples of ``eval_batches.py`` (:func:`eval_batches.simulate_samples`: three samples of
 unequal cell-type composition, per-peak log-normal effects with sd 0.5, 0 / 10 / 20% of a
