@@ -15,8 +15,9 @@
    Ctrl-C would), and the end of the fit (codes of every cell, peak calibration). A full
    epoch of 200k x 100k is ~40+ min on 2 shared cores; its time is extrapolated from the
    median batch time.
-3. Prints a Markdown table: peak resident memory (``ru_maxrss`` of the fitting process, the
-   interpreter and torch included) and the time of each stage.
+3. Prints a Markdown table: peak resident memory (``VmHWM`` of the fitting process, the
+   interpreter and torch included; ``benchmarks.harness.memory``) and the time of each
+   stage.
 
 The files are deleted at the end unless ``--keep``. Check ``df -h`` first: 200k x 100k with
 ~500 non-zero peaks per cell is ~1 GB on disk.
@@ -24,17 +25,16 @@ The files are deleted at the end unless ``--keep``. Check ``df -h`` first: 200k 
 
 import argparse
 import json
-import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+
+from benchmarks.harness.memory import peak_rss_mb, run_fresh
 
 BLOCK = 10_000
 
@@ -109,7 +109,7 @@ def generate(folder, n_cells, n_genes, n_peaks, atac_draws, rna_draws, seed=0):
 
 
 def _rss_gb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return peak_rss_mb() / 1024
 
 
 def fit_once(folder, mode, max_batches, threads):
@@ -209,18 +209,18 @@ def main():
             )
             print(f"wrote the synthetic files in {seconds:.0f} s", file=sys.stderr)
         sizes = {p.name: p.stat().st_size / 2**30 for p in args.dir.glob("*.h5ad")}
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         for mode in args.modes.split(","):
-            command = [sys.executable, __file__, "--dir", str(args.dir), "--fit", mode]
-            command += ["--max-batches", str(args.max_batches), "--threads", str(args.threads)]
-            done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-            lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-            if done.returncode or not lines:
-                print(done.stderr[-3000:], file=sys.stderr)
-                results.append({"mode": mode, "failed": done.returncode})
+            command = ["--dir", args.dir, "--fit", mode, "--max-batches", args.max_batches]
+            try:
+                result = run_fresh(
+                    __file__, *command, "--threads", args.threads, threads=args.threads
+                )
+            except RuntimeError as error:
+                print(error, file=sys.stderr)
+                results.append({"mode": mode, "failed": True})
                 continue
-            results.append(json.loads(lines[-1]))
-            print(lines[-1], file=sys.stderr)
+            results.append(result)
+            print(json.dumps(result), file=sys.stderr)
     finally:
         if not args.keep:
             shutil.rmtree(args.dir, ignore_errors=True)
@@ -239,7 +239,7 @@ def main():
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         if "failed" in r:
-            print(f"| {r['mode']} | failed (exit {r['failed']}) | | | | | | |")
+            print(f"| {r['mode']} | failed (see stderr) | | | | | | |")
             continue
         print(
             f"| {r['mode']} | {r['peak_gb']:.2f} | {r['load_gb']:.2f} | {r['load_s']:.0f} "

@@ -4,19 +4,18 @@
         [--motifs 800] [--density 0.005] [--background 50] [--json]
 
 A FactVAE with ``--peaks`` peaks is fitted for 1 epoch on 200 synthetic cells (the weights do
-not matter here, only the shapes) in a child process and saved; this process loads it, so
-the fit's own memory is not counted, then ``motif_deviations(X_rna=...)`` runs on ``--cells``
-cells measured by RNA alone against a random sparse peaks x motifs match matrix (a
-``--density`` fraction of the peaks per motif: 0.5% is what a p < 5e-5 scan of 500-bp peaks
-gives for short motifs, about 5% for long ones). Prints the process's peak resident memory
-(``ru_maxrss``) before and after the call, and the call's time.
+not matter here, only the shapes) and saved (or loaded from ``--model``). A fresh process
+loads it, so the fit's own memory is not counted, then runs ``motif_deviations(X_rna=...)``
+on ``--cells`` cells measured by RNA alone against a random sparse peaks x motifs match
+matrix (a ``--density`` fraction of the peaks per motif: 0.5% is what a p < 5e-5 scan of
+500-bp peaks gives for short motifs, about 5% for long ones). Prints that process's peak
+resident memory (``VmHWM``, ``benchmarks.harness.memory``) before and after the call, and
+the call's time.
 """
 
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,11 +24,10 @@ import joblib
 import numpy as np
 import scipy.sparse as sp
 
+from benchmarks.harness.memory import peak_rss_mb, run_fresh
+from benchmarks.harness.models import load_or_fit
+
 N_GENES = 200
-
-
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(argv=None):
@@ -44,10 +42,8 @@ def main(argv=None):
     parser.add_argument(
         "--model", default=None, help="reuse this fitted model file (fitted and saved if missing)"
     )
-    parser.add_argument("--fit-to", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-
-    from factvae_sk import FactVAE
 
     rng = np.random.default_rng(0)
 
@@ -57,30 +53,42 @@ def main(argv=None):
         X[np.flatnonzero(X.getnnz(axis=1) == 0), 0] = 1
         return X
 
-    if args.fit_to is None:
-        with tempfile.TemporaryDirectory() as folder:
-            path = args.model or os.path.join(folder, "model.joblib")
-            if not os.path.exists(path):
-                child = [sys.executable, __file__, "--peaks", str(args.peaks), "--fit-to", path]
-                subprocess.run(child, check=True)
-            model = joblib.load(path)
-        return measure(model, args, rng, counts)
-    model = FactVAE(
-        max_epochs=1,
-        n_latent=10,
-        rna_hidden_sizes=(32,),
-        atac_hidden_sizes=(32,),
-        rna_n_components=10,
-        atac_n_components=10,
-        random_state=0,
-    )
-    model.fit(counts(200, N_GENES, 0.2), counts(200, args.peaks, 0.01))
-    joblib.dump(model, args.fit_to)
+    if args.measure is not None:
+        # The fresh process: load the model, measure, print one JSON line.
+        print(json.dumps(measure(joblib.load(args.measure), args, rng, counts)))
+        return 0
+
+    def fit():
+        from factvae_sk import FactVAE
+
+        model = FactVAE(
+            max_epochs=1,
+            n_latent=10,
+            rna_hidden_sizes=(32,),
+            atac_hidden_sizes=(32,),
+            rna_n_components=10,
+            atac_n_components=10,
+            random_state=0,
+        )
+        return model.fit(counts(200, N_GENES, 0.2), counts(200, args.peaks, 0.01))
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = args.model or os.path.join(folder, "model.joblib")
+        load_or_fit(path, fit, message=None)
+        measured = [f"--{key}={value}" for key, value in vars(args).items() if key != "json"]
+        measured = [m for m in measured if not m.startswith(("--model=", "--measure="))]
+        report = run_fresh(__file__, *measured, "--measure", path)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print("| " + " | ".join(report) + " |")
+        print("|" + "---|" * len(report))
+        print("| " + " | ".join(str(v) for v in report.values()) + " |")
     return 0
 
 
 def measure(model, args, rng, counts):
-    """Run ``motif_deviations`` on ``args.cells`` RNA-only cells; print its memory and time."""
+    """Run ``motif_deviations`` on ``args.cells`` RNA-only cells; its memory and time."""
     X_rna = counts(args.cells, N_GENES, 0.2)
     matches = sp.random(
         args.peaks, args.motifs, density=args.density, format="csr", random_state=rng
@@ -105,13 +113,7 @@ def measure(model, args, rng, counts):
         "peak_rss_mb": round(after),
         "finite_z": float(np.isfinite(result.z.to_numpy()).mean()),
     }
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print("| " + " | ".join(report) + " |")
-        print("|" + "---|" * len(report))
-        print("| " + " | ".join(str(v) for v in report.values()) + " |")
-    return 0
+    return report
 
 
 if __name__ == "__main__":

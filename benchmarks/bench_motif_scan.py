@@ -9,16 +9,12 @@ thresholds (p < 5e-5); the table says whether their matrices are identical.
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from simulate_motifs import decoy_motifs, synthetic_genome  # noqa: E402
-
+from benchmarks.simulate_motifs import decoy_motifs, synthetic_genome
 from factvae_sk.motifs import motif_matches
 
 

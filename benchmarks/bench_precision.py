@@ -2,8 +2,8 @@
 
     PYTHONPATH=. python benchmarks/bench_precision.py [--epochs 20] [--threads 2]
 
-For each bundled dataset (``harness_data.load_dataset``) FactVAE is fitted with the method's
-defaults for ``--epochs`` epochs (a short fit: compare the two rows, not with 300-epoch
+For each bundled dataset (``benchmarks.harness.data.load_dataset``) FactVAE is fitted with
+the method's defaults for ``--epochs`` epochs (a short fit: compare the two rows, not with 300-epoch
 scores), once with ``precision="32"`` and once with ``precision="bf16"``, same seed, in
 ``--rounds`` alternating chunks of epochs (warm starts, which continue exactly). Reported:
 median seconds per epoch (first epoch excluded), the ratio of the two, and the KMeans ARI
@@ -13,24 +13,14 @@ bfloat16 is fast only with AVX512-BF16 / AMX (``lscpu``); elsewhere autocast emu
 
 import argparse
 import statistics
-import sys
-from pathlib import Path
 
 import torch
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness_data import DATASETS, load_dataset  # noqa: E402
-
-from factvae_sk import FactVAE  # noqa: E402
+from benchmarks.harness.clustering import kmeans_ari
+from benchmarks.harness.data import DATASETS, load_dataset
+from factvae_sk import FactVAE
 
 PRECISIONS = ("32", "bf16")
-
-
-def ari(codes, labels):
-    clusters = KMeans(len(set(labels)), n_init=10, random_state=0).fit_predict(codes)
-    return adjusted_rand_score(labels, clusters)
 
 
 def fit_interleaved(data, epochs, rounds):
@@ -49,8 +39,8 @@ def fit_interleaved(data, epochs, rounds):
         durations = model.history_[:, "dur"]
         rows[precision] = {
             "epoch": statistics.median(durations[1:]),
-            "rna": ari(model.transform(data.rna), data.labels),
-            "atac": ari(
+            "rna": kmeans_ari(model.transform(data.rna), data.labels),
+            "atac": kmeans_ari(
                 model.set_params(embedding="atac").transform(data.rna, data.atac), data.labels
             ),
         }

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python benchmarks/bench_training.py [--quick] [--threads N]
 
-The yardstick (``benchmarks/reference_impl.py``) is a straightforward implementation of
+The yardstick (``benchmarks/harness/reference_impl.py``) is a straightforward implementation of
 SPEC.md as written: whole count matrices densified up front, three decoder products, the
 textbook ZINB formula, the dense genes x peaks similarity for the prior, both encoders re-run
 for distillation. ``tests/test_yardstick.py`` checks that it and the package agree.
@@ -19,35 +19,30 @@ for distillation. ``tests/test_yardstick.py`` checks that it and the package agr
 4. Memory: one epoch of FactVAE on 20,000 cells x 4,000 genes x 100,000 peaks.
 
 Timings are medians over epochs (the first, warm-up epoch excluded); compare ratios, not
-absolute seconds, across machines. Peak memory is the process's maximum resident set
-(``ru_maxrss``), including the data and the interpreter (about 0.3-0.4 GB with torch).
+absolute seconds, across machines. Peak memory is the maximum resident set (``VmHWM``) of a
+fresh process per measurement (``benchmarks.harness.memory``), including the data and the
+interpreter (about 0.3-0.4 GB with torch).
 """
 
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import reference_impl  # noqa: E402
-
-from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline  # noqa: E402
-from factvae_sk.data._dataset import PairedCountsDataset  # noqa: E402
-from factvae_sk.data._preprocessing import ATACEncoderInput, RNAEncoderInput  # noqa: E402
-from factvae_sk.data._validation import check_prior  # noqa: E402
-from factvae_sk.nn._distributions import count_log_prob_sum, zinb_log_prob  # noqa: E402
-from factvae_sk.utils._malloc import heap_allocations  # noqa: E402
+from benchmarks.harness import reference_impl
+from benchmarks.harness.memory import peak_rss_mb, run_fresh
+from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline
+from factvae_sk.data._dataset import PairedCountsDataset
+from factvae_sk.data._preprocessing import ATACEncoderInput, RNAEncoderInput
+from factvae_sk.data._validation import check_prior
+from factvae_sk.nn._distributions import count_log_prob_sum, zinb_log_prob
+from factvae_sk.utils._malloc import heap_allocations
 
 # ----------------------------------------------------------------------------- data
 
@@ -138,19 +133,6 @@ def _yardstick(rna, atac, prior, seed=0):
     return reference_impl.ReferenceFactVAE(rna_input, rna, atac_input, atac, entries, seed=seed)
 
 
-def peak_rss_mb():
-    """Peak resident memory of this process (VmHWM; ``ru_maxrss`` where /proc is missing,
-    though on Linux that survives ``exec`` and so also counts the parent's peak)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def worker(impl, spec, epochs):
     """Run in a fresh process: train ``impl`` on ``spec``; return timings and peak memory."""
     base_rss = peak_rss_mb()
@@ -183,18 +165,11 @@ def worker(impl, spec, epochs):
 
 
 def in_subprocess(impl, spec, epochs, threads):
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps([impl, spec, epochs])],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if out.returncode:
-        raise RuntimeError(f"worker {impl} {spec} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """:func:`worker` in a fresh process, so that its peak memory is its own."""
+    try:
+        return run_fresh(__file__, "--worker", json.dumps([impl, spec, epochs]), threads=threads)
+    except RuntimeError as error:
+        raise RuntimeError(f"worker {impl} {spec} failed:\n{error}") from None
 
 
 def median_seconds(fn, repeats):

@@ -2,7 +2,8 @@
 
     PYTHONPATH=. python benchmarks/cli_errors.py [--module] [--cases TEXT]
 
-Runs every case of ``tests/test_cli_files.py`` (one malformed file each, made from 150 real
+Runs every case of ``benchmarks/harness/cli.py`` (``CASES``, the table that
+``tests/test_cli_files.py`` checks; one malformed file each, made from 150 real
 cells of the bundled SNARE-seq data) through the console script in a subprocess, as a user
 would, and prints the exit status, whether a traceback was shown, how many lines went to
 stderr, and the message. ``--module`` runs ``python -m factvae_sk`` instead.
@@ -10,18 +11,12 @@ stderr, and the message. ``--module`` runs ``python -m factvae_sk`` instead.
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from cli_helpers import run_cli, write_small_inputs  # noqa: E402
-from test_cli_files import CASES  # noqa: E402
-
-from factvae_sk import load_snare_cellline  # noqa: E402
+from benchmarks.harness.cli import CASES, prepare_case, run_cli, write_small_inputs
+from factvae_sk import load_snare_cellline
 
 
 def _snare():
@@ -33,22 +28,11 @@ def _snare():
 
 
 def _run_case(case, good, args, work, module):
-    mutate, replace, _, _ = CASES[case]
-    folder = work / "in"
-    shutil.copytree(good, folder)
-    mutate(folder)
-    args = [a.replace(str(good), str(folder)) for a in args]
-    for option, name in (replace or {}).items():
-        value = name[1:] if name.startswith("=") else str(folder / name)
-        if option in args:
-            args[args.index(option) + 1] = value
-        else:
-            args += [option, value]
-    if "--out" not in args:
-        args += ["--out", str(work / "out")]
+    args = prepare_case(case, good, args, work)
     start = time.perf_counter()
     done = run_cli(*args, "--epochs", "1", module=module)
     seconds = time.perf_counter() - start
+    folder = work / "in"
     message = done.stderr.strip().replace(str(folder) + "/", "").replace(str(work) + "/", "")
     return done.returncode, "Traceback" in done.stderr, message, seconds
 

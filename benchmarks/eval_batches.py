@@ -1,6 +1,6 @@
 """Several samples and one-modality cells on semi-synthetic data, as Markdown tables.
 
-    python benchmarks/eval_batches.py [--dataset snare|kidney|both] [--epochs 60]
+    PYTHONPATH=. python benchmarks/eval_batches.py [--dataset snare|kidney|both] [--epochs 60]
         [--kidney-cells 2000] [--designs none encoder_decoder decoder] [--mosaic]
 
 No multi-sample paired dataset ships with the package, so samples are simulated on the
@@ -24,9 +24,9 @@ and the simulated samples; the RNA embedding, what ``transform`` returns):
 - ``samples, batch (decoder), mmd=W``: the default design with ``batch_mmd_weight=W``, one
   row per ``--mmd-weights`` value.
 
-Metrics (:mod:`batch_metrics`): kNN mixing (15 neighbours, observed / expected share from
-another sample), iLISI (scaled 0..1), batch ASW, graph connectivity per cell type, and the
-cell-type ARI / NMI of KMeans (k = number of types).
+Metrics (:mod:`benchmarks.harness.batch_metrics`): kNN mixing (15 neighbours, observed /
+expected share from another sample), iLISI (scaled 0..1), batch ASW, graph connectivity per
+cell type, and the cell-type ARI / NMI of KMeans (k = number of types).
 
 ``--heldout`` reports instead, for each ``--designs`` entry with a sample design, the
 held-out ELBO per cell (``score``) of a fit on a random 80% of the simulated cells.
@@ -54,29 +54,25 @@ ATAC-only cell moved onto a random cell of the type it predicts (the "oracle" AR
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.linear_model import LogisticRegressionCV
+from sklearn.metrics import adjusted_rand_score
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from batch_metrics import (  # noqa: E402
+from benchmarks.harness.batch_metrics import (
     batch_asw,
     cluster_agreement,
     graph_connectivity,
     ilisi,
     knn_mixing,
 )
-from harness_data import load_dataset  # noqa: E402
-from sklearn.decomposition import TruncatedSVD  # noqa: E402
-from sklearn.feature_extraction.text import TfidfTransformer  # noqa: E402
-from sklearn.linear_model import LogisticRegressionCV  # noqa: E402
-from sklearn.metrics import adjusted_rand_score  # noqa: E402
-from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors  # noqa: E402
-
+from benchmarks.harness.data import load_dataset
+from benchmarks.harness.imputation_metrics import per_cell_auroc, per_cell_pearson, per_peak_auroc
 from factvae_sk import FactVAE, GenePeakPrior
-from factvae_sk._imputation_metrics import per_cell_auroc, per_cell_pearson, per_peak_auroc
 from factvae_sk.data import _batches
 from factvae_sk.data._preprocessing import ATACEncoderInput, RNAEncoderInput
 

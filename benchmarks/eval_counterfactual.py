@@ -1,7 +1,7 @@
 """Counterfactual accessibility ("as if measured in sample b") against known sample effects.
 
-    python benchmarks/eval_counterfactual.py [--dataset snare|kidney|both] [--epochs 80]
-        [--kidney-cells 1500] [--seed 0]
+    PYTHONPATH=. python benchmarks/eval_counterfactual.py [--dataset snare|kidney|both]
+        [--epochs 80] [--kidney-cells 1500] [--seed 0]
 
 The samples of ``eval_batches.py`` (:func:`eval_batches.simulate_samples`: three samples of
 unequal cell-type composition, per-peak log-normal effects with sd 0.5, 0 / 10 / 20% of a
@@ -31,17 +31,13 @@ import argparse
 import sys
 import time
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from eval_batches import markdown, simulated_study  # noqa: E402
-
-from factvae_sk import FactVAE  # noqa: E402
+from benchmarks.eval_batches import markdown, simulated_study
+from factvae_sk import FactVAE
 
 MIN_COUNTS = 10
 

@@ -1,6 +1,6 @@
 """Downstream outputs on held-out cells of the real SNARE-seq cell-line data, as tables.
 
-    python benchmarks/eval_downstream.py [--epochs 300] [--model fitted.joblib]
+    PYTHONPATH=. python benchmarks/eval_downstream.py [--epochs 300] [--model fitted.joblib]
 
 One FactVAE (faithful defaults) is fitted on 80% of the cells (stratified by cell line),
 on the highly variable genes plus the marker genes below. On the 20% held out:
@@ -18,14 +18,14 @@ on the highly variable genes plus the marker genes below. On the 20% held out:
 """
 
 import argparse
-import time
 
-import joblib
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
-from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline
+from benchmarks.harness.data import load_dataset
+from benchmarks.harness.models import load_or_fit
+from benchmarks.harness.splits import stratified_split
+from factvae_sk import FactVAE
 
 MARKERS = {
     "COL1A2": "BJ",
@@ -40,14 +40,10 @@ MARKERS = {
 
 
 def load(seed=0):
-    data = load_snare_cellline()
-    keep = data.genes.highly_variable.to_numpy() | data.genes.gene.isin(MARKERS).to_numpy()
-    data.genes = data.genes[keep].reset_index(drop=True)
-    data.rna = data.rna[:, keep]
-    data.labels = data.cells.cell_line.to_numpy()
-    data.train, data.test = train_test_split(
-        np.arange(len(data.labels)), test_size=0.2, stratify=data.labels, random_state=seed
-    )
+    """The SNARE-seq cell lines (highly variable genes and the markers), with their prior
+    and a stratified 80/20 split of the cells."""
+    data = load_dataset("snare", extra_genes=list(MARKERS))
+    data.train, data.test = stratified_split(data.labels, seed)
     return data
 
 
@@ -158,18 +154,12 @@ def main():
     parser.add_argument("--model", help="joblib file: load it if it exists, else fit and save")
     args = parser.parse_args()
     data = load(args.seed)
-    try:
-        model = joblib.load(args.model) if args.model else None
-    except FileNotFoundError:
-        model = None
-    if model is None:
-        prior = gene_peak_prior(data.genes, data.peaks)
-        start = time.perf_counter()
+
+    def fit():
         model = FactVAE(max_epochs=args.epochs, random_state=args.seed, verbose=1)
-        model.fit(data.rna[data.train], data.atac[data.train], prior=prior)
-        print(f"fit on {len(data.train)} cells in {time.perf_counter() - start:.0f} s")
-        if args.model:
-            joblib.dump(model, args.model)
+        return model.fit(data.rna[data.train], data.atac[data.train], prior=data.prior)
+
+    model = load_or_fit(args.model, fit, message=f"fit on {len(data.train)} cells in {{seconds}} s")
     with pd.option_context("display.width", 120, "display.precision", 3):
         linear, logged, per_read = cross_modal_tables(model, data)
         print("\nPearson correlation of predicted and observed held-out pseudobulk, per line")

@@ -30,19 +30,12 @@ import time
 
 import numpy as np
 import torch
-from harness_data import load_dataset
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score
-from sklearn.model_selection import train_test_split
 from skorch.callbacks import Callback
 
+from benchmarks.harness.clustering import kmeans_ari as ari
+from benchmarks.harness.data import load_dataset
+from benchmarks.harness.splits import stratified_split
 from factvae_sk import FactVAE
-
-
-def ari(embedding, labels, seed=0):
-    k = len(np.unique(labels))
-    clusters = KMeans(k, n_init=10, random_state=seed).fit_predict(embedding)
-    return adjusted_rand_score(labels, clusters)
 
 
 def per_cell_r(observed, predict, n_cells, block=256):
@@ -113,9 +106,7 @@ def mean_profile_r(data, train, test):
 
 def run(name, seed, every, epochs=300, runs=("fixed", "early"), stages=(100, 300), report=None):
     data = load_dataset(name)
-    train, test = train_test_split(
-        np.arange(len(data.labels)), test_size=0.2, stratify=data.labels, random_state=seed
-    )
+    train, test = stratified_split(data.labels, seed)
     results = {"dataset": name, "n_train": len(train), "n_test": len(test)}
     results["mean_profile_r"] = mean_profile_r(data, train, test)
     if "fixed" in runs:

@@ -36,19 +36,18 @@ current code, as ``fit`` would.
 
 import argparse
 import os
-import time
 
-import joblib
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from harness_data import load_dataset as load_bundled
-from sklearn.model_selection import train_test_split
 from sklearn.neighbors import NearestNeighbors
 
+from benchmarks.harness.data import load_dataset as load_bundled
+from benchmarks.harness.imputation_metrics import per_cell_auroc, per_cell_pearson, per_peak_auroc
+from benchmarks.harness.models import load_or_fit, model_path
+from benchmarks.harness.splits import stratified_split
 from factvae_sk import FactVAE
-from factvae_sk._imputation_metrics import per_cell_auroc, per_cell_pearson, per_peak_auroc
 from factvae_sk.data._preprocessing import RNAEncoderInput
 
 SCALE = 1e4
@@ -58,9 +57,7 @@ N_PEAKS_VARIABLE = 2000
 def load_dataset(name, seed=0):
     """One bundled dataset, its gene-body prior and a stratified 80/20 split of the cells."""
     data = load_bundled(name)
-    data.train, data.test = train_test_split(
-        np.arange(len(data.labels)), test_size=0.2, stratify=data.labels, random_state=seed
-    )
+    data.train, data.test = stratified_split(data.labels, seed)
     return data
 
 
@@ -72,19 +69,12 @@ def fit_model(data, epochs, seed, **params):
 
 def cached_model(data, epochs, seed, models, **params):
     """Fit, or load from ``models``; then relearn the post-hoc maps with this code."""
-    tag = "".join(f"_{key}{value}" for key, value in params.items())
-    path = os.path.join(models, f"{data.name}_e{epochs}_s{seed}{tag}.joblib") if models else None
-    if path and os.path.exists(path):
-        model = joblib.load(path)
-    else:
-        start = time.perf_counter()
-        model = fit_model(data, epochs, seed, **params)
-        print(
-            f"<!-- {data.name}: fit {params or 'defaults'} in "
-            f"{time.perf_counter() - start:.0f} s -->"
-        )
-        if path:
-            joblib.dump(model, path)
+    path = model_path(models, data.name, f"e{epochs}", f"s{seed}", **params)
+    model = load_or_fit(
+        path,
+        lambda: fit_model(data, epochs, seed, **params),
+        message=f"<!-- {data.name}: fit {params or 'defaults'} in {{seconds}} s -->",
+    )
     train = data.train
     model._finish_fit(model._dataset(data.rna[train], data.atac[train], with_counts=True))
     return model

@@ -24,22 +24,19 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from simulate_motifs import (  # noqa: E402
+from benchmarks.simulate_motifs import (
     PLANTED,
     decoy_motifs,
     paired_counts,
     synthetic_genome,
     write_fasta,
 )
-
-from factvae_sk import FactVAE  # noqa: E402
+from factvae_sk import FactVAE
 from factvae_sk.motifs import differential_motifs, motif_deviations, motif_matches
 
 MODEL = dict(

@@ -1,33 +1,22 @@
-"""The batch harness (``benchmarks/eval_batches.py``) and its metrics
-(``benchmarks/batch_metrics.py``) against hand-computed small cases."""
-
-import importlib.util
-import sys
-from pathlib import Path
+"""The batch evaluation (``benchmarks/eval_batches.py``) and its metrics
+(``benchmarks/harness/batch_metrics.py``) against hand-computed small cases."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name):
-    sys.path.insert(0, str(BENCHMARKS))  # the harness imports its neighbours
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmarks import eval_batches
+from benchmarks.harness import batch_metrics
 
 
 @pytest.fixture(scope="module")
 def metrics():
-    return _load("batch_metrics")
+    return batch_metrics
 
 
 @pytest.fixture(scope="module")
 def harness():
-    return _load("eval_batches")
+    return eval_batches
 
 
 LINE = np.array([[0.0], [1.0], [10.0], [11.0]])

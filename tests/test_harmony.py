@@ -1,9 +1,6 @@
 """Harmony on the encoder inputs (``batch_center_inputs="harmony"``): the algorithm against
 hand-derived limits, a dense ridge and harmonypy; its per-cell mapping; the estimator."""
 
-import sys
-from pathlib import Path
-
 import joblib
 import numpy as np
 import pandas as pd
@@ -11,12 +8,10 @@ import pytest
 from conftest import FAST
 from sklearn.utils._param_validation import InvalidParameterError
 
+from benchmarks.harness.batch_metrics import cluster_agreement, knn_mixing
 from factvae_sk import FactVAE
 from factvae_sk.data import _batches
 from factvae_sk.data._harmony import _ridge_coefficients, fit_harmony, harmony_correct
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from batch_metrics import cluster_agreement, knn_mixing  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,8 +12,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
 
-from factvae_sk import FactVAE, _imputation_metrics
-from factvae_sk._imputation_metrics import per_cell_auroc, per_cell_pearson, per_peak_auroc
+from benchmarks.harness import imputation_metrics
+from benchmarks.harness.imputation_metrics import per_cell_auroc, per_cell_pearson, per_peak_auroc
+from factvae_sk import FactVAE
 from factvae_sk.analysis import _accessibility
 from factvae_sk.data._preprocessing import RNAEncoderInput
 
@@ -70,7 +71,7 @@ def test_metrics_match_sklearn_and_numpy(observed_predicted, monkeypatch):
             assert np.isnan(peak_auc[j])
     assert np.isfinite(peak_auc).sum() > 50
     # Dense input, and blocks of 7 rows: the same numbers.
-    monkeypatch.setattr(_imputation_metrics, "BLOCK_ENTRIES", 7 * dense.shape[1])
+    monkeypatch.setattr(imputation_metrics, "BLOCK_ENTRIES", 7 * dense.shape[1])
     np.testing.assert_allclose(per_cell_auroc(dense, predicted), cell_auc)
     np.testing.assert_allclose(per_cell_pearson(dense, predicted), r)
 

@@ -2,8 +2,6 @@
 correlation yardstick and the link simulator, each against a direct dense computation."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,12 +10,10 @@ import scipy.sparse as sp
 from conftest import FAST
 from scipy.special import logsumexp
 
+from benchmarks import simulate_links
 from factvae_sk import FactVAE
 from factvae_sk.analysis import _link_scores
 from factvae_sk.links import peak_gene_correlation
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import simulate_links  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,16 +6,23 @@ scipy's tests; and a synthetic genome with a planted motif (``benchmarks/simulat
 """
 
 import itertools
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import FAST
 from scipy import stats
 
+from benchmarks.harness.memory import run_fresh
+from benchmarks.simulate_motifs import (
+    PLANTED,
+    decoy_motifs,
+    paired_counts,
+    synthetic_genome,
+    write_fasta,
+)
 from factvae_sk import FactVAE
 from factvae_sk.analysis import _chromvar, _motif_scan
 from factvae_sk.exceptions import FactVAEWarning
@@ -30,15 +37,6 @@ from factvae_sk.motifs import (
 )
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-from conftest import FAST  # noqa: E402
-from simulate_motifs import (  # noqa: E402
-    PLANTED,
-    decoy_motifs,
-    paired_counts,
-    synthetic_genome,
-    write_fasta,
-)
 
 ARNT = np.array([[4, 16, 0, 0], [19, 0, 1, 0], [0, 20, 0, 0], [0, 0, 20, 0], [0, 0, 0, 20]])
 
@@ -459,15 +457,8 @@ def test_model_deviations_equal_deviations_of_impute_atac(planted_data, planted_
 
 
 def run_memory_benchmark(tmp_path, *arguments):
-    command = [sys.executable, str(BENCHMARKS / "bench_motif_memory.py"), "--json", *arguments]
-    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(BENCHMARKS.parent)}
-    import json
-    import os
-
-    done = subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, **env}, check=True
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    script = BENCHMARKS / "bench_motif_memory.py"
+    return run_fresh(script, "--json", *arguments, threads=1, env={"MKL_NUM_THREADS": "1"})
 
 
 @pytest.mark.slow

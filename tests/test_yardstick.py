@@ -1,4 +1,4 @@
-"""The fast training path against the yardstick of ``benchmarks/reference_impl.py``.
+"""The fast training path against the yardstick of ``benchmarks/harness/reference_impl.py``.
 
 The yardstick implements SPEC.md the straightforward way (textbook ZINB with ``lgamma`` on
 every entry, three decoder products, the dense genes x peaks similarity for the prior, both
@@ -6,25 +6,14 @@ encoders re-run for distillation). From the same weights, batches and random dra
 package's fast path must give the same gradients, losses and updates up to float32 noise.
 """
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from conftest import FAST
 
+from benchmarks.harness import reference_impl
 from factvae_sk import FactVAE
 from factvae_sk.data._validation import check_prior
-
-REFERENCE = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_impl.py"
-
-
-def _load_reference():
-    spec = importlib.util.spec_from_file_location("reference_impl", REFERENCE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +34,7 @@ def pair(small, one_thread):
         dataset.modalities[name] = (inputs / inputs.std(), counts, log_library)
     rna_input, rna_counts, _ = dataset.modalities["rna"]
     atac_input, atac_counts, _ = dataset.modalities["atac"]
-    reference = _load_reference().ReferenceFactVAE(
+    reference = reference_impl.ReferenceFactVAE(
         rna_input,
         rna_counts,
         atac_input,

@@ -14,15 +14,17 @@ small, exact and tested against hand-computed cases (``tests/test_batch_metrics.
 - :func:`graph_connectivity`: scib's: for each cell type, the share of its cells in the
   largest connected component of the ``k``-nearest-neighbour graph restricted to the type,
   averaged over types (1: each type is one connected piece);
-- :func:`cluster_agreement`: ARI and NMI of KMeans (k = number of types) against the types.
+- :func:`cluster_agreement`: ARI and NMI of KMeans (k = number of types) against the types
+  (:func:`benchmarks.harness.clustering.kmeans_scores`).
 """
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_samples
+from sklearn.metrics import silhouette_samples
 from sklearn.neighbors import NearestNeighbors
+
+from benchmarks.harness.clustering import kmeans_scores
 
 
 def _neighbours(X, k):
@@ -97,10 +99,4 @@ def graph_connectivity(X, labels, k=15):
 
 def cluster_agreement(X, labels, seeds=(0, 1, 2)):
     """Mean ARI and NMI over KMeans seeds, with as many clusters as labels."""
-    n_labels = len(np.unique(labels))
-    ari, nmi = [], []
-    for seed in seeds:
-        clusters = KMeans(n_labels, n_init=10, random_state=seed).fit_predict(X)
-        ari.append(adjusted_rand_score(labels, clusters))
-        nmi.append(normalized_mutual_info_score(labels, clusters))
-    return float(np.mean(ari)), float(np.mean(nmi))
+    return kmeans_scores(X, labels, seeds)

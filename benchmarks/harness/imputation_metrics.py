@@ -1,7 +1,8 @@
 """How well imputed accessibility matches observed counts: per cell and per peak.
 
-Used by ``benchmarks/eval_imputation.py`` to compare imputations of held-out cells. Each
-metric works in blocks of rows, so a sparse ``observed`` is densified one block at a time.
+Used by ``benchmarks/eval_imputation.py`` and ``benchmarks/eval_batches.py`` to compare
+imputations of held-out cells (evaluation only: not part of the package). Each metric works
+in blocks of rows, so a sparse ``observed`` is densified one block at a time.
 """
 
 import numpy as np
