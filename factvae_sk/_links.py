@@ -94,8 +94,9 @@ def pattern_pairs(matrix, gene_index=None):
     return rows, cols
 
 
-def links_table(rows, cols, scores, gene_names, peak_names, distance=None):
-    """The links as a DataFrame (gene, peak, score[, distance]), best first within a gene."""
+def links_table(rows, cols, scores, gene_names, peak_names, distance=None, extra=None):
+    """The links as a DataFrame (gene, peak, score[, distance][, extra columns]), best first
+    within a gene (missing scores last)."""
     table = pd.DataFrame(
         {
             "gene": np.asarray(gene_names, dtype=object)[rows],
@@ -106,6 +107,8 @@ def links_table(rows, cols, scores, gene_names, peak_names, distance=None):
     if distance is not None:
         # Whole base pairs; missing where a gene has no coordinates.
         table["distance"] = pd.Series(distance).astype("Int64")
+    for name, values in (extra or {}).items():
+        table[name] = values
     table["_row"] = rows
     table = table.sort_values(["_row", "score"], ascending=[True, False], kind="stable")
     return table.drop(columns="_row").reset_index(drop=True)
