@@ -280,6 +280,11 @@ class FactVAEAnalysisMixin:
     def regulatory_scores(self, pairs=None, *, score=_links.DEFAULT_SCORE, background=None):
         """Gene-peak regulatory scores: by default, how the two decoders' logits co-vary.
 
+        These are co-variation scores only. To rank links a biologist can trust, use
+        :meth:`regulatory_links` with coordinates: its default weighs distance to the TSS
+        with this evidence, and beats distance alone on CRISPRi-validated pairs, which the
+        co-variation scores alone do not (``benchmarks/README_links.md``).
+
         Parameters
         ----------
         pairs : sparse matrix or array-like of shape (n_genes, n_peaks), default=None
@@ -319,6 +324,11 @@ class FactVAEAnalysisMixin:
         >>> model.regulatory_scores(prior, score="correlation").shape
         (2000, 27399)
         """
+        if isinstance(score, str) and score in _link_scores.DISTANCE_SCORES:
+            raise ValueError(
+                f"score={score!r} uses distance to the TSS: call regulatory_links with "
+                "gene_table and peak_table (regulatory_scores has the co-variation scores)."
+            )
         left, right = self._score_factors(score)
         if pairs is None:
             if background is not None:
