@@ -329,7 +329,9 @@ def write_feature_file(table, path=FEATURES_FILE):
     """The few columns the shipped model's test needs (all-cells FactVAE features)."""
     columns = ["pair", "chrom", "label", "all_distance"]
     columns += [f"all_{name}" for name in _link_scores.FEATURES]
-    table[columns].to_csv(path, index=False, float_format="%.6g")
+    table[columns].to_csv(
+        path, index=False, float_format="%.6g", compression={"method": "gzip", "mtime": 0}
+    )
 
 
 def features_of(table, prefix):

@@ -297,16 +297,16 @@ def _fit_and_write(
     columns = ["distance", "activity_cpm", "expression_cpm", "correlation", "cosine"]
     if pairs.nnz:
         features = model.link_features(pairs.row, pairs.col, genes, peaks)
-        scores = combine_link_features(features, LINK_SCORE)
+        link_scores = combine_link_features(features, LINK_SCORE)
     else:
         features = pd.DataFrame({name: np.zeros(0) for name in columns})
-        scores = np.zeros(0)
+        link_scores = np.zeros(0)
     links = pd.DataFrame(
         {
             "gene": genes["gene"].to_numpy()[pairs.row],
             "peak": peaks["peak"].to_numpy()[pairs.col],
             "prior_weight": pairs.data,
-            "score": scores,
+            "score": link_scores,
             "distance": pd.Series(features["distance"].to_numpy()).astype("Int64"),
             "activity": features["activity_cpm"].to_numpy(),
             "expression": features["expression_cpm"].to_numpy(),
