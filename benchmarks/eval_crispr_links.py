@@ -437,6 +437,9 @@ def main():
         tag = " (chosen: the default)" if name == chosen else ""
         scores[f"logistic [{name}], LOCO{tag}"] = pm(cv_predictions(fa, labels, chroms, names)[0])
     names = FORMS[chosen]
+    scores["regulatory_links default: shipped coefficients (in-sample, not CV)"] = pm(
+        _link_scores.combine(fa, _link_scores.DEFAULT_DISTANCE_SCORE)
+    )
     nested, picked = nested_cv(fa, labels, chroms)
     scores["logistic, form chosen inside each fold (nested LOCO)"] = pm(nested)
     print("forms chosen inside the folds:", pd.Series(picked).value_counts().to_dict())
