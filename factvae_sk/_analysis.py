@@ -628,7 +628,8 @@ default="prior"
         if codes is None:
             raise ValueError(
                 "Distance-aware link scores and groups need training_codes_, which models "
-                "fitted by earlier versions of factvae_sk lack: fit the model again."
+                "fitted by earlier versions of factvae_sk lack: fit the model again, or pass "
+                "score='correlation' without groups."
             )
         return codes
 

@@ -16,8 +16,9 @@ from ._accessibility import log_normalizer
 from ._memory import check_dense_size
 
 SCORES = ("cosine", "correlation", "log_mean_correlation")
-# The score regulatory_scores, regulatory_links and the CLI use unless told otherwise: the
-# best on the link harness (benchmarks/simulate_links.py at every difficulty level; held-out
+# The co-variation score regulatory_scores uses unless told otherwise, and regulatory_links
+# without coordinates (with them it uses _link_scores.DEFAULT_DISTANCE_SCORE): the best on
+# the link harness (benchmarks/simulate_links.py at every difficulty level; held-out
 # prior links and the marker test on SNARE-seq; on the kidney no score beats chance on
 # held-out prior links, and this one is not below the cosine).
 DEFAULT_SCORE = "correlation"
