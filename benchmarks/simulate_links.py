@@ -7,7 +7,9 @@ component); a gene's expression and a peak's accessibility are log-linear in the
 through their loadings; a peak linked to a gene carries the gene's loading plus noise
 (``strength`` sets the share), every other peak its own random loading. Genes and peaks
 sit on synthetic chromosomes, each gene with linked and unlinked peaks within 50 kb of its
-TSS. Counts are negative binomial around ``library * softmax(logits)``: RNA about
+TSS; as on real CRISPRi screens, the chance that a peak is linked falls with its distance to
+the TSS (linked peaks' distances follow a power law, unlinked ones are uniform). Counts
+are negative binomial around ``library * softmax(logits)``: RNA about
 ``rna_depth`` UMIs per cell, ATAC far sparser (``atac_depth`` fragments over all peaks).
 
 The benchmark gives FactVAE (faithful defaults) a prior made of half the true links plus
@@ -15,7 +17,9 @@ decoys (unlinked peaks near the same genes, a quarter of the prior), and ranks t
 half of the true links among every in-window pair that is not in the prior. Each model
 score is reported beside the pseudobulk correlation of the counts over the true states
 and over k-means metacells (:func:`factvae_sk.links.peak_gene_correlation`), which need
-no model. AUROC and AUPRC, mean and standard deviation over seeds, per difficulty level.
+no model, and beside distance to the TSS alone and the distance-aware scores of
+``regulatory_links`` (the shipped link model, ABC). AUROC and AUPRC, mean and standard
+deviation over seeds, per difficulty level.
 """
 
 import argparse
@@ -29,7 +33,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.utils import Bunch
 
 from factvae_sk import FactVAE, build_gene_peak_prior
+from factvae_sk.analysis import _link_model
 from factvae_sk.links import peak_gene_correlation
+from factvae_sk.prior import tss_distance
 
 # Difficulty levels: how much of a linked peak's loading is its gene's, and sequencing depth.
 LEVELS = {
@@ -52,9 +58,13 @@ def simulate(
     linked_per_gene=2,
     unlinked_per_gene=4,
     window=50_000,
+    decay=5_000,
     seed=0,
 ):
     """Paired RNA and ATAC counts with known gene-peak links.
+
+    Linked peaks lie nearer their gene's TSS than unlinked ones: their distance follows a
+    power law with scale ``decay`` bp (``None``: uniform in the window, like the others).
 
     Returns
     -------
@@ -82,7 +92,17 @@ def simulate(
         peak_linked += [True] * linked_per_gene + [False] * unlinked_per_gene
     peak_gene, peak_linked = np.array(peak_gene), np.array(peak_linked)
     n_peaks = len(peak_gene)
-    centre = tss[peak_gene] + rng.integers(-window + 500, window - 500, n_peaks)
+    # Distance from the TSS: unlinked peaks anywhere in the window; linked ones from a power
+    # law, density ~ 1 / (d + decay), so that, as on CRISPRi screens, the chance that a
+    # peak is a link falls with its distance (decay=None: uniform, the earlier simulator).
+    span = window - 500
+    distance = rng.uniform(0, span, n_peaks)
+    if decay is not None:
+        u = rng.random(n_peaks)
+        power_law = decay * ((1 + span / decay) ** u - 1)
+        distance = np.where(peak_linked, power_law, distance)
+    sign = np.where(rng.random(n_peaks) < 0.5, -1, 1)
+    centre = tss[peak_gene] + (sign * distance).astype(np.int64)
     own = rng.normal(0, 0.6, (n_peaks, n_factors))
     mix = np.where(peak_linked, strength, 0.0)[:, None]
     peak_loadings = mix * gene_loadings[peak_gene] + np.sqrt(1 - mix**2) * own
@@ -197,6 +217,10 @@ def evaluate(data, epochs, seed):
         found[score] = values(model.regulatory_scores(pattern, score=score))
         zscores = model.regulatory_scores(pattern, score=score, background=BACKGROUND)
         found[f"{score}, z vs {BACKGROUND} bg"] = values(zscores)
+    found["distance to TSS"] = -tss_distance(data.genes, data.peaks, rows, cols)
+    features = model.link_features(rows, cols, data.genes, data.peaks)
+    for score in ("logistic", "abc", "abc_correlation"):
+        found[score] = _link_model.combine(features, score)
     for name, groups in [
         ("pseudobulk r, true states", data.labels),
         ("pseudobulk r, metacells", None),

@@ -208,6 +208,16 @@ def _codes(model, X_rna, X_atac):
     return model._codes(dataset, ("rna", "atac"))
 
 
+def _has_coordinates(inputs):
+    """Whether the gene and peak tables carry the coordinates distance scores need."""
+    genes, peaks = inputs.genes, inputs.peaks
+    if not {"chrom", "start", "end", "strand"} <= set(genes.columns):
+        return False
+    if not {"chrom", "start", "end"} <= set(peaks.columns):
+        return False
+    return bool(genes["chrom"].notna().any())
+
+
 def _embedding_rows(table, positions, n_vars):
     """An (n_vars, n_latent) float32 array: the embeddings at ``positions``, NaN elsewhere
     (features the model did not see)."""
@@ -270,7 +280,10 @@ def write_results(
         ``n_cells * n_peaks * 4`` bytes).
     links : {"prior", "window", "all"} or None, default="prior"
         ``candidates`` of :meth:`FactVAE.regulatory_links`; ``None`` writes no links (nor
-        does ``"prior"`` for a model fitted without a prior).
+        does ``"prior"`` for a model fitted without a prior). With gene and peak
+        coordinates (``"prior"``, ``"window"``) the links are ranked by its distance-aware
+        default score, with its evidence columns; without them (or with ``"all"``), by the
+        co-variation score ``"correlation"``.
     inputs : Bunch, default=None
         The output of :func:`fit_inputs_from_mudata`, to avoid reading the counts again.
 
@@ -312,17 +325,18 @@ def write_results(
     atac_data.varm[EMBEDDING_KEY] = model.feature_embeddings_.atac.to_numpy(dtype=np.float32)
     has_prior = model.net_.criterion_.has_prior
     if links is not None and (links != "prior" or has_prior):
+        # Coordinates whenever they are known: regulatory_links then ranks by its
+        # distance-aware default (without them, by the co-variation score).
         kwargs = {}
-        if links == "window":
+        if links != "all" and _has_coordinates(inputs):
             kwargs = {"gene_table": inputs.genes, "peak_table": inputs.peaks}
         table = model.regulatory_links(links, **kwargs)
         gene_names = inputs.genes["gene"].to_numpy(dtype=object)
         peak_names = inputs.peaks["peak"].to_numpy(dtype=object)
         # A model fitted on matrices without names reports positions: name them.
-        if getattr(model, "feature_names_in_", None) is None:
-            table["gene"] = gene_names[table["gene"].to_numpy(dtype=np.int64)]
-        if model.atac_feature_names_in_ is None:
-            table["peak"] = peak_names[table["peak"].to_numpy(dtype=np.int64)]
+        for column, names in (("gene", gene_names), ("peak", peak_names)):
+            if pd.api.types.is_integer_dtype(table[column]):
+                table[column] = names[table[column].to_numpy(dtype=np.int64)]
         mdata.uns[LINKS_KEY] = _h5_table(table)
     if peaks is not None:
         peak_names = inputs.peaks["peak"].to_numpy(dtype=object)

@@ -128,11 +128,12 @@ def test_write_results_round_trip(fitted, paired, tmp_path):
     gene_rows = mdata["rna"].varm["factvae"]
     np.testing.assert_array_equal(gene_rows[hvg], model.feature_embeddings_.rna.to_numpy())
     assert np.isnan(gene_rows[~hvg]).all()
-    links = model.regulatory_links("prior")
+    # With coordinates, the distance-aware default score and its evidence columns.
+    links = model.regulatory_links("prior", gene_table=inputs.genes, peak_table=inputs.peaks)
+    assert links.attrs["score"] == "logistic"
     table = mdata.uns["factvae_links"]
-    assert list(table["gene"]) == list(
-        inputs.genes["gene"].to_numpy()[links["gene"].to_numpy(dtype=int)]
-    )
+    assert {"distance", "activity", "correlation"} <= set(table.columns)
+    assert list(table["gene"]) == list(links["gene"])  # named by the gene table
     np.testing.assert_array_equal(table["score"].to_numpy(), links["score"].to_numpy())
     layer = mdata["atac"].layers["factvae_augmented"]
     assert sp.issparse(layer) and layer.shape == mdata["atac"].shape

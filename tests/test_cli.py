@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from cli_helpers import run_cli, write_small_inputs
 
 from factvae_sk import build_gene_peak_prior
-from factvae_sk.analysis._link_scores import DEFAULT_SCORE
+from factvae_sk.analysis import _link_model
 from factvae_sk.cli import main, run
 
 OUTPUT_FILES = [
@@ -67,17 +67,24 @@ def _check_outputs(out, n_cells, genes, peaks, label_column=None):
     assert peak_emb.shape == (len(peaks), 51)
     assert peak_emb["peak"].tolist() == list(peaks)
     links = pd.read_csv(out / "top_links.csv")
-    assert list(links.columns) == ["gene", "peak", "prior_weight", "score", "distance"]
+    assert list(links.columns) == [
+        "gene", "peak", "prior_weight", "score", "distance",
+        "activity", "expression", "correlation", "cosine",
+    ]  # fmt: skip
     assert len(links) > 0 and links["score"].is_monotonic_decreasing
     assert set(links["gene"]) <= set(genes) and set(links["peak"]) <= set(peaks)
     model = joblib.load(out / "model.joblib")
-    # The scores are the model's default score, named in the summary.
+    # The scores are regulatory_links' default with coordinates, named in the summary: the
+    # link model over the distance and the model's correlation and cosine beside it.
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["link_score"] == DEFAULT_SCORE
+    assert summary["link_score"] == "logistic"
     gene_pos = pd.Index(genes).get_indexer(links["gene"])
     peak_pos = pd.Index(peaks).get_indexer(links["peak"])
-    dense = model.regulatory_scores(score=DEFAULT_SCORE)
-    np.testing.assert_allclose(links["score"], dense[gene_pos, peak_pos], atol=1e-4)
+    for score in ("correlation", "cosine"):
+        dense = model.regulatory_scores(score=score)
+        np.testing.assert_allclose(links[score], dense[gene_pos, peak_pos], atol=1e-4)
+    expected = _link_model.logistic(links.astype({"distance": float}))
+    np.testing.assert_allclose(links["score"], expected, rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(
         model.feature_embeddings_.rna, gene_emb.iloc[:, 1:].to_numpy(), rtol=1e-5, atol=1e-6
     )

@@ -127,9 +127,15 @@ def test_impute_atac_selects_peaks_by_name(named, small):
 
 def test_regulatory_links_on_the_prior_pairs(named, small):
     model, genes, peaks, _ = named
-    links = model.regulatory_links(gene_table=genes, peak_table=peaks)
+    # With coordinates the default is the distance-aware link model, its evidence beside it.
+    default = model.regulatory_links(gene_table=genes, peak_table=peaks)
+    assert default.attrs["score"] == "logistic"
+    assert list(default.columns) == [
+        "gene", "peak", "score", "distance", "activity", "expression", "correlation", "cosine",
+    ]  # fmt: skip
+    links = model.regulatory_links(gene_table=genes, peak_table=peaks, score="correlation")
     prior = small["prior"]
-    assert len(links) == prior.nnz
+    assert len(links) == len(default) == prior.nnz
     assert list(links.columns) == ["gene", "peak", "score", "distance"]
     dense = model.regulatory_scores()
     gene_pos = pd.Index(genes.gene).get_indexer(links.gene)

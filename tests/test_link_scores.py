@@ -173,6 +173,12 @@ def test_simulator_links_are_recoverable_and_the_split_is_clean():
     assert data.rna.shape == (300, 80) and data.atac.shape == (300, 480)
     assert data.links.nnz == 160
     assert data.window.multiply(data.links).nnz == 160  # every link lies in its window
+    # The chance of a link falls with distance to the TSS, as on CRISPRi screens.
+    window = data.window.tocoo()
+    linked = np.asarray(data.links[window.row, window.col]).ravel() > 0
+    distance = simulate_links.tss_distance(data.genes, data.peaks, window.row, window.col)
+    near, far = distance < 10_000, distance >= 25_000
+    assert linked[near].mean() > 2 * linked[far].mean()
     prior, rows, cols, labels = simulate_links.prior_and_held_out(data, seed=0)
     in_prior = np.asarray(prior[rows, cols]).ravel()
     assert not in_prior.any()  # candidates are non-prior pairs

@@ -16,8 +16,9 @@ from ..utils._memory import check_dense_size
 from ._accessibility import log_normalizer
 
 SCORES = ("cosine", "correlation", "log_mean_correlation")
-# The score regulatory_scores, regulatory_links and the CLI use unless told otherwise: the
-# best on the link harness (benchmarks/simulate_links.py at every difficulty level; held-out
+# The co-variation score regulatory_scores uses unless told otherwise, and regulatory_links
+# without coordinates (with them it uses _link_scores.DEFAULT_DISTANCE_SCORE): the best on
+# the link harness (benchmarks/simulate_links.py at every difficulty level; held-out
 # prior links and the marker test on SNARE-seq; on the kidney no score beats chance on
 # held-out prior links, and this one is not below the cosine).
 DEFAULT_SCORE = "correlation"
@@ -94,8 +95,9 @@ def pattern_pairs(matrix, gene_index=None):
     return rows, cols
 
 
-def links_table(rows, cols, scores, gene_names, peak_names, distance=None):
-    """The links as a DataFrame (gene, peak, score[, distance]), best first within a gene."""
+def links_table(rows, cols, scores, gene_names, peak_names, distance=None, extra=None):
+    """The links as a DataFrame (gene, peak, score[, distance][, extra columns]), best first
+    within a gene (missing scores last)."""
     table = pd.DataFrame(
         {
             "gene": np.asarray(gene_names, dtype=object)[rows],
@@ -106,6 +108,8 @@ def links_table(rows, cols, scores, gene_names, peak_names, distance=None):
     if distance is not None:
         # Whole base pairs; missing where a gene has no coordinates.
         table["distance"] = pd.Series(distance).astype("Int64")
+    for name, values in (extra or {}).items():
+        table[name] = values
     table["_row"] = rows
     table = table.sort_values(["_row", "score"], ascending=[True, False], kind="stable")
     return table.drop(columns="_row").reset_index(drop=True)

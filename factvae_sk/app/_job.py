@@ -16,10 +16,11 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.utils import Bunch
 
-from ..analysis._link_scores import DEFAULT_SCORE
+from ..analysis._link_model import DEFAULT_DISTANCE_SCORE as LINK_SCORE
+from ..analysis._link_model import combine as combine_link_features
 from ..model._estimator import FactVAE
 from ..motifs import differential_motifs, motif_matches
-from ..prior import build_gene_peak_prior, tss_distance
+from ..prior import build_gene_peak_prior
 from ..utils._atomic import staged_files
 from ._cell_map import MAX_TSNE_CELLS, cell_map
 from ._plots import have_matplotlib, plot_cell_map, plot_links, plot_losses, plot_motif_heatmap
@@ -28,7 +29,7 @@ OUTPUTS = {
     "cell_embeddings.csv": "cells: barcode, label, cluster, 2-D map, RNA and ATAC embeddings",
     "gene_embeddings.csv": "genes x latent dimensions (columns of the RNA decoder)",
     "peak_embeddings.csv": "peaks x latent dimensions (columns of the ATAC decoder)",
-    "top_links.csv": "prior gene-peak pairs ranked by regulatory_scores' default score",
+    "top_links.csv": "prior gene-peak pairs by regulatory_links' default score, with evidence",
     "model.joblib": "the fitted FactVAE (joblib.load it to transform new cells)",
     "summary.json": "data sizes, settings, fit time, ARI/NMI",
     "loss_curves.png": "per-epoch loss terms",
@@ -284,25 +285,33 @@ def _fit_and_write(
     _features_frame(peaks["peak"], model.feature_embeddings_.atac, "peak").to_csv(
         stage("peak_embeddings.csv"), index=False, float_format="%.6g"
     )
-    # Positions, not names: gene names from a GTF may repeat.
+    # Positions, not names: gene names from a GTF may repeat. The score is regulatory_links'
+    # default with coordinates (distance and the model's evidence), the evidence beside it.
     pairs = sp.coo_matrix(prior)
+    columns = ["distance", "activity_cpm", "expression_cpm", "correlation", "cosine"]
+    if pairs.nnz:
+        features = model.link_features(pairs.row, pairs.col, genes, peaks)
+        link_scores = combine_link_features(features, LINK_SCORE)
+    else:
+        features = pd.DataFrame({name: np.zeros(0) for name in columns})
+        link_scores = np.zeros(0)
     links = pd.DataFrame(
         {
             "gene": genes["gene"].to_numpy()[pairs.row],
             "peak": peaks["peak"].to_numpy()[pairs.col],
             "prior_weight": pairs.data,
-            "score": model.regulatory_scores(prior, score=DEFAULT_SCORE)[pairs.row, pairs.col].A1
-            if pairs.nnz
-            else np.zeros(0),
-            "distance": pd.Series(
-                tss_distance(genes, peaks, pairs.row, pairs.col) if pairs.nnz else np.zeros(0)
-            ).astype("Int64"),
+            "score": link_scores,
+            "distance": pd.Series(features["distance"].to_numpy()).astype("Int64"),
+            "activity": features["activity_cpm"].to_numpy(),
+            "expression": features["expression_cpm"].to_numpy(),
+            "correlation": features["correlation"].to_numpy(),
+            "cosine": features["cosine"].to_numpy(),
         }
     )
     links = links.sort_values("score", ascending=False, kind="stable").head(n_links)
     links.to_csv(stage("top_links.csv"), index=False, float_format="%.6g")
     if len(links):
-        log(f"\ntop gene-peak links (score: {DEFAULT_SCORE}; prior pairs)")
+        log(f"\ntop gene-peak links (score: {LINK_SCORE}; prior pairs)")
         log(links.head(10).to_string(index=False, float_format="{:.3f}".format))
     joblib.dump(model, stage("model.joblib"))
     motif_table = None
@@ -342,7 +351,7 @@ def _fit_and_write(
                 list(plot_genes),
                 stage("links.png"),
                 window=LINKS_PLOT_WINDOW,
-                score_name=DEFAULT_SCORE,
+                score_name=shown.attrs["score"],
             )
         if motif_table is not None:
             plot_motif_heatmap(motif_table, stage("motif_heatmap.png"), MOTIF_PLOT_TOP_K)
@@ -360,7 +369,7 @@ def _fit_and_write(
         "n_prior_links": int(prior.nnz),
         # Without prior links the embeddings were not tied to known regulation.
         "links_from_prior": bool(prior.nnz),
-        "link_score": DEFAULT_SCORE,
+        "link_score": LINK_SCORE,
         "max_epochs": int(model.max_epochs),
         "random_state": random_state,
         "fit_seconds": round(fit_seconds, 1),

@@ -1,0 +1,487 @@
+"""Gene-peak link scores against CRISPRi-validated enhancer-gene pairs in K562.
+
+    python benchmarks/eval_crispr_links.py [--epochs 100] [--seed 0] [--cache /tmp/links_cache]
+
+The truth: ``shared/data/crispri_k562`` (ENCODE-rE2G's training_K562 table). A tested
+element-gene pair is scored through the SNARE-seq peaks that overlap its element (max over
+them); pairs no peak covers are counted, not scored. FactVAE is fitted once (cached) on the
+SNARE-seq mixture: 2000 HVG plus every tested gene detected in >= 10 cells, the default
+gene-body prior.
+"""
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from scipy.optimize import minimize
+from scipy.stats import rankdata
+
+from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline
+from factvae_sk.analysis import _link_model
+from factvae_sk.links import peak_gene_correlation
+from factvae_sk.prior import build_gene_peak_prior, tss_distance
+
+ROOT = Path(__file__).resolve().parents[1]
+TRUTH_NAME = "EPCrisprBenchmark_combined_data.training_K562.GRCh38.tsv.gz"
+TRUTH = next(
+    (
+        folder / TRUTH_NAME
+        for folder in (ROOT / "shared/data/crispri_k562", ROOT.parent / "shared/data/crispri_k562")
+        if (folder / TRUTH_NAME).exists()
+    ),
+    Path("/work/shared/data/crispri_k562") / TRUTH_NAME,
+)
+# Per (tested pair, overlapping peak) features of the cached fit: enough to refit the shipped
+# link model without a FactVAE fit (tests/test_crispr_links.py).
+FEATURES_FILE = ROOT / "tests/data/crispr_k562_features.csv.gz"
+BINS = (("0-10 kb", 0, 10_000), ("10-100 kb", 10_000, 100_000), (">100 kb", 100_000, np.inf))
+# Candidate forms of the link model: the evidence features beside the fixed power-law
+# contact offset, smallest first. Chosen by leave-one-chromosome-out held-out log-loss. The
+# evidence is distance-free: a feature that carries the distance again (log ABC) would free
+# the contact's exponent, the prior this model keeps fixed (first pass, README_links.md).
+FORMS = {
+    "contact": (),
+    "+corr": ("correlation",),
+    "+cos": ("cosine",),
+    "+act": ("activity",),
+    "+corr+cos": ("correlation", "cosine"),
+    "+corr+act": ("correlation", "activity"),
+    "+corr+cos+act": ("correlation", "cosine", "activity"),
+    "+corr+cos+expr": ("correlation", "cosine", "expression"),
+    "+corr+cos+spec": ("correlation", "cosine", "specificity"),
+    "+corr+cos+act+expr+spec": ("correlation", "cosine", "activity", "expression", "specificity"),
+}
+# Forms within this held-out log-loss (per row) of the best count as tied: the smallest wins.
+LOSS_TOLERANCE = 2e-4
+# The L2 penalty of the evidence coefficients (not the intercept).
+PENALTY = 1e-2
+N_BOOTSTRAP = 1000
+
+
+def load_truth(path=TRUTH):
+    """The CRISPRi table: valid connections, one row per tested element-gene pair."""
+    table = pd.read_csv(path, sep="\t")
+    table = table[table.ValidConnection.astype(str).str.upper() == "TRUE"]
+    table = table.assign(Regulated=table.Regulated.astype(str).str.upper() == "TRUE")
+    columns = ["chrom", "chromStart", "chromEnd", "measuredGeneSymbol", "Regulated"]
+    return table[columns + ["distanceToTSS", "Dataset"]].reset_index(drop=True)
+
+
+def load_data(truth, min_cells=10):
+    """SNARE-seq: 2000 HVG plus every tested gene detected in >= ``min_cells`` cells."""
+    data = load_snare_cellline()
+    detected = np.asarray((data.rna > 0).sum(axis=0)).ravel() >= min_cells
+    tested = data.genes.gene.isin(set(truth.measuredGeneSymbol)).to_numpy()
+    keep = data.genes.highly_variable.to_numpy() | (tested & detected)
+    keep &= data.genes.chrom.notna().to_numpy()
+    data.genes = data.genes[keep].reset_index(drop=True)
+    data.rna = data.rna[:, keep]
+    data.labels = data.cells.cell_line.to_numpy()
+    data.prior = gene_peak_prior(data.genes, data.peaks)
+    return data
+
+
+def fit_or_load(data, epochs, seed, cache):
+    """FactVAE with defaults on every cell, fitted once and kept under ``cache``."""
+    path = Path(cache) / f"crispr_snare_{data.rna.shape[1]}g_{epochs}ep_seed{seed}.joblib"
+    if path.exists():
+        return joblib.load(path)
+    start = time.perf_counter()
+    model = FactVAE(max_epochs=epochs, random_state=seed).fit(data.rna, data.atac, prior=data.prior)
+    print(f"fit in {time.perf_counter() - start:.0f} s", flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, path)
+    return model
+
+
+def tested_pairs(truth, data):
+    """Every (tested pair, overlapping peak): ``pair`` (row of ``truth``), ``gene``, ``peak``.
+
+    Returns ``(overlaps, status)``; ``status`` per truth row: "scored", "no peak" or "gene not
+    in the model".
+    """
+    gene_index = pd.Series(np.arange(len(data.genes)), index=data.genes.gene)
+    gene_index = gene_index[~gene_index.index.duplicated()]
+    gene = gene_index.reindex(truth.measuredGeneSymbol).to_numpy()
+    peaks = data.peaks
+    found = []
+    for chrom, part in truth.groupby("chrom", sort=False):
+        on = np.flatnonzero(peaks.chrom.to_numpy() == chrom)
+        order = on[np.argsort(peaks.start.to_numpy()[on], kind="stable")]
+        starts, ends = peaks.start.to_numpy()[order], peaks.end.to_numpy()[order]
+        # Peaks do not nest in a peak set: ends are sorted with starts.
+        for pair, (start, end) in zip(
+            part.index, part[["chromStart", "chromEnd"]].to_numpy(), strict=True
+        ):
+            first = np.searchsorted(ends, start, side="right")
+            last = np.searchsorted(starts, end, side="left")
+            for k in order[first:last]:
+                found.append((pair, k))
+    overlaps = pd.DataFrame(found, columns=["pair", "peak"])
+    overlaps["gene"] = gene[overlaps.pair]
+    status = np.where(np.isnan(gene), "gene not in the model", "no peak")
+    covered = overlaps.pair.unique()
+    overlaps = overlaps[~np.isnan(overlaps.gene)].astype({"gene": np.int64})
+    status[np.intersect1d(covered, np.flatnonzero(~np.isnan(gene)))] = "scored"
+    return overlaps.reset_index(drop=True), pd.Series(status, index=truth.index)
+
+
+def raw_features(data, rows, cols, cells, seed=0):
+    """The same evidence from the counts (no model): pseudobulk CPM of the group's cells and
+    the pseudobulk correlation over k-means metacells of its cells (one per 20 cells)."""
+    rna, atac = data.rna[cells], data.atac[cells]
+    activity = 1e6 * np.asarray(atac.sum(axis=0)).ravel() / atac.sum()
+    activity_all = 1e6 * np.asarray(data.atac.sum(axis=0)).ravel() / data.atac.sum()
+    expression = 1e6 * np.asarray(rna.sum(axis=0)).ravel() / rna.sum()
+    pattern = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(rna.shape[1], atac.shape[1]))
+    n_metacells = int(np.clip(len(cells) // 20, 3, 200))
+    r = peak_gene_correlation(rna, atac, pattern, n_metacells=n_metacells, random_state=seed)
+    near = build_gene_peak_prior(
+        data.genes, data.peaks, mode="tss_window", window=_link_model.ABC_WINDOW
+    ).tocoo()
+    evidence = {
+        "activity": activity,
+        "activity_all": activity_all,
+        "activity_quantile": _link_model.quantile(activity),
+        "expression": expression,
+        "expression_quantile": _link_model.quantile(expression),
+        "abc_total": _link_model.abc_denominator(
+            activity,
+            near.row,
+            near.col,
+            tss_distance(data.genes, data.peaks, near.row, near.col),
+            len(data.genes),
+        ),
+    }
+    distance = tss_distance(data.genes, data.peaks, rows, cols)
+    correlation = np.asarray(r[rows, cols]).ravel()
+    return _link_model.link_features(
+        evidence, rows, cols, distance, pair_values={"correlation": correlation}
+    )
+
+
+def evidence_features(model, data, overlaps, cells_label=None):
+    """FactVAE's and the counts' features of every (pair, peak), all cells or one line."""
+    groups = None if cells_label is None else data.labels
+    rows, cols = overlaps.gene.to_numpy(), overlaps.peak.to_numpy()
+    model_features = model.link_features(
+        rows, cols, data.genes, data.peaks, groups=groups, group=cells_label
+    )
+    cells = (
+        np.arange(len(data.labels))
+        if cells_label is None
+        else np.flatnonzero(data.labels == cells_label)
+    )
+    return model_features, raw_features(data, rows, cols, cells)
+
+
+def pair_max(overlaps, values, n_pairs):
+    """Max over each pair's overlapping peaks (NaN for pairs without any)."""
+    out = pd.Series(np.asarray(values, dtype=np.float64)).groupby(overlaps.pair.to_numpy()).max()
+    return out.reindex(np.arange(n_pairs)).to_numpy()
+
+
+def metrics(labels, scores):
+    """(AUPRC, AUROC): sklearn's average precision and ROC AUC, vectorized for bootstraps."""
+    labels = np.asarray(labels, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="mergesort")
+    y, s = labels[order], scores[order]
+    last = np.r_[np.diff(s) != 0, True]  # the last position of each distinct score
+    tps = np.cumsum(y)[last]
+    fps = np.flatnonzero(last) + 1 - tps
+    precision, recall = tps / (tps + fps), tps / tps[-1]
+    auprc = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    ranks = rankdata(scores)
+    n1 = labels.sum()
+    n0 = len(labels) - n1
+    auroc = float((ranks[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    return auprc, auroc
+
+
+def bootstrap(labels, scores, n=N_BOOTSTRAP, seed=0):
+    """(point, low, high): AUPRC and AUROC with percentile 95% intervals over pairs
+    resampled with replacement (the same draws for every score: fixed seed)."""
+    labels = np.asarray(labels, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    point = metrics(labels, scores)
+    draws = []
+    for _ in range(n):
+        pick = rng.integers(0, len(labels), len(labels))
+        if labels[pick].all() or not labels[pick].any():
+            continue
+        draws.append(metrics(labels[pick], scores[pick]))
+    low, high = np.percentile(np.array(draws), [2.5, 97.5], axis=0)
+    return np.array(point), low, high
+
+
+def loco_folds(chroms):
+    """Leave-one-chromosome-out: (train, test) positions, each chromosome once as test."""
+    chroms = np.asarray(chroms)
+    for chrom in pd.unique(chroms):
+        test = chroms == chrom
+        yield np.flatnonzero(~test), np.flatnonzero(test)
+
+
+def fit_link_model(features, labels, names, penalty=PENALTY):
+    """The link model (a dict like ``_link_model.LINK_MODEL``) fitted by maximum likelihood.
+
+    Logistic regression of ``labels`` on the named feature columns with the log power-law
+    contact as a fixed offset (exponent 1) and a small L2 penalty on the coefficients;
+    L-BFGS from zero, deterministic. Coefficients rounded to 4 decimals.
+    """
+    X = np.column_stack(
+        [np.ones(len(features))] + [features[name].to_numpy(np.float64) for name in names]
+    )
+    y = np.asarray(labels, dtype=np.float64)
+    offset = np.log(_link_model.contact(features["distance"].to_numpy()))
+
+    def loss(beta):
+        z = offset + X @ beta
+        ridge = penalty * np.sum(beta[1:] ** 2)
+        grad = X.T @ (1.0 / (1.0 + np.exp(-z)) - y)
+        grad[1:] += 2 * penalty * beta[1:]
+        return np.sum(np.logaddexp(0.0, z) - y * z) + ridge, grad
+
+    beta = minimize(loss, np.zeros(X.shape[1]), jac=True, method="L-BFGS-B").x
+    return {
+        "features": tuple(names),
+        "coef": tuple(round(float(c), 4) for c in beta[1:]),
+        "intercept": round(float(beta[0]), 4),
+        "contact_exponent": 1.0,
+    }
+
+
+def cv_predictions(features, labels, chroms, names, apply_to=None):
+    """Out-of-fold link-model log-odds, leave-one-chromosome-out, and held-out log-loss.
+
+    Fitted on ``features`` of the training chromosomes, applied to ``apply_to`` (default:
+    ``features``) of the held-out one. Returns ``(scores, log_loss)``: the scores leave the
+    intercept out (it only encodes each fold's base rate, and changes no ranking within a
+    fold), so that folds pool on one scale; the log-loss (per row) keeps it.
+    """
+    apply_to = features if apply_to is None else apply_to
+    chroms = np.asarray(chroms)
+    out = np.full(len(features), np.nan)
+    loss = np.full(len(features), np.nan)
+    for train, test in loco_folds(chroms):
+        assert not set(chroms[train]) & set(chroms[test])
+        if labels[train].any():
+            model = fit_link_model(features.iloc[train], labels[train], names)
+            logit = _link_model.link_logit(apply_to.iloc[test], model)
+            out[test] = logit - model["intercept"]
+            loss[test] = np.logaddexp(0.0, logit) - labels[test] * logit
+    return out, float(np.nanmean(loss))
+
+
+def choose_form(features, labels, chroms):
+    """The smallest form within ``LOSS_TOLERANCE`` of the lowest leave-one-chromosome-out
+    held-out log-loss; returns ``(form, losses)``."""
+    losses = {
+        name: cv_predictions(features, labels, chroms, names)[1] for name, names in FORMS.items()
+    }
+    best = min(losses.values())
+    smallest = sorted(FORMS, key=lambda name: len(FORMS[name]))
+    return next(name for name in smallest if losses[name] <= best + LOSS_TOLERANCE), losses
+
+
+def peak_rows(truth, overlaps, features):
+    """Labels and chromosomes of the (pair, peak) rows."""
+    labels = truth.Regulated.to_numpy()[overlaps.pair.to_numpy()]
+    chroms = truth.chrom.to_numpy()[overlaps.pair.to_numpy()]
+    return labels, chroms
+
+
+def shipped_model(path=FEATURES_FILE):
+    """The link model refitted from the cached feature table (``FEATURES_FILE``): the form
+    chosen by leave-one-chromosome-out CV on the all-cells features, fitted on every row."""
+    table = pd.read_csv(path)
+    features = features_of(table, "all_")
+    labels, chroms = table.label.to_numpy(bool), table.chrom.to_numpy()
+    form, _ = choose_form(features, labels, chroms)
+    return fit_link_model(features, labels, FORMS[form])
+
+
+def feature_table(model, data, truth, overlaps, cache):
+    """Every (pair, peak) row's features: FactVAE's (``all_``, ``k562_``) and the counts'
+    (``raw_all_``, ``raw_k562_``), cached beside the fit."""
+    path = Path(cache) / f"crispr_features_{data.rna.shape[1]}g.pkl"
+    if path.exists():
+        return pd.read_pickle(path)
+    parts = [overlaps[["pair", "gene", "peak"]]]
+    for label, prefix in [(None, "all_"), ("K562", "k562_")]:
+        fitted, raw = evidence_features(model, data, overlaps, label)
+        parts += [fitted.add_prefix(prefix), raw.add_prefix("raw_" + prefix)]
+    table = pd.concat([part.reset_index(drop=True) for part in parts], axis=1)
+    table["label"] = truth.Regulated.to_numpy()[table.pair]
+    table["chrom"] = truth.chrom.to_numpy()[table.pair]
+    table.to_pickle(path)
+    return table
+
+
+def write_feature_file(table, path=FEATURES_FILE):
+    """The few columns the shipped model's test needs (all-cells FactVAE features)."""
+    columns = ["pair", "chrom", "label", "all_distance"]
+    columns += [f"all_{name}" for name in _link_model.FEATURES]
+    table[columns].to_csv(
+        path, index=False, float_format="%.6g", compression={"method": "gzip", "mtime": 0}
+    )
+
+
+def features_of(table, prefix):
+    part = table[[c for c in table.columns if c.startswith(prefix)]]
+    part.columns = [c.removeprefix(prefix) for c in part.columns]
+    return part
+
+
+def nested_cv(features, labels, chroms):
+    """Leave-one-chromosome-out with the form chosen inside each training fold (itself by
+    leave-one-chromosome-out over the training chromosomes): the honest estimate."""
+    chroms = np.asarray(chroms)
+    out = np.full(len(features), np.nan)
+    chosen = []
+    for train, test in loco_folds(chroms):
+        if not labels[train].any():
+            continue
+        inner = features.iloc[train].reset_index(drop=True)
+        form, _ = choose_form(inner, labels[train], chroms[train])
+        chosen.append(form)
+        model = fit_link_model(inner, labels[train], FORMS[form])
+        out[test] = _link_model.link_logit(features.iloc[test], model) - model["intercept"]
+    return out, chosen
+
+
+def results_table(scores, truth, scored, n_bootstrap):
+    """One row per score: AUPRC and AUROC [95% CI] on all scored pairs and per distance bin."""
+    labels = truth.Regulated.to_numpy()[scored]
+    distance = truth.distanceToTSS.abs().to_numpy()[scored]
+    subsets = [("all", np.ones(len(labels), bool))] + [
+        (name, (distance >= low) & (distance < high)) for name, low, high in BINS
+    ]
+    rows = []
+    for name, values in scores.items():
+        values = np.asarray(values, dtype=np.float64)
+        values = np.where(np.isfinite(values), values, np.nanmin(values) - 1)
+        row = {"score": name}
+        for subset, mask in subsets:
+            point, low, high = bootstrap(labels[mask], values[mask], n_bootstrap)
+            for k, metric in enumerate(["AUPRC", "AUROC"]):
+                row[f"{metric} {subset}"] = f"{point[k]:.3f} [{low[k]:.2f}, {high[k]:.2f}]"
+        rows.append(row)
+    return pd.DataFrame(rows), subsets, labels
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", default=os.environ.get("LINKS_CACHE", "/tmp/links_cache"))
+    parser.add_argument("--bootstrap", type=int, default=N_BOOTSTRAP)
+    parser.add_argument(
+        "--write-features", action="store_true", help=f"rewrite {FEATURES_FILE.name}"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    truth = load_truth()
+    data = load_data(truth)
+    model = fit_or_load(data, args.epochs, args.seed, args.cache)
+    overlaps, status = tested_pairs(truth, data)
+    table = feature_table(model, data, truth, overlaps, args.cache)
+    if args.write_features:
+        write_feature_file(table)
+    counts = pd.crosstab(status, truth.Regulated).rename(columns={False: "not", True: "regulated"})
+    print(f"### Tested pairs ({len(truth)}; {truth.Regulated.sum()} regulated)\n")
+    print(counts.to_markdown())
+    scored = (status == "scored").to_numpy()
+    n_pairs = len(truth)
+    labels, chroms = peak_rows(truth, overlaps, table)
+
+    def pm(values):
+        return pair_max(overlaps, values, n_pairs)[scored]
+
+    fa, fk = features_of(table, "all_"), features_of(table, "k562_")
+    ra, rk = features_of(table, "raw_all_"), features_of(table, "raw_k562_")
+    d = fk.distance.to_numpy()
+    scores = {
+        "distance to TSS (table)": -truth.distanceToTSS.abs().to_numpy()[scored],
+        "distance to TSS (peak)": pm(-d),
+        "ABC-like raw, K562 (CPM / max(d, 5 kb))": pm(rk.activity_cpm / np.maximum(d, 5e3)),
+        "ABC raw, K562 (gene-normalized)": pm(rk.abc),
+        "pseudobulk r, metacells (raw)": pm(ra.correlation),
+        "FactVAE correlation": pm(fa.correlation),
+        "FactVAE correlation, K562": pm(fk.correlation),
+        "FactVAE cosine": pm(fa.cosine),
+        "exp(2 corr) / d": pm(np.exp(2 * fa.correlation) / np.maximum(d, 5e3)),
+        "ABC FactVAE (all cells)": pm(fa.abc),
+        "ABC FactVAE, K562": pm(fk.abc),
+        "ABC x exp(2 corr) (all cells)": pm(_link_model.combine(fa, "abc_correlation")),
+        "ABC x exp(2 corr), K562": pm(_link_model.combine(fk, "abc_correlation")),
+        "ABC x exp(2 cos), K562": pm(fk.abc * np.exp(2 * fk.cosine)),
+    }
+    scores["exp(2 (corr + cos)) / max(d, 5 kb)"] = pm(
+        np.exp(2 * (fa.correlation + fa.cosine)) / np.maximum(d, 5e3)
+    )
+    # The link model's forms under leave-one-chromosome-out CV (all-cells features: the
+    # default of regulatory_links), each with its held-out log-loss.
+    chosen, losses = choose_form(fa, labels, chroms)
+    print("\n### Link-model forms, leave-one-chromosome-out held-out log-loss per row\n")
+    print(pd.Series(losses, name="log-loss").to_frame().to_markdown(floatfmt=".4f"))
+    print(f"\nchosen form (smallest within {LOSS_TOLERANCE} of the lowest LOCO log-loss): {chosen}")
+    for name, names in FORMS.items():
+        tag = " (chosen: the default)" if name == chosen else ""
+        scores[f"logistic [{name}], LOCO{tag}"] = pm(cv_predictions(fa, labels, chroms, names)[0])
+    names = FORMS[chosen]
+    scores["regulatory_links default: shipped coefficients (in-sample, not CV)"] = pm(
+        _link_model.combine(fa, _link_model.DEFAULT_DISTANCE_SCORE)
+    )
+    nested, picked = nested_cv(fa, labels, chroms)
+    scores["logistic, form chosen inside each fold (nested LOCO)"] = pm(nested)
+    print("forms chosen inside the folds:", pd.Series(picked).value_counts().to_dict())
+    # One group of cells: the K562 line's activity and co-variation, the same forms.
+    scores[f"K562 cells: logistic [{chosen}], LOCO"] = pm(
+        cv_predictions(fk, labels, chroms, names)[0]
+    )
+    k562_form, _ = choose_form(fk, labels, chroms)
+    scores[f"K562 cells: logistic [{k562_form}] (its own LOCO choice), LOCO"] = pm(
+        cv_predictions(fk, labels, chroms, FORMS[k562_form])[0]
+    )
+    hybrid = fa.copy()
+    for column in ("activity", "expression", "specificity", "log_abc"):
+        hybrid[column] = fk[column]
+    for name in ("+corr+cos+act", "+corr+cos+spec"):
+        scores[f"K562 activity + all-cells co-variation: [{name}], LOCO"] = pm(
+            cv_predictions(hybrid, labels, chroms, FORMS[name])[0]
+        )
+    # Ablation: the same forms from the counts alone (raw pseudobulk accessibility and the
+    # metacell correlation of the counts), and raw accessibility + FactVAE's co-variation.
+    for name in ("contact", "+act", "+corr", "+corr+act"):
+        scores[f"ablation: raw counts [{name}], LOCO"] = pm(
+            cv_predictions(ra, labels, chroms, FORMS[name])[0]
+        )
+    raw_plus = ra.copy()
+    raw_plus["correlation"], raw_plus["cosine"] = fa.correlation, fa.cosine
+    for name in ("+corr+cos", "+corr+cos+act"):
+        scores[f"ablation: raw activity + FactVAE co-variation [{name}], LOCO"] = pm(
+            cv_predictions(raw_plus, labels, chroms, FORMS[name])[0]
+        )
+    result, subsets, pair_labels = results_table(scores, truth, scored, args.bootstrap)
+    sizes = ", ".join(
+        f"{name} {mask.sum()} ({pair_labels[mask].sum()} +)" for name, mask in subsets
+    )
+    print(f"\n### CRISPRi K562, scored pairs: {sizes}; AUPRC and AUROC [bootstrap 95% CI]\n")
+    for part in (["AUPRC all", "AUROC all"], [c for c in result.columns if c.endswith("kb")]):
+        print(result[["score"] + part].to_markdown(index=False), "\n")
+    shipped = fit_link_model(fa, labels, names)
+    print("link model fitted on every scored (pair, peak) row, all-cells features:", shipped)
+    print("shipped in factvae_sk.analysis._link_model.LINK_MODEL:", _link_model.LINK_MODEL)
+
+
+if __name__ == "__main__":
+    main()

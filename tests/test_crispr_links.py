@@ -1,0 +1,173 @@
+"""Distance-aware link scores (activity, ABC, the shipped link model), links for one group of
+cells, and the CRISPRi benchmark's cross-validation and shipped coefficients, each against a
+direct dense computation on small data."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FAST
+from scipy.special import softmax
+
+from benchmarks import eval_crispr_links
+from factvae_sk import FactVAE
+from factvae_sk.analysis import _link_model
+from factvae_sk.prior import tss_distance
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def setting(small, snare):
+    peak_order = np.argsort(-np.asarray(snare.atac.sum(axis=0)).ravel(), kind="stable")
+    peaks = snare.peaks.iloc[np.sort(peak_order[:5000])].reset_index(drop=True)
+    model = FactVAE(random_state=0, **FAST).fit(small["rna"], small["atac"], prior=small["prior"])
+    return model, snare.genes_hvg, peaks, small["labels"]
+
+
+def _dense_evidence(model, cells):
+    """Activity, expression and the model correlation from dense cells x features arrays."""
+    d = model.n_latent
+    codes = model.training_codes_[cells].astype(np.float64)
+    w_r = model.feature_embeddings_.rna.to_numpy().astype(np.float64)
+    w_a = model.feature_embeddings_.atac.to_numpy().astype(np.float64)
+    bias = model._peak_logit_bias(True)
+    logits_r, logits_a = codes[:, :d] @ w_r.T, codes[:, d:] @ w_a.T
+    activity = 1e6 * softmax(logits_a + bias, axis=1).mean(0)
+    expression = 1e6 * softmax(logits_r, axis=1).mean(0)
+    return activity, expression, logits_r, logits_a
+
+
+def _corr(a, b):
+    a = (a - a.mean(0)) / a.std(0)
+    b = (b - b.mean(0)) / b.std(0)
+    return (a * b).mean(0)
+
+
+@pytest.mark.parametrize("group", [None, "K562"])
+def test_link_scores_against_a_dense_computation(setting, group):
+    model, genes, peaks, labels = setting
+    groups = None if group is None else labels
+    cells = np.arange(len(labels)) if group is None else np.flatnonzero(labels == group)
+    activity, expression, logits_r, logits_a = _dense_evidence(model, cells)
+    links = model.regulatory_links(
+        "window", gene_table=genes, peak_table=peaks, window=200_000, groups=groups, group=group
+    )
+    assert links.attrs["score"] == "logistic"
+    gene_pos = pd.Index(genes.gene).get_indexer(links.gene)
+    peak_pos = pd.Index(peaks.peak).get_indexer(links.peak)
+    distance = tss_distance(genes, peaks, gene_pos, peak_pos)
+    np.testing.assert_array_equal(links.distance.to_numpy(dtype=float), distance)
+    np.testing.assert_allclose(links.activity, activity[peak_pos], rtol=1e-4)
+    np.testing.assert_allclose(links.expression, expression[gene_pos], rtol=1e-4)
+    r = _corr(logits_r[:, gene_pos], logits_a[:, peak_pos])
+    np.testing.assert_allclose(links.correlation, r, atol=2e-4)
+    w_r = model.feature_embeddings_.rna.to_numpy()[gene_pos]
+    w_a = model.feature_embeddings_.atac.to_numpy()[peak_pos]
+    cosine = (w_r * w_a).sum(1) / np.linalg.norm(w_r, axis=1) / np.linalg.norm(w_a, axis=1)
+    np.testing.assert_allclose(links.cosine, cosine, atol=1e-5)
+
+    # The link model: sigmoid(intercept + log(5 kb / max(d, 5 kb)) + coef . features).
+    shipped = _link_model.LINK_MODEL
+    features = {"correlation": r, "cosine": cosine}
+    logit = shipped["intercept"] + np.log(5000 / np.maximum(distance, 5000))
+    for name, coef in zip(shipped["features"], shipped["coef"], strict=True):
+        logit = logit + coef * features[name]
+    np.testing.assert_allclose(links.score, 1 / (1 + np.exp(-logit)), rtol=2e-4, atol=1e-6)
+    # Best first within each gene.
+    ordered = links.groupby("gene", sort=False).score.apply(lambda s: s.is_monotonic_decreasing)
+    assert ordered.all()
+
+    # ABC: activity x contact over the gene's sum within 1 Mb, from every peak directly.
+    abc = model.regulatory_links(
+        "window", gene_table=genes, peak_table=peaks, score="abc", groups=groups, group=group
+    )
+    g = pd.Index(genes.gene).get_indexer(abc.gene)
+    p = pd.Index(peaks.peak).get_indexer(abc.peak)
+    all_rows = np.repeat(np.arange(len(genes)), len(peaks))
+    all_cols = np.tile(np.arange(len(peaks)), len(genes))
+    d_all = tss_distance(genes, peaks, all_rows, all_cols).reshape(len(genes), len(peaks))
+    weight = np.where(d_all <= 1_000_000, activity * 5000 / np.maximum(d_all, 5000), 0.0)
+    expected = activity[p] * 5000 / np.maximum(abc.distance.to_numpy(float), 5000)
+    expected /= weight.sum(1)[g]
+    np.testing.assert_allclose(abc.score, expected, rtol=1e-4)
+    both = model.regulatory_links(
+        "window",
+        gene_table=genes,
+        peak_table=peaks,
+        score="abc_correlation",
+        groups=groups,
+        group=group,
+    )
+    abc = abc.set_index(["gene", "peak"]).sort_index()
+    expected = abc.score * np.exp(2 * abc.correlation)
+    np.testing.assert_allclose(
+        both.set_index(["gene", "peak"]).sort_index().score, expected, rtol=1e-4
+    )
+
+
+def test_group_of_every_cell_equals_all_cells(setting):
+    model, genes, peaks, labels = setting
+    everyone = np.full(len(labels), "all")
+    for score in ("logistic", "abc", "correlation"):
+        kwargs = dict(gene_table=genes, peak_table=peaks, score=score)
+        plain = model.regulatory_links("window", **kwargs)
+        grouped = model.regulatory_links("window", groups=everyone, group="all", **kwargs)
+        pd.testing.assert_frame_equal(plain, grouped, check_exact=False, rtol=1e-6)
+
+
+def test_defaults_fallback_and_errors(setting):
+    model, genes, peaks, labels = setting
+    assert model.regulatory_links(gene_table=genes, peak_table=peaks).attrs["score"] == "logistic"
+    plain = model.regulatory_links()
+    assert plain.attrs["score"] == "correlation"  # no coordinates: the co-variation score
+    assert list(plain.columns) == ["gene", "peak", "score"]
+    with pytest.raises(ValueError, match="needs gene_table and peak_table"):
+        model.regulatory_links(score="logistic")
+    with pytest.raises(ValueError, match="not 'all'"):
+        model.regulatory_links("all", top_k=2, gene_table=genes, peak_table=peaks, score="abc")
+    with pytest.raises(ValueError, match="one label per cell"):
+        model.regulatory_links(gene_table=genes, peak_table=peaks, groups=labels[:5], group="K562")
+    with pytest.raises(ValueError, match="needs group"):
+        model.regulatory_links(gene_table=genes, peak_table=peaks, groups=labels)
+    with pytest.raises(ValueError, match="at least 3"):
+        model.regulatory_links(gene_table=genes, peak_table=peaks, groups=labels, group="nope")
+    with pytest.raises(ValueError, match="score must be one of"):
+        model.regulatory_links(gene_table=genes, peak_table=peaks, score="pearson")
+    top = model.regulatory_links(gene_table=genes, peak_table=peaks, top_k=1)
+    assert top.gene.is_unique and {"activity", "correlation"} <= set(top.columns)
+
+
+def test_leave_chromosomes_out_never_splits_a_chromosome():
+    rng = np.random.default_rng(0)
+    chroms = rng.choice([f"chr{i}" for i in range(1, 8)], 300)
+    folds = list(eval_crispr_links.loco_folds(chroms))
+    assert len(folds) == 7
+    tested = np.concatenate([test for _, test in folds])
+    np.testing.assert_array_equal(np.sort(tested), np.arange(300))  # each row tested once
+    for train, test in folds:
+        assert len(np.unique(chroms[test])) == 1
+        assert not set(chroms[train]) & set(chroms[test])
+        assert len(train) + len(test) == 300
+
+
+def test_benchmark_metrics_are_sklearns():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(1)
+    labels = rng.random(400) < 0.1
+    scores = np.round(rng.normal(size=400) + labels, 1)  # with ties
+    auprc, auroc = eval_crispr_links.metrics(labels, scores)
+    assert auprc == pytest.approx(average_precision_score(labels, scores))
+    assert auroc == pytest.approx(roc_auc_score(labels, scores))
+
+
+def test_shipped_link_model_is_reproduced_by_the_benchmark():
+    """The benchmark's choice and fit, rerun on the cached per-pair features of the K562
+    table (tests/data/crispr_k562_features.csv.gz, written by eval_crispr_links.py
+    --write-features from its cached FactVAE fit), give the shipped coefficients."""
+    refitted = eval_crispr_links.shipped_model(eval_crispr_links.FEATURES_FILE)
+    shipped = _link_model.LINK_MODEL
+    assert refitted["features"] == shipped["features"]
+    assert refitted["contact_exponent"] == shipped["contact_exponent"]
+    np.testing.assert_allclose(refitted["coef"], shipped["coef"], atol=2e-4)
+    assert refitted["intercept"] == pytest.approx(shipped["intercept"], abs=2e-4)
