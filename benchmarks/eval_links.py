@@ -22,17 +22,17 @@ is each marker's best-scoring peak most accessible in the marker's label?
 """
 
 import argparse
-import time
 
-import joblib
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from harness_data import load_dataset
-from simulate_links import auc_summary
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from benchmarks.eval_downstream import MARKERS, marker_links_table
+from benchmarks.harness.data import load_dataset
+from benchmarks.harness.models import load_or_fit, model_path
+from benchmarks.simulate_links import auc_summary
 from factvae_sk import (
     FactVAE,
     build_gene_peak_prior,
@@ -46,8 +46,6 @@ BACKGROUND = 30
 
 def load(name):
     """Counts, gene and peak tables and labels of a bundled dataset (SNARE: HVGs + markers)."""
-    from eval_downstream import MARKERS
-
     return load_dataset(name, extra_genes=list(MARKERS) if name == "snare" else ())
 
 
@@ -119,24 +117,7 @@ def baseline_rows(data, rows, cols, labels, shape, seed):
     return out
 
 
-def fit_or_load(data, prior, epochs, seed, path):
-    if path:
-        try:
-            return joblib.load(path)
-        except FileNotFoundError:
-            pass
-    start = time.perf_counter()
-    model = FactVAE(max_epochs=epochs, random_state=seed)
-    model.fit(data.rna, data.atac, prior=prior)
-    print(f"fit in {time.perf_counter() - start:.0f} s", flush=True)
-    if path:
-        joblib.dump(model, path)
-    return model
-
-
 def marker_rows(model, data):
-    from eval_downstream import marker_links_table
-
     data.labels = data.cells.cell_line.to_numpy()
     out = []
     for score in SCORES:
@@ -229,8 +210,13 @@ def main():
             f"among {len(labels)} in-window candidates",
             flush=True,
         )
-        path = f"{args.model_dir}/links_{args.dataset}_{args.epochs}_{seed}.joblib"
-        model = fit_or_load(data, kept, args.epochs, seed, path if args.model_dir else None)
+        path = model_path(args.model_dir, "links", args.dataset, args.epochs, seed)
+        model = load_or_fit(
+            path,
+            lambda seed=seed, kept=kept: FactVAE(max_epochs=args.epochs, random_state=seed).fit(
+                data.rna, data.atac, prior=kept
+            ),
+        )
         found = model_rows(model, rows, cols, labels, shape)
         found += baseline_rows(data, rows, cols, labels, shape, seed)
         tables.append(pd.DataFrame(found).assign(seed=seed))
