@@ -6,6 +6,7 @@ genes, build the gene-peak prior, fit, cluster, score against known labels, writ
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
@@ -90,37 +91,12 @@ def _features_frame(names, embedding, key):
     return frame
 
 
-def run_job(
-    data,
-    *,
-    hvg,
-    out,
-    label_column=None,
-    n_clusters=None,
-    max_epochs=None,
-    random_state=0,
-    prior_mode="body_upstream",
-    upstream=2000,
-    window=150_000,
-    n_links=1000,
-    map_method="auto",
-    map_max_cells=MAX_TSNE_CELLS,
-    plot_genes=None,
-    genome=None,
-    motifs=None,
-    log=print,
-):
-    """Fit FactVAE on paired data laid out as :func:`load_snare_cellline` and write results.
+@dataclass(frozen=True)
+class JobSettings:
+    """The options of :func:`run_job` (and of ``factvae-sk demo`` / ``fit``), in one place.
 
     Parameters
     ----------
-    data : Bunch
-        ``rna``, ``atac`` (cells x features counts), ``genes``, ``peaks`` and ``cells`` tables.
-    hvg : ndarray of bool, shape (n_genes,)
-        The genes to model.
-    out : path-like
-        Output folder (created); see ``OUTPUTS`` for what is written there. The files
-        appear only once all are written: a failure leaves existing files untouched.
     label_column : str, optional
         Column of ``data.cells`` with known cell labels: ARI/NMI are reported against it.
     n_clusters : int, optional
@@ -146,6 +122,37 @@ def run_job(
         A FASTA and a motif file (JASPAR, MEME or TRANSFAC): motif activity on the augmented
         accessibility (:meth:`FactVAE.motif_deviations`), tested between the labels (or,
         without labels, the clusters of the joint embedding).
+    """
+
+    label_column: str | None = None
+    n_clusters: int | None = None
+    max_epochs: int | None = None
+    random_state: int = 0
+    prior_mode: str | None = "body_upstream"
+    upstream: int = 2000
+    window: int = 150_000
+    n_links: int = 1000
+    map_method: str = "auto"
+    map_max_cells: int = MAX_TSNE_CELLS
+    plot_genes: tuple | list | None = None
+    genome: str | None = None
+    motifs: str | None = None
+
+
+def run_job(data, *, hvg, out, log=print, **settings):
+    """Fit FactVAE on paired data laid out as :func:`load_snare_cellline` and write results.
+
+    Parameters
+    ----------
+    data : Bunch
+        ``rna``, ``atac`` (cells x features counts), ``genes``, ``peaks`` and ``cells`` tables.
+    hvg : ndarray of bool, shape (n_genes,)
+        The genes to model.
+    out : path-like
+        Output folder (created); see ``OUTPUTS`` for what is written there. The files
+        appear only once all are written: a failure leaves existing files untouched.
+    **settings
+        The job's options, the fields of :class:`JobSettings` (all optional).
     log : callable, default=print
         Where progress messages go.
 
@@ -158,53 +165,14 @@ def run_job(
     # Every output is written to a temporary file, and all are moved into ``out`` together
     # at the end: a failed or interrupted run leaves an earlier run's results untouched.
     with staged_files(out) as stage:
-        result = _fit_and_write(
-            data,
-            stage,
-            out=out,
-            hvg=hvg,
-            label_column=label_column,
-            n_clusters=n_clusters,
-            max_epochs=max_epochs,
-            random_state=random_state,
-            prior_mode=prior_mode,
-            upstream=upstream,
-            window=window,
-            n_links=n_links,
-            map_method=map_method,
-            map_max_cells=map_max_cells,
-            plot_genes=plot_genes,
-            genome=genome,
-            motifs=motifs,
-            log=log,
-        )
+        result = _fit_and_write(data, stage, JobSettings(**settings), out=out, hvg=hvg, log=log)
     known = {**OUTPUTS, **MOTIF_OUTPUTS}
     written = sorted(path.name for path in out.iterdir() if path.name in known)
     log(f"\nwrote to {out}/: {', '.join(written)}")
     return result
 
 
-def _fit_and_write(
-    data,
-    stage,
-    *,
-    out,
-    hvg,
-    label_column,
-    n_clusters,
-    max_epochs,
-    random_state,
-    prior_mode,
-    upstream,
-    window,
-    n_links,
-    map_method,
-    map_max_cells,
-    plot_genes,
-    genome,
-    motifs,
-    log,
-):
+def _fit_and_write(data, stage, settings, *, out, hvg, log):
     """The job of :func:`run_job`; each output goes to the temporary path ``stage(name)``."""
     hvg = np.asarray(hvg, dtype=bool)
     rna, atac = data.rna[:, hvg], data.atac
@@ -217,11 +185,16 @@ def _fit_and_write(
         log(f"left out {(~has_counts).sum()} cell(s) with no counts in the selected features")
         rna, atac = rna[has_counts], atac[has_counts]
         cells = cells[has_counts].reset_index(drop=True)
-    labels = None if label_column is None else cells[label_column].astype(str).to_numpy()
+    labels = (
+        None
+        if settings.label_column is None
+        else cells[settings.label_column].astype(str).to_numpy()
+    )
+    n_clusters, plot_genes = settings.n_clusters, settings.plot_genes
     if n_clusters is None:
         n_clusters = 8 if labels is None else len(np.unique(labels))
 
-    if prior_mode is None:
+    if settings.prior_mode is None:
         prior = sp.csr_matrix((genes.shape[0], peaks.shape[0]), dtype=np.float32)
         log(
             f"{rna.shape[0]} cells, {rna.shape[1]} genes, {peaks.shape[0]} peaks; no prior: "
@@ -229,18 +202,22 @@ def _fit_and_write(
         )
     else:
         prior = build_gene_peak_prior(
-            genes, peaks, mode=prior_mode, upstream=upstream, window=window
+            genes,
+            peaks,
+            mode=settings.prior_mode,
+            upstream=settings.upstream,
+            window=settings.window,
         )
         log(
             f"{rna.shape[0]} cells, {rna.shape[1]} genes, {peaks.shape[0]} peaks; "
-            f"prior ({prior_mode}): {prior.nnz} gene-peak links"
+            f"prior ({settings.prior_mode}): {prior.nnz} gene-peak links"
         )
         if prior.nnz == 0:
             log("no gene-peak links (check chromosome names and coordinates): prior term off")
 
-    params = {"random_state": random_state, "verbose": 1, "embedding": "joint"}
-    if max_epochs is not None:
-        params["max_epochs"] = max_epochs
+    params = {"random_state": settings.random_state, "verbose": 1, "embedding": "joint"}
+    if settings.max_epochs is not None:
+        params["max_epochs"] = settings.max_epochs
     model = FactVAE(**params)
     log(f"fitting FactVAE for {model.max_epochs} epochs")
     start = time.perf_counter()
@@ -250,15 +227,19 @@ def _fit_and_write(
 
     k = model.n_latent
     embeddings = {"RNA": Z[:, :k], "ATAC": Z[:, k:], "joint": Z}
-    clusters, scores = _cluster_scores(embeddings, labels, n_clusters, random_state)
+    clusters, scores = _cluster_scores(embeddings, labels, n_clusters, settings.random_state)
     if labels is not None:
-        log(f"\nKMeans({n_clusters}) on each embedding vs {label_column}")
+        log(f"\nKMeans({n_clusters}) on each embedding vs {settings.label_column}")
         log(scores.to_string(index=False, float_format="{:.3f}".format))
 
     n_cells = Z.shape[0]
     start = time.perf_counter()
     cell_map_result = cell_map(
-        Z, clusters["joint"], method=map_method, max_cells=map_max_cells, random_state=random_state
+        Z,
+        clusters["joint"],
+        method=settings.map_method,
+        max_cells=settings.map_max_cells,
+        random_state=settings.random_state,
     )
     map_seconds = time.perf_counter() - start
     coords, map_name = cell_map_result.coords, _MAP_NAMES[cell_map_result.method]
@@ -272,7 +253,7 @@ def _fit_and_write(
 
     table = pd.DataFrame({"barcode": cells["barcode"].to_numpy()})
     if labels is not None:
-        table[label_column] = labels
+        table[settings.label_column] = labels
     table["cluster"] = clusters["joint"]
     table[f"{cell_map_result.method}_1"] = coords[:, 0]
     table[f"{cell_map_result.method}_2"] = coords[:, 1]
@@ -308,20 +289,22 @@ def _fit_and_write(
             "cosine": features["cosine"].to_numpy(),
         }
     )
-    links = links.sort_values("score", ascending=False, kind="stable").head(n_links)
+    links = links.sort_values("score", ascending=False, kind="stable").head(settings.n_links)
     links.to_csv(stage("top_links.csv"), index=False, float_format="%.6g")
     if len(links):
         log(f"\ntop gene-peak links (score: {LINK_SCORE}; prior pairs)")
         log(links.head(10).to_string(index=False, float_format="{:.3f}".format))
     joblib.dump(model, stage("model.joblib"))
     motif_table = None
-    if motifs is not None:
+    if settings.motifs is not None:
         groups = labels if labels is not None else clusters["joint"].astype(str)
-        motif_table = _motif_activity(model, atac, peaks, cells, groups, genome, motifs, stage, log)
+        motif_table = _motif_activity(
+            model, atac, peaks, cells, groups, settings.genome, settings.motifs, stage, log
+        )
 
     if have_matplotlib():
         plot_losses(model.net_.history, stage("loss_curves.png"))
-        panels = {} if labels is None else {label_column: labels}
+        panels = {} if labels is None else {settings.label_column: labels}
         panels[f"KMeans cluster (k={n_clusters})"] = clusters["joint"]
         plot_cell_map(
             coords,
@@ -331,7 +314,7 @@ def _fit_and_write(
             method=map_name,
             note=map_note,
         )
-        if prior_mode is None:
+        if settings.prior_mode is None:
             log("no gene or peak coordinates (no prior): links.png not drawn")
         else:
             if plot_genes is None:
@@ -365,13 +348,13 @@ def _fit_and_write(
         "n_cells": int(n_cells),
         "n_genes": int(rna.shape[1]),
         "n_peaks": int(peaks.shape[0]),
-        "prior_mode": prior_mode,
+        "prior_mode": settings.prior_mode,
         "n_prior_links": int(prior.nnz),
         # Without prior links the embeddings were not tied to known regulation.
         "links_from_prior": bool(prior.nnz),
         "link_score": LINK_SCORE,
         "max_epochs": int(model.max_epochs),
-        "random_state": random_state,
+        "random_state": settings.random_state,
         "fit_seconds": round(fit_seconds, 1),
         "device": str(model.net_.device),
         "n_clusters": int(n_clusters),
