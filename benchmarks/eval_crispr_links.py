@@ -44,7 +44,8 @@ BINS = (("0-10 kb", 0, 10_000), ("10-100 kb", 10_000, 100_000), (">100 kb", 100_
 # Candidate forms of the link model: the evidence features beside the fixed power-law
 # contact offset, smallest first. Chosen by leave-one-chromosome-out held-out log-loss. The
 # evidence is distance-free: a feature that carries the distance again (log ABC) would free
-# the contact's exponent, the prior this model keeps fixed (first pass, README_links.md).
+# the contact's exponent, the prior this model keeps fixed (benchmarks/README.md: "Other model
+# forms tried").
 FORMS = {
     "contact": (),
     "+corr": ("correlation",),

@@ -277,7 +277,7 @@ class FactVAEAnalysisMixin(CellInputsMixin):
         These are co-variation scores only. To rank links a biologist can trust, use
         :meth:`regulatory_links` with coordinates: its default weighs distance to the TSS
         with this evidence, and beats distance alone on CRISPRi-validated pairs, which the
-        co-variation scores alone do not (``benchmarks/README_links.md``).
+        co-variation scores alone do not (``benchmarks/README.md``).
 
         Parameters
         ----------
@@ -392,7 +392,7 @@ class FactVAEAnalysisMixin(CellInputsMixin):
         is ``"logistic"``: distance to the TSS and the model's evidence together (a
         power-law contact, the model correlation and the embeddings' cosine), a small
         logistic model shipped with the package, chosen and fitted on CRISPRi-validated
-        enhancer-gene pairs in K562 (``benchmarks/README_links.md``): under
+        enhancer-gene pairs in K562 (``benchmarks/README.md``): under
         leave-chromosomes-out cross-validation on that table it ranks at least as well as
         distance alone (AUPRC 0.45 vs 0.43, AUROC 0.909 vs 0.908), which no co-variation
         score does. Without coordinates (or with
