@@ -49,7 +49,6 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.preprocessing import normalize
 
 from factvae_sk import FactVAE
-from factvae_sk._joint import scaled_joint
 from factvae_sk._preprocessing import ATACEncoderInput, RNAEncoderInput
 
 # Each option changes one thing from the faithful defaults.
@@ -115,7 +114,7 @@ def fit_embeddings(data, option, seed, epochs, cache=None, dataset="", fit=True)
         return {kind: stored[kind] for kind in ("RNA", "ATAC", "joint")}
     if not fit:
         return None
-    model = FactVAE(max_epochs=epochs, random_state=seed, embedding="concat", **OPTIONS[option])
+    model = FactVAE(max_epochs=epochs, random_state=seed, embedding="joint", **OPTIONS[option])
     model.fit(data.rna, data.atac, prior=data.prior)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +180,7 @@ def joint_candidates(rna, atac):
     """Post-hoc joint embeddings of one fit's two codes: name -> cells x dims."""
     return {
         "concat": np.hstack([rna, atac]),
-        "scaled blocks": scaled_joint(rna, atac, rna, atac),
+        "scaled blocks": _unit_blocks(rna, atac),
         "whitened blocks": _unit_blocks(whiten(rna), whiten(atac)),
         "WNN weights": wnn_joint(rna, atac),
     }

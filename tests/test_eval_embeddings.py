@@ -70,14 +70,6 @@ def test_leiden_is_bisected_to_the_number_of_labels(harness):
     assert abs(harness.leiden_ari(X, shuffled)) < 0.05
 
 
-def test_scaled_blocks_are_the_unit_blocks_of_the_same_cells(harness):
-    rng = np.random.default_rng(2)
-    a, b = rng.normal(size=(50, 4)), 30 * rng.normal(size=(50, 4)) - 2
-    np.testing.assert_allclose(
-        harness.joint_candidates(a, b)["scaled blocks"], harness._unit_blocks(a, b), rtol=1e-5
-    )
-
-
 def test_wnn_weights_favour_the_modality_that_predicts_its_cells(harness):
     X, labels = make_blobs(300, n_features=6, centers=3, cluster_std=0.5, random_state=0)
     noise = np.random.default_rng(0).normal(size=(300, 6))
