@@ -11,7 +11,7 @@ reads as the scikit-learn contract.
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from . import _batches, _joint, _mosaic
+from . import _batches, _mosaic
 from ._data import PairedCountsDataset
 from ._row_blocks import RowBlockCounts
 from ._validation import (
@@ -233,4 +233,5 @@ class CellInputsMixin:
             self.n_latent,
             self.missing_code,
         )
-        return _joint.select(codes, self.embedding, self.n_latent, self.training_codes_)
+        n = self.n_latent
+        return {"rna": codes[:, :n], "atac": codes[:, n:], "joint": codes}[self.embedding]

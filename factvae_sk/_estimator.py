@@ -16,7 +16,7 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from . import _accessibility, _batches, _distributed, _holdout, _joint, _links, _mosaic
+from . import _accessibility, _batches, _distributed, _holdout, _links, _mosaic
 from ._analysis import FactVAEAnalysisMixin
 from ._cell_inputs import CellInputsMixin, _atac_or_none
 from ._data import iter_batches
@@ -115,12 +115,9 @@ class FactVAE(
         LSI components of the ATAC encoder input (TF-IDF, truncated SVD, per-cell scaling).
     target_sum : float, default=1e4
         Counts per cell after normalization, for the RNA encoder input.
-    embedding : {"rna", "atac", "joint", "concat"}, default="rna"
+    embedding : {"rna", "atac", "joint"}, default="rna"
         What :meth:`transform` returns: the RNA posterior mean, the ATAC posterior mean
-        (needs ``X_atac``), or both side by side: "joint" for clustering, each code
-        centred and scaled to unit total standard deviation over the training cells (so
-        neither code outweighs the other by its spread alone), "concat" as they come (what
-        "joint" returned before 0.x).
+        (needs ``X_atac``), or both side by side.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, shuffling, sampling and the SVDs. The same value on the same machine
         gives the same model. torch's global random state is left untouched.
@@ -400,7 +397,7 @@ class FactVAE(
         "rna_n_components": [Interval(Integral, 1, None, closed="left")],
         "atac_n_components": [Interval(Integral, 1, None, closed="left")],
         "target_sum": [Interval(Real, 0, None, closed="neither")],
-        "embedding": [StrOptions({"rna", "atac", "joint", "concat"})],
+        "embedding": [StrOptions({"rna", "atac", "joint"})],
         "random_state": ["random_state"],
         "device": [str, torch.device],
         "verbose": ["verbose"],
@@ -892,7 +889,7 @@ class FactVAE(
 
         Returns
         -------
-        Z : ndarray of shape (n_cells, n_latent) or (n_cells, 2 * n_latent) for "joint" and "concat"
+        Z : ndarray of shape (n_cells, n_latent) or (n_cells, 2 * n_latent) for "joint"
         """
         check_is_fitted(self)
         X_atac = _atac_or_none(X_atac)
@@ -907,15 +904,9 @@ class FactVAE(
             X_rna, X_atac if self.embedding != "rna" else None, reset=False
         )
         batch_onehot = self._encoder_batch(batch, X_rna.shape[0], "transform")
-        if self.embedding in ("rna", "atac"):
-            blocks = (self.embedding,)
-        else:
-            blocks = ("rna", "atac")
+        blocks = {"rna": ("rna",), "atac": ("atac",), "joint": ("rna", "atac")}[self.embedding]
         dataset = self._dataset(X_rna, X_atac, with_counts=False, batch_onehot=batch_onehot)
-        codes = self._codes(dataset, blocks)
-        if len(blocks) == 1:
-            return codes
-        return _joint.select(codes, self.embedding, self.n_latent, self.training_codes_)
+        return self._codes(dataset, blocks)
 
     def _codes(self, dataset, blocks):
         """Posterior means of the given modalities' encoders, side by side, as float32."""
@@ -946,7 +937,7 @@ class FactVAE(
 
         Returns
         -------
-        Z : ndarray of shape (n_cells, n_latent) or (n_cells, 2 * n_latent) for "joint" and "concat"
+        Z : ndarray of shape (n_cells, n_latent) or (n_cells, 2 * n_latent) for "joint"
         """
         X_atac = _atac_arg(X_atac, y)
         observed = dict(rna_observed=rna_observed, atac_observed=atac_observed)
@@ -1060,7 +1051,7 @@ class FactVAE(
         """
         check_is_fitted(self, "n_features_in_")
         _check_feature_names_in(self, input_features, generate_names=False)
-        blocks = [self.embedding] if self.embedding in ("rna", "atac") else ["rna", "atac"]
+        blocks = {"rna": ["rna"], "atac": ["atac"], "joint": ["rna", "atac"]}[self.embedding]
         return np.asarray(
             [f"factvae_{block}{i}" for block in blocks for i in range(self.n_latent)],
             dtype=object,

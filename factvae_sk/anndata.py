@@ -23,7 +23,6 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils import Bunch
 
-from . import _joint
 from ._io import _existing, _import_anndata, _reading, paired_from_anndata, read_h5mu
 from ._row_blocks import RowBlockCounts
 from ._validation import GenePeakPrior
@@ -301,12 +300,12 @@ def write_results(
         )
     codes = _codes(model, X_rna, X_atac)
     n_latent = model.n_latent
-    embedding = _joint.select(codes, model.embedding, n_latent, model.training_codes_)
-    mdata.obsm["X_factvae_rna"] = codes[:, :n_latent].copy()
-    mdata.obsm["X_factvae_atac"] = codes[:, n_latent:].copy()
-    mdata.obsm["X_factvae"] = embedding.copy()
+    by_key = {"rna": codes[:, :n_latent], "atac": codes[:, n_latent:], "joint": codes}
+    mdata.obsm["X_factvae_rna"] = by_key["rna"].copy()
+    mdata.obsm["X_factvae_atac"] = by_key["atac"].copy()
+    mdata.obsm["X_factvae"] = by_key[model.embedding].copy()
     for data in (rna_data, atac_data):
-        data.obsm["X_factvae"] = embedding.copy()
+        data.obsm["X_factvae"] = by_key[model.embedding].copy()
     rna_data.varm[EMBEDDING_KEY] = _embedding_rows(
         model.feature_embeddings_.rna, inputs.gene_positions, rna_data.n_vars
     )

@@ -29,7 +29,7 @@ def fitted(small):
 
 def _dense_logits(model, small):
     """Training cells' posterior means times the decoder embeddings: cells x features."""
-    z = model.set_params(embedding="concat").transform(small["rna"], small["atac"])
+    z = model.set_params(embedding="joint").transform(small["rna"], small["atac"])
     model.set_params(embedding="rna")
     d = model.n_latent
     return (

@@ -37,7 +37,7 @@ def mosaic(small):
 
 @pytest.fixture(scope="module")
 def fitted(mosaic):
-    model = FactVAE(random_state=0, embedding="concat", **FAST)
+    model = FactVAE(random_state=0, embedding="joint", **FAST)
     return model.fit(
         mosaic["rna"],
         mosaic["atac"],
@@ -56,7 +56,7 @@ def test_missing_rows_are_never_read(fitted, mosaic):
         (~mosaic["atac_observed"]).astype(np.float32)
     ) @ sp.csr_matrix(rng.poisson(0.5, mosaic["atac"].shape).astype(np.float32))
     masks = dict(rna_observed=mosaic["rna_observed"], atac_observed=mosaic["atac_observed"])
-    model = FactVAE(random_state=0, embedding="concat", **FAST).fit(junk_rna, junk_atac, **masks)
+    model = FactVAE(random_state=0, embedding="joint", **FAST).fit(junk_rna, junk_atac, **masks)
     assert np.array_equal(
         model.transform(junk_rna, junk_atac, **masks),
         fitted.transform(mosaic["rna"], mosaic["atac"], **masks),

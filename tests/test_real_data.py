@@ -29,7 +29,7 @@ def split(snare):
 
 
 def _fit(snare, cells):
-    model = FactVAE(embedding="concat", random_state=0)
+    model = FactVAE(embedding="joint", random_state=0)
     model.fit(snare.rna_hvg[cells], snare.atac[cells], prior=snare.prior)
     return model, model.transform(snare.rna_hvg, snare.atac)
 

@@ -22,7 +22,7 @@ SETTINGS = dict(
     atac_n_components=20,
     batch_size=64,
     random_state=0,
-    embedding="concat",  # what "joint" returned when the reference was written
+    embedding="joint",
 )
 
 
