@@ -16,17 +16,24 @@ cells:
 - Joint: the RNA encoder-input PCA and the LSI side by side, each block scaled to unit mean
   squared norm per cell so neither dominates.
 
+Each fit's two codes are also combined post hoc into joint candidates (no refit): the
+plain concatenation (what ``embedding="joint"`` returns), each block scaled to unit mean
+squared norm (as PCA + LSI), each block whitened then scaled, and a simplified WNN (per-cell
+modality weights from how well each modality's neighbours predict the cell).
+
 Metrics (each embedding as it comes, Euclidean):
 
 - KMeans ARI and NMI with k = number of labels, mean over 3 KMeans seeds;
+- Leiden ARI: scanpy's 15-NN graph and Leiden, the resolution bisected until the number of
+  clusters is the number of labels;
 - kNN: 5-fold cross-validated accuracy of a 15-nearest-neighbour classifier of the labels
   (does not depend on KMeans), and its balanced accuracy (rare types weigh as much as
   common ones);
 - ASW: silhouette of the labels.
 
 Model rows give mean +- sd over the model seeds. ``--cache DIR`` keeps each fitted model's
-embeddings as ``.npz`` there, so runs can be split over processes and tabled later
-(``--cached-only``).
+embeddings as ``.npz`` there (and the model itself as ``.joblib``), so runs can be split
+over processes and tabled later (``--cached-only``).
 SNARE-seq uses its 2000 highly variable genes; the kidney its 5000 genes. The gene-peak
 prior is ``gene_peak_prior`` of the coordinates (gene body + 2 kb upstream).
 """
