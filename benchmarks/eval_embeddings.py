@@ -282,7 +282,7 @@ def _row(kind, name, values):
     return f"| {kind} | {name} | " + " | ".join(cells) + " |"
 
 
-def table(dataset, options, seeds, epochs, cache=None, fit=True):
+def table(dataset, options, seeds, epochs, cache=None, fit=True, with_baselines=True):
     data = load_dataset(dataset)
     labels = data.labels
     print(
@@ -292,7 +292,7 @@ def table(dataset, options, seeds, epochs, cache=None, fit=True):
     print("| embedding | method | " + " | ".join(METRICS) + " |")
     print("| --- | --- |" + " --- |" * len(METRICS))
     rows = {kind: [] for kind in ("RNA", "ATAC", "joint")}
-    for (kind, name), X in baselines(data).items():
+    for (kind, name), X in (baselines(data) if with_baselines else {}).items():
         rows[kind].append(_row(kind, name, embedding_metrics(X, labels)))
     for option in options:
         scores = {}
@@ -334,12 +334,21 @@ def main():
         action="store_true",
         help="table only the fits already in --cache (fit nothing)",
     )
+    parser.add_argument("--no-baselines", action="store_true", help="FactVAE rows only")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     datasets = ("snare", "kidney") if args.dataset == "both" else (args.dataset,)
     for dataset in datasets:
-        table(dataset, args.options, args.seeds, args.epochs, args.cache, not args.cached_only)
+        table(
+            dataset,
+            args.options,
+            args.seeds,
+            args.epochs,
+            args.cache,
+            not args.cached_only,
+            not args.no_baselines,
+        )
 
 
 if __name__ == "__main__":
