@@ -49,12 +49,35 @@ def test_scanpy_pca_matches_a_dense_reference(harness):
 
 
 def test_metrics_separate_structure_from_noise(harness):
+    pytest.importorskip("igraph")
     X, labels = make_blobs(300, n_features=5, centers=3, cluster_std=0.5, random_state=0)
-    ari, nmi, accuracy, balanced, asw = harness.embedding_metrics(X, labels)
+    ari, leiden, nmi, accuracy, balanced, asw = harness.embedding_metrics(X, labels)
     assert ari == pytest.approx(1.0) and nmi == pytest.approx(1.0)
+    assert leiden == pytest.approx(1.0)
     assert accuracy == pytest.approx(1.0) and balanced == pytest.approx(1.0)
     assert asw > 0.7
     shuffled = np.random.default_rng(0).permutation(labels)
-    ari, nmi, accuracy, balanced, asw = harness.embedding_metrics(X, shuffled)
-    assert abs(ari) < 0.05 and nmi < 0.05
+    ari, leiden, nmi, accuracy, balanced, asw = harness.embedding_metrics(X, shuffled)
+    assert abs(ari) < 0.05 and abs(leiden) < 0.05 and nmi < 0.05
     assert balanced < 0.5 and asw < 0.05
+
+
+def test_leiden_is_bisected_to_the_number_of_labels(harness):
+    pytest.importorskip("igraph")
+    X, labels = make_blobs(400, n_features=5, centers=4, cluster_std=0.5, random_state=0)
+    assert harness.leiden_ari(X, labels) == pytest.approx(1.0)
+    shuffled = np.random.default_rng(0).permutation(labels)
+    assert abs(harness.leiden_ari(X, shuffled)) < 0.05
+
+
+def test_wnn_weights_favour_the_modality_that_predicts_its_cells(harness):
+    X, labels = make_blobs(300, n_features=6, centers=3, cluster_std=0.5, random_state=0)
+    noise = np.random.default_rng(0).normal(size=(300, 6))
+    blocks = [harness._unit_blocks(X), harness._unit_blocks(noise)]
+    weights = harness.wnn_weights(blocks)
+    assert weights.shape == (300, 2)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    assert weights[:, 0].mean() > 0.6
+    # The weighted embedding clusters like the informative block.
+    joint = harness.wnn_joint(X, noise)
+    assert harness.kmeans_scores(joint, labels)[0] > 0.9
