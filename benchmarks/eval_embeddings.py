@@ -47,14 +47,14 @@ import joblib
 import numpy as np
 import scipy.sparse as sp
 import torch
-from harness_data import load_dataset
-from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.preprocessing import normalize
 
+from benchmarks.harness.clustering import kmeans_scores
+from benchmarks.harness.data import load_dataset
 from factvae_sk import FactVAE
 from factvae_sk.data._preprocessing import ATACEncoderInput, RNAEncoderInput
 
@@ -191,18 +191,6 @@ def joint_candidates(rna, atac):
         "whitened blocks": _unit_blocks(whiten(rna), whiten(atac)),
         "WNN weights": wnn_joint(rna, atac),
     }
-
-
-def kmeans_scores(X, labels, n_seeds=3):
-    """KMeans ARI and NMI with k = number of labels, each the mean over ``n_seeds`` seeds."""
-    k = len(np.unique(labels))
-    scores = []
-    for seed in range(n_seeds):
-        clusters = KMeans(k, n_init=10, random_state=seed).fit_predict(X)
-        scores.append(
-            (adjusted_rand_score(labels, clusters), normalized_mutual_info_score(labels, clusters))
-        )
-    return tuple(np.mean(scores, axis=0))
 
 
 def knn_scores(X, labels, n_neighbors=15, seed=0):

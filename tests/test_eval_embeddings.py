@@ -1,25 +1,16 @@
 """The embedding harness (``benchmarks/eval_embeddings.py``): its baselines and metrics."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.datasets import make_blobs
 
-HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_embeddings.py"
-
 
 @pytest.fixture(scope="module")
 def harness():
-    # The harness imports its neighbour harness_data.py, as it does when run as a script.
-    sys.path.insert(0, str(HARNESS.parent))
-    spec = importlib.util.spec_from_file_location("eval_embeddings", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import eval_embeddings
+
+    return eval_embeddings
 
 
 def test_joint_blocks_weigh_the_same(harness):
