@@ -128,6 +128,19 @@ def _common(parser, default_out=None):
 
 
 def build_parser():
+    """The ``factvae-sk`` argument parser, with its ``demo`` and ``fit`` commands.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+
+    Examples
+    --------
+    >>> from factvae_sk.cli import build_parser
+    >>> args = build_parser().parse_args(["demo", "--epochs", "5"])
+    >>> args.command, args.epochs
+    ('demo', 5)
+    """
     every = {**OUTPUTS, **MOTIF_OUTPUTS}
     outputs = "\n".join(f"  {name:<23} {what}" for name, what in every.items())
     parser = argparse.ArgumentParser(
@@ -392,6 +405,14 @@ def main(argv=None):
     -------
     status : int
         The exit status (``sys.exit(main())``).
+
+    Examples
+    --------
+    A command line that lacks a file fails with a message on stderr and status 2:
+
+    >>> from factvae_sk.cli import main
+    >>> main(["fit", "--rna", "rna.npz", "--atac", "atac.npz", "--out", "results"])
+    2
     """
     parser = build_parser()
     try:

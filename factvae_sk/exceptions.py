@@ -9,7 +9,25 @@ __all__ = ["FactVAEWarning", "InputFileError", "NonFiniteLossError", "ResultTooL
 
 
 class FactVAEWarning(UserWarning):
-    """The input is accepted but probably not what the model expects (e.g. non-integer counts)."""
+    """The input is accepted but probably not what the model expects (e.g. non-integer counts).
+
+    Examples
+    --------
+    Turn them into errors for one block of code:
+
+    >>> import warnings
+    >>> import numpy as np
+    >>> from factvae_sk import FactVAE
+    >>> from factvae_sk.exceptions import FactVAEWarning
+    >>> X = np.full((50, 30), 0.5)  # normalized values, not counts
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", FactVAEWarning)
+    ...     try:
+    ...         FactVAE(max_epochs=1).fit(X)
+    ...     except FactVAEWarning as warning:
+    ...         print("refused:", "non-integer" in str(warning))
+    refused: True
+    """
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -27,6 +45,13 @@ class NonFiniteLossError(FloatingPointError):
     terms : list of str
         The history keys whose batch values were not finite (e.g. ``"train_loss"``,
         ``"kl_atac"``).
+
+    Examples
+    --------
+    >>> from factvae_sk.exceptions import NonFiniteLossError
+    >>> error = NonFiniteLossError("loss not finite in epoch 3", epoch=3, terms=["kl_atac"])
+    >>> error.epoch, error.terms, isinstance(error, FloatingPointError)
+    (3, ['kl_atac'], True)
     """
 
     def __init__(self, message, epoch=None, terms=()):
@@ -47,6 +72,13 @@ class InputFileError(ValueError):
         The file at fault.
     problem : str
         What is wrong with it.
+
+    Examples
+    --------
+    >>> from factvae_sk.exceptions import InputFileError
+    >>> error = InputFileError("rna.npz", "the file is empty")
+    >>> str(error), error.path, isinstance(error, ValueError)
+    ('rna.npz: the file is empty', 'rna.npz', True)
     """
 
     def __init__(self, path, problem):
@@ -60,4 +92,12 @@ class ResultTooLargeError(MemoryError):
 
     Raised before anything is allocated; the message gives the size and how to ask for
     less (a subset of peaks or genes, cells in batches, or ``out=`` an ``np.memmap``).
+
+    Examples
+    --------
+    It is a ``MemoryError``, so code that already handles those catches it:
+
+    >>> from factvae_sk.exceptions import ResultTooLargeError
+    >>> issubclass(ResultTooLargeError, MemoryError)
+    True
     """

@@ -48,6 +48,14 @@ class Motif(NamedTuple):
         ``"<ID>_<name>"`` when the file gives both (chromVAR's convention), else either.
     matrix : ndarray of shape (length, 4)
         Counts (or probabilities) of A, C, G, T at each position.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from factvae_sk.motifs import Motif
+    >>> motif = Motif("M1_GATA", np.array([[0, 0, 10, 0], [10, 0, 0, 0], [0, 0, 0, 10]]))
+    >>> motif.name, motif.matrix.shape
+    ('M1_GATA', (3, 4))
     """
 
     name: str

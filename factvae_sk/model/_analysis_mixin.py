@@ -712,6 +712,18 @@ default="prior"
             ``mean_reference``, ``log2_fold_change``, ``statistic``, ``pvalue`` and
             ``pvalue_adj`` (Benjamini-Hochberg within the group); sorted by group, then
             p-value.
+
+        Examples
+        --------
+        >>> from factvae_sk import FactVAE, load_snare_cellline
+        >>> data = load_snare_cellline()
+        >>> hvg = data.genes.highly_variable.to_numpy()
+        >>> X_rna, X_atac = data.rna[:200, hvg], data.atac[:200, :3000]
+        >>> lines = data.cells.cell_line.to_numpy()[:200]
+        >>> model = FactVAE(max_epochs=1, n_latent=8, random_state=0).fit(X_rna, X_atac)
+        >>> table = model.differential_peaks(X_atac, lines, peaks=list(range(100)))
+        >>> sorted(table.group.unique()) == sorted(set(lines))
+        True
         """
         if method not in ("wilcoxon", "t-test"):
             raise ValueError(f"method must be 'wilcoxon' or 't-test'; got {method!r}.")

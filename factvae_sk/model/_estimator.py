@@ -808,6 +808,19 @@ class FactVAE(
         -------
         path : str
             The path written.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> from factvae_sk import FactVAE, load_snare_cellline
+        >>> data = load_snare_cellline()
+        >>> hvg = data.genes.highly_variable.to_numpy()
+        >>> X_rna, X_atac = data.rna[:200, hvg], data.atac[:200, :3000]
+        >>> model = FactVAE(max_epochs=1, n_latent=8, random_state=0).fit(X_rna, X_atac)
+        >>> path = model.save(os.path.join(tempfile.mkdtemp(), "model.npz"))
+        >>> again = FactVAE.load(path)
+        >>> bool((again.transform(X_rna) == model.transform(X_rna)).all())
+        True
         """
         from ._persistence import save_model
 
@@ -881,6 +894,18 @@ class FactVAE(
         Returns
         -------
         Z : ndarray of shape (n_cells, n_latent) or (n_cells, 2 * n_latent) for "joint"
+
+        Examples
+        --------
+        >>> from factvae_sk import FactVAE, load_snare_cellline
+        >>> data = load_snare_cellline()
+        >>> hvg = data.genes.highly_variable.to_numpy()
+        >>> X_rna, X_atac = data.rna[:200, hvg], data.atac[:200, :3000]
+        >>> model = FactVAE(max_epochs=1, n_latent=8, random_state=0).fit(X_rna, X_atac)
+        >>> model.transform(X_rna).shape  # the RNA code (embedding="rna")
+        (200, 8)
+        >>> model.set_params(embedding="joint").transform(X_rna, X_atac).shape
+        (200, 16)
         """
         check_is_fitted(self)
         X_atac = _atac_or_none(X_atac)
@@ -917,6 +942,16 @@ class FactVAE(
         Returns
         -------
         Z : ndarray of shape (n_cells, n_latent) or (n_cells, 2 * n_latent) for "joint"
+
+        Examples
+        --------
+        >>> from factvae_sk import FactVAE, load_snare_cellline
+        >>> data = load_snare_cellline()
+        >>> hvg = data.genes.highly_variable.to_numpy()
+        >>> X_rna, X_atac = data.rna[:200, hvg], data.atac[:200, :3000]
+        >>> model = FactVAE(max_epochs=1, n_latent=8, random_state=0)
+        >>> model.fit_transform(X_rna, X_atac).shape
+        (200, 8)
         """
         X_atac = _atac_arg(X_atac, y)
         observed = dict(rna_observed=rna_observed, atac_observed=atac_observed)
@@ -960,6 +995,17 @@ class FactVAE(
         Returns
         -------
         score : float
+
+        Examples
+        --------
+        >>> from factvae_sk import FactVAE, load_snare_cellline
+        >>> data = load_snare_cellline()
+        >>> hvg = data.genes.highly_variable.to_numpy()
+        >>> X_rna, X_atac = data.rna[:200, hvg], data.atac[:200, :3000]
+        >>> model = FactVAE(max_epochs=1, n_latent=8, random_state=0).fit(X_rna, X_atac)
+        >>> elbo = model.score(X_rna, X_atac)  # mean ELBO per cell, higher is better
+        >>> bool(elbo < 0)
+        True
         """
         check_is_fitted(self)
         X_atac = _atac_arg(X_atac, y)
@@ -994,6 +1040,17 @@ class FactVAE(
         Returns
         -------
         feature_names_out : ndarray of str objects
+
+        Examples
+        --------
+        >>> from factvae_sk import FactVAE, load_snare_cellline
+        >>> data = load_snare_cellline()
+        >>> hvg = data.genes.highly_variable.to_numpy()
+        >>> X_rna, X_atac = data.rna[:200, hvg], data.atac[:200, :3000]
+        >>> model = FactVAE(max_epochs=1, n_latent=8, embedding="joint", random_state=0)
+        >>> names = model.fit(X_rna, X_atac).get_feature_names_out()
+        >>> names[0], names[-1]
+        ('factvae_rna0', 'factvae_atac7')
         """
         check_is_fitted(self, "n_features_in_")
         _check_feature_names_in(self, input_features, generate_names=False)
