@@ -234,7 +234,7 @@ def group_cells(groups, group, n_cells):
     return cells
 
 
-def link_evidence(codes, cells, embeddings, biases, factors_cosine):
+def link_evidence(codes, cells, embeddings, biases, factors):
     """Per-feature evidence over the training cells ``cells``: see :func:`link_features`.
 
     Parameters
@@ -247,8 +247,9 @@ def link_evidence(codes, cells, embeddings, biases, factors_cosine):
         The RNA and ATAC decoders' embeddings ``W``, shapes (n_latent, n_genes|n_peaks).
     biases : (ndarray or None, ndarray or None)
         Per-gene and per-peak logit offsets of the decoders.
-    factors_cosine : (ndarray, ndarray)
-        The cosine score's factors.
+    factors : dict
+        ``{"correlation": (left, right), "cosine": (left, right)}``: the two scores' factor
+        matrices (``_link_scores.score_factors``), the correlation's over the group's cells.
     """
     d = codes.shape[1] // 2
     w_r, w_a = embeddings
@@ -259,16 +260,12 @@ def link_evidence(codes, cells, embeddings, biases, factors_cosine):
     else:
         activity_all = mean_profile(codes[:, d:], w_a, biases[1])
     expression = mean_profile(group[:, :d], w_r, biases[0])
-    covariance = _link_scores.code_covariance(group, w_r, w_a)
-    correlation = _link_scores.score_factors(
-        "correlation", w_r.cpu().numpy().T, w_a.cpu().numpy().T, covariance
-    )
     return {
         "activity": activity,
         "activity_all": activity_all,
         "activity_quantile": quantile(activity),
         "expression": expression,
         "expression_quantile": quantile(expression),
-        "correlation": correlation,
-        "cosine": factors_cosine,
+        "correlation": factors["correlation"],
+        "cosine": factors["cosine"],
     }

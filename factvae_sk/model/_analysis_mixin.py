@@ -262,7 +262,7 @@ class FactVAEAnalysisMixin(CellInputsMixin):
 
     def _peak_logit_bias(self, calibrate):
         """Per-peak logit offsets: the decoder's intercepts, plus the calibration if asked."""
-        bias = self._peak_intercepts()
+        bias = self._decoder_intercepts("atac")
         if calibrate:
             bias = self.atac_peak_bias_ if bias is None else bias + self.atac_peak_bias_
         return bias
@@ -541,7 +541,9 @@ default="prior"
                     evidence = evidence.iloc[position].reset_index(drop=True)
                 rows, cols, scores = kept
         distance = None
-        if coordinates:
+        if evidence is not None:  # the link features hold the pairs' distances already
+            distance = evidence["distance"].to_numpy()
+        elif coordinates:
             distance = tss_distance(gene_table, peak_table, rows, cols)
         extra = None
         if evidence is not None:
@@ -629,20 +631,18 @@ default="prior"
 
     def _link_evidence(self, groups, group):
         """Activity, expression and co-variation factors over one group of training cells."""
-        check_is_fitted(self, "feature_embeddings_")
-        if "atac" not in self.feature_embeddings_:
-            raise ValueError("This FactVAE was fitted without X_atac: it has no peak embeddings.")
+        cosine = self._score_factors("cosine")  # checks the model is fitted, with X_atac
         codes = self._training_codes()
         cells = _link_model.group_cells(groups, group, len(codes))
+        # Over every cell this reads code_covariance_, learned at fit from the same codes.
+        correlation = self._score_factors("correlation", groups, group)
         module = self.net_.module_
-        intercept = getattr(module.decoder_rna, "intercept", None)
-        gene_bias = None if intercept is None else intercept.detach().cpu().numpy()
         return _link_model.link_evidence(
             codes,
             cells,
             (module.decoder_rna.feature_embedding.detach(), self._peak_embedding_tensor()),
-            (gene_bias, self._peak_logit_bias(True)),
-            self._score_factors("cosine"),
+            (self._decoder_intercepts("rna"), self._peak_logit_bias(True)),
+            {"correlation": correlation, "cosine": cosine},
         )
 
     def _candidate_pattern(self, candidates, gene_table, peak_table, window):

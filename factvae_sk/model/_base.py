@@ -5,7 +5,8 @@ The estimator is assembled from mixins (``_training_setup``, ``_cell_inputs``,
 through the layer under them, never through each other's helpers:
 
 - :class:`FactVAEBase` (this module): names of the features, inference batches, posterior
-  means and the decoders' learned peak parameters, read from the fitted skorch net ``net_``;
+  means, the ATAC decoder's embedding and the decoders' intercepts, read from the fitted
+  skorch net ``net_``;
 - ``CellInputsMixin``: counts checked and turned into the dataset the module reads;
 - ``FactVAEAnalysisMixin``: downstream analysis, on the two above;
 - ``FactVAE``: fit, transform, score and persistence, on all of them.
@@ -68,7 +69,8 @@ class FactVAEBase:
     def _peak_embedding_tensor(self):
         return self.net_.module_.decoder_atac.feature_embedding.detach()
 
-    def _peak_intercepts(self):
-        """The ATAC decoder's learned per-peak intercepts (None when it has none)."""
-        intercept = getattr(self.net_.module_.decoder_atac, "intercept", None)
+    def _decoder_intercepts(self, block):
+        """The ``"rna"`` or ``"atac"`` decoder's learned per-feature intercepts (None when it
+        has none)."""
+        intercept = getattr(getattr(self.net_.module_, f"decoder_{block}"), "intercept", None)
         return None if intercept is None else intercept.detach().cpu().numpy()

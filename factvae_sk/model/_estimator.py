@@ -711,7 +711,7 @@ class FactVAE(
             log_library,
             self._peak_embedding_tensor(),
             np.asarray(counts.sum(axis=0)).ravel(),
-            bias=self._peak_intercepts(),
+            bias=self._decoder_intercepts("atac"),
             groups=groups,
             group_bias=self._peak_batch_effects(),
         )
