@@ -11,10 +11,8 @@ gene-body prior.
 
 import argparse
 import os
-import time
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -22,6 +20,7 @@ import torch
 from scipy.optimize import minimize
 from scipy.stats import rankdata
 
+from benchmarks.harness.models import load_or_fit, model_path
 from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline
 from factvae_sk.analysis import _link_model
 from factvae_sk.links import peak_gene_correlation
@@ -90,15 +89,14 @@ def load_data(truth, min_cells=10):
 
 def fit_or_load(data, epochs, seed, cache):
     """FactVAE with defaults on every cell, fitted once and kept under ``cache``."""
-    path = Path(cache) / f"crispr_snare_{data.rna.shape[1]}g_{epochs}ep_seed{seed}.joblib"
-    if path.exists():
-        return joblib.load(path)
-    start = time.perf_counter()
-    model = FactVAE(max_epochs=epochs, random_state=seed).fit(data.rna, data.atac, prior=data.prior)
-    print(f"fit in {time.perf_counter() - start:.0f} s", flush=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, path)
-    return model
+    genes = f"{data.rna.shape[1]}g"
+    path = model_path(cache, "crispr", "snare", genes, f"{epochs}ep", f"seed{seed}")
+    return load_or_fit(
+        path,
+        lambda: FactVAE(max_epochs=epochs, random_state=seed).fit(
+            data.rna, data.atac, prior=data.prior
+        ),
+    )
 
 
 def tested_pairs(truth, data):
