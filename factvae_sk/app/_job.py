@@ -32,9 +32,9 @@ OUTPUTS = {
     "peak_embeddings.csv": "peaks x latent dimensions (columns of the ATAC decoder)",
     "top_links.csv": "prior gene-peak pairs by regulatory_links' default score, with evidence",
     "model.joblib": "the fitted FactVAE (joblib.load it to transform new cells)",
-    "summary.json": "data sizes, settings, fit time, ARI/NMI",
+    "summary.json": "data sizes, settings, fit time, the mapped embedding, ARI/NMI",
     "loss_curves.png": "per-epoch loss terms",
-    "cell_map.png": "2-D map of the joint embedding, coloured by label and by cluster",
+    "cell_map.png": "2-D map of the joint embedding, coloured by label and by its clusters",
     "links.png": "genome tracks of a few genes: peaks near the TSS and their links, by score",
 }
 # Written only with a genome and motifs (``--genome``, ``--motifs``).
@@ -43,6 +43,13 @@ MOTIF_OUTPUTS = {
     "differential_motifs.csv": "motifs more or less active in each group (--motifs)",
     "motif_heatmap.png": "mean z-score per group of each group's top motifs (--motifs)",
 }
+
+# The embedding cell_map.png maps and whose KMeans clusters the outputs carry: both posterior
+# means side by side. Of the embeddings and post-hoc joint candidates measured on both bundled
+# datasets it clustered best or level with the best (benchmarks/README.md, "Joint-embedding
+# candidates"); summary.json names it.
+MAP_EMBEDDING = "joint"
+MAP_EMBEDDING_DESCRIPTION = "RNA and ATAC posterior means side by side"
 
 # Motifs per group drawn in motif_heatmap.png.
 MOTIF_PLOT_TOP_K = 5
@@ -235,8 +242,8 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     n_cells = Z.shape[0]
     start = time.perf_counter()
     cell_map_result = cell_map(
-        Z,
-        clusters["joint"],
+        embeddings[MAP_EMBEDDING],
+        clusters[MAP_EMBEDDING],
         method=settings.map_method,
         max_cells=settings.map_max_cells,
         random_state=settings.random_state,
@@ -254,7 +261,7 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     table = pd.DataFrame({"barcode": cells["barcode"].to_numpy()})
     if labels is not None:
         table[settings.label_column] = labels
-    table["cluster"] = clusters["joint"]
+    table["cluster"] = clusters[MAP_EMBEDDING]
     table[f"{cell_map_result.method}_1"] = coords[:, 0]
     table[f"{cell_map_result.method}_2"] = coords[:, 1]
     table = pd.concat([table, pd.DataFrame(Z, columns=model.get_feature_names_out())], axis=1)
@@ -297,7 +304,7 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     joblib.dump(model, stage("model.joblib"))
     motif_table = None
     if settings.motifs is not None:
-        groups = labels if labels is not None else clusters["joint"].astype(str)
+        groups = labels if labels is not None else clusters[MAP_EMBEDDING].astype(str)
         motif_table = _motif_activity(
             model, atac, peaks, cells, groups, settings.genome, settings.motifs, stage, log
         )
@@ -305,12 +312,12 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     if have_matplotlib():
         plot_losses(model.net_.history, stage("loss_curves.png"))
         panels = {} if labels is None else {settings.label_column: labels}
-        panels[f"KMeans cluster (k={n_clusters})"] = clusters["joint"]
+        panels[f"KMeans cluster (k={n_clusters})"] = clusters[MAP_EMBEDDING]
         plot_cell_map(
             coords,
             panels,
             stage("cell_map.png"),
-            f"FactVAE joint embedding of {n_cells} cells ({map_name})",
+            f"FactVAE {MAP_EMBEDDING} embedding of {n_cells} cells ({map_name})",
             method=map_name,
             note=map_note,
         )
@@ -359,6 +366,8 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
         "device": str(model.net_.device),
         "n_clusters": int(n_clusters),
         "map": {
+            "embedding": MAP_EMBEDDING,
+            "embedding_description": MAP_EMBEDDING_DESCRIPTION,
             "method": cell_map_result.method,
             "n_cells_mapped": int(len(cell_map_result.mapped)),
             "subsampled": bool(cell_map_result.subsampled),
