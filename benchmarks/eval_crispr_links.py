@@ -1,6 +1,7 @@
 """Gene-peak link scores against CRISPRi-validated enhancer-gene pairs in K562.
 
     python benchmarks/eval_crispr_links.py [--epochs 100] [--seed 0] [--cache /tmp/links_cache]
+        [--settings default|paper|rna_pcs_20]
 
 The truth: ``shared/data/crispri_k562`` (ENCODE-rE2G's training_K562 table). A tested
 element-gene pair is scored through the SNARE-seq peaks that overlap its element (max over
@@ -21,7 +22,7 @@ from scipy.optimize import minimize
 from scipy.stats import rankdata
 
 from benchmarks.harness.models import load_or_fit, model_path
-from factvae_sk import FactVAE, gene_peak_prior, load_snare_cellline
+from factvae_sk import PAPER_SETTINGS, FactVAE, gene_peak_prior, load_snare_cellline
 from factvae_sk.analysis import _link_model
 from factvae_sk.links import peak_gene_correlation
 from factvae_sk.prior import build_gene_peak_prior, tss_distance
@@ -87,13 +88,23 @@ def load_data(truth, min_cells=10):
     return data
 
 
-def fit_or_load(data, epochs, seed, cache):
-    """FactVAE with defaults on every cell, fitted once and kept under ``cache``."""
+# The estimator settings a fit may use: today's defaults, the method's published ones, or
+# those with 20 RNA components (the tissue option of issue 25).
+SETTINGS = {
+    "default": {},
+    "paper": dict(PAPER_SETTINGS),
+    "rna_pcs_20": {**PAPER_SETTINGS, "rna_n_components": 20},
+}
+
+
+def fit_or_load(data, epochs, seed, cache, settings="default"):
+    """FactVAE on every cell (``SETTINGS[settings]``), fitted once and kept under ``cache``."""
     genes = f"{data.rna.shape[1]}g"
-    path = model_path(cache, "crispr", "snare", genes, f"{epochs}ep", f"seed{seed}")
+    tag = () if settings == "default" else (settings,)
+    path = model_path(cache, "crispr", "snare", genes, f"{epochs}ep", f"seed{seed}", *tag)
     return load_or_fit(
         path,
-        lambda: FactVAE(max_epochs=epochs, random_state=seed).fit(
+        lambda: FactVAE(**{**SETTINGS[settings], "max_epochs": epochs, "random_state": seed}).fit(
             data.rna, data.atac, prior=data.prior
         ),
     )
@@ -308,10 +319,10 @@ def shipped_model(path=FEATURES_FILE):
     return fit_link_model(features, labels, FORMS[form])
 
 
-def feature_table(model, data, truth, overlaps, cache):
+def feature_table(model, data, truth, overlaps, cache, tag=""):
     """Every (pair, peak) row's features: FactVAE's (``all_``, ``k562_``) and the counts'
-    (``raw_all_``, ``raw_k562_``), cached beside the fit."""
-    path = Path(cache) / f"crispr_features_{data.rna.shape[1]}g.pkl"
+    (``raw_all_``, ``raw_k562_``), cached beside the fit (``tag`` names the fit)."""
+    path = Path(cache) / f"crispr_features_{data.rna.shape[1]}g{tag}.pkl"
     if path.exists():
         return pd.read_pickle(path)
     parts = [overlaps[["pair", "gene", "peak"]]]
@@ -386,13 +397,22 @@ def main():
     parser.add_argument(
         "--write-features", action="store_true", help=f"rewrite {FEATURES_FILE.name}"
     )
+    parser.add_argument(
+        "--settings",
+        choices=sorted(SETTINGS),
+        default="default",
+        help="the estimator's defaults, PAPER_SETTINGS (the published method) or 20 RNA PCs",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     truth = load_truth()
     data = load_data(truth)
-    model = fit_or_load(data, args.epochs, args.seed, args.cache)
+    model = fit_or_load(data, args.epochs, args.seed, args.cache, args.settings)
     overlaps, status = tested_pairs(truth, data)
-    table = feature_table(model, data, truth, overlaps, args.cache)
+    # The feature cache is one per fit: epochs, seed and settings name it, as they name the fit.
+    tag = f"_{args.epochs}ep_seed{args.seed}"
+    tag += "" if args.settings == "default" else f"_{args.settings}"
+    table = feature_table(model, data, truth, overlaps, args.cache, tag)
     if args.write_features:
         write_feature_file(table)
     counts = pd.crosstab(status, truth.Regulated).rename(columns={False: "not", True: "regulated"})

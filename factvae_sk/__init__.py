@@ -19,6 +19,7 @@ from .datasets import load_scicar_kidney, load_snare_cellline
 from .gtf import read_gtf_genes
 from .links import peak_gene_correlation
 from .model._estimator import FactVAE
+from .model._settings import PAPER_SETTINGS
 from .prior import build_gene_peak_prior, gene_peak_prior
 
 __version__ = "0.1.0"
@@ -28,6 +29,7 @@ _legacy.install()  # model.joblib files pickled before the subpackages
 __all__ = [
     "FactVAE",
     "GenePeakPrior",
+    "PAPER_SETTINGS",
     "build_gene_peak_prior",
     "gene_peak_prior",
     "load_scicar_kidney",

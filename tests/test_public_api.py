@@ -8,6 +8,7 @@ PUBLIC = {
     "factvae_sk": [
         "FactVAE",
         "GenePeakPrior",
+        "PAPER_SETTINGS",
         "build_gene_peak_prior",
         "gene_peak_prior",
         "load_scicar_kidney",
