@@ -1,11 +1,27 @@
 """Shared fixtures: the bundled real SNARE-seq data, and small models fitted on it."""
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
 from factvae_sk import gene_peak_prior, load_snare_cellline
+
+DATA = Path(__file__).with_name("data")
+
+
+def data_script(name):
+    """The fixture-writing script ``tests/data/<name>.py`` as a module, loaded once and
+    registered under its name (the scripts import their siblings)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, DATA / f"{name}.py")
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
 
 
 @pytest.fixture(scope="session")

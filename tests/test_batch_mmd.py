@@ -1,14 +1,11 @@
 """The MMD penalty across samples (``batch_mmd_weight``): its maths against numpy, that at 0
 the sample-conditioned fit is unchanged, and that it pulls the samples' codes together."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import FAST, assert_trained_close
+from conftest import DATA, FAST, assert_trained_close, data_script
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -16,8 +13,6 @@ from factvae_sk import FactVAE
 from factvae_sk.nn._losses import MMD_SCALES, FactVAELoss, gaussian_mmd, sample_mmd
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-REFERENCE = Path(__file__).with_name("data") / "make_batch_reference.py"
 
 
 def _numpy_mmd(codes, in_group, scales=MMD_SCALES):
@@ -91,15 +86,13 @@ def test_criterion_adds_the_weighted_mmd_of_both_modalities():
 def test_weight_zero_with_batch_reproduces_the_model_before_the_option():
     """Outputs of a fit with batch equal those saved from the code before the option existed
     (tests/data/make_batch_reference.py, run on main before the change)."""
-    spec = importlib.util.spec_from_file_location("make_batch_reference", REFERENCE)
-    ref = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ref)
+    ref = data_script("make_batch_reference")
     from make_no_batch_reference import SETTINGS, reference_data
 
     rna, atac, prior = reference_data()
     batch = ref.donors(rna.shape[0])
     model = FactVAE(**SETTINGS, batch_mmd_weight=0.0).fit(rna, atac, prior=prior, batch=batch)
-    expected = np.load(REFERENCE.with_name("batch_reference.npz"))
+    expected = np.load(DATA / "batch_reference.npz")
     assert "mmd" not in model.history_[-1]
     for name, value in ref.reference_outputs(model, rna, atac, batch).items():
         # Bit-identical on the machine that wrote the file; elsewhere up to float32

@@ -1,16 +1,14 @@
 """Sample (batch) covariates: the no-batch model is unchanged, the conditioning does what it
 says, labels are checked, routed by cells through scikit-learn's tools and persisted."""
 
-import importlib.util
 import pickle
-from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import FAST, assert_trained_close
+from conftest import DATA, FAST, assert_trained_close, data_script
 from sklearn import config_context
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
@@ -20,15 +18,6 @@ from factvae_sk.analysis._accessibility import calibration_bias
 from factvae_sk.nn._modules import FactVAEModule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-REFERENCE = Path(__file__).with_name("data") / "make_no_batch_reference.py"
-
-
-def _reference_module():
-    spec = importlib.util.spec_from_file_location("make_no_batch_reference", REFERENCE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _donors(n):
@@ -54,10 +43,10 @@ def batched(cells):
 def test_no_batch_reproduces_the_model_before_batches():
     """Outputs of a fit without batch equal those saved from the code before the option
     existed (tests/data/make_no_batch_reference.py, run on main before the change)."""
-    ref = _reference_module()
+    ref = data_script("make_no_batch_reference")
     rna, atac, prior = ref.reference_data()
     model = FactVAE(**ref.SETTINGS).fit(rna, atac, prior=prior, batch=None)
-    expected = np.load(REFERENCE.with_name("no_batch_reference.npz"))
+    expected = np.load(DATA / "no_batch_reference.npz")
     for name, value in ref.reference_outputs(model, rna, atac).items():
         # Bit-identical on the machine that wrote the file; elsewhere up to float32
         # reordering over the fit's steps (conftest.TRAINED_RTOL says how large).

@@ -1,19 +1,14 @@
 """Model files written before the modules moved into subpackages still load: the weights-only
 file and the joblib pickle (made by ``tests/data/make_legacy_models.py`` on that code)."""
 
-import importlib.util
-from pathlib import Path
-
 import joblib
 import numpy as np
 import pytest
+from conftest import DATA, data_script
 
 from factvae_sk import FactVAE
 
-DATA = Path(__file__).with_name("data")
-spec = importlib.util.spec_from_file_location("make_legacy", DATA / "make_legacy_models.py")
-make_legacy = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(make_legacy)
+make_legacy = data_script("make_legacy_models")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

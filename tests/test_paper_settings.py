@@ -1,34 +1,20 @@
 """The published method is one documented step away: ``FactVAE(**PAPER_SETTINGS)``."""
 
-import importlib.util
 import inspect
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_trained_close
+from conftest import DATA, assert_trained_close, data_script
 
 from factvae_sk import PAPER_SETTINGS, FactVAE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-DATA = Path(__file__).with_name("data")
 
 # The defaults that differ from the published method, each chosen by measurement (none
 # today; benchmarks/README.md, "Cell embeddings against PCA and LSI", shows the one
 # candidate measured and why it stayed an option). Changing a default must add it here,
 # with its evidence.
 CHANGED_DEFAULTS = set()
-
-
-def _script(name):
-    """A fixture-writing script of tests/data as a module (registered: it imports its sibling)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, DATA / f"{name}.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
 
 
 def test_paper_settings_are_constructor_parameters_and_read_only():
@@ -51,8 +37,8 @@ def test_only_the_documented_defaults_differ_from_the_paper():
 def test_paper_settings_reproduce_the_saved_default_fit():
     """A fit with PAPER_SETTINGS gives the outputs saved from the defaults of commit 6c41ae8
     (tests/data/make_paper_reference.py), bit for bit on the machine that wrote them."""
-    reference = _script("make_no_batch_reference")
-    paper = _script("make_paper_reference")
+    reference = data_script("make_no_batch_reference")
+    paper = data_script("make_paper_reference")
     rna, atac, prior = reference.reference_data()
     model = FactVAE(**{**PAPER_SETTINGS, **paper.SMALL}).fit(rna, atac, prior=prior)
     expected = np.load(DATA / "paper_reference.npz")
