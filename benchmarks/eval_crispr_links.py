@@ -97,11 +97,15 @@ SETTINGS = {
 }
 
 
-def fit_or_load(data, epochs, seed, cache, settings="default"):
-    """FactVAE on every cell (``SETTINGS[settings]``), fitted once and kept under ``cache``."""
+def fit_path(data, epochs, seed, cache, settings="default"):
+    """Where the fit of ``fit_or_load`` is kept (its features beside it)."""
     genes = f"{data.rna.shape[1]}g"
     tag = () if settings == "default" else (settings,)
-    path = model_path(cache, "crispr", "snare", genes, f"{epochs}ep", f"seed{seed}", *tag)
+    return model_path(cache, "crispr", "snare", genes, f"{epochs}ep", f"seed{seed}", *tag)
+
+
+def fit_or_load(data, path, epochs, seed, settings="default"):
+    """FactVAE on every cell (``SETTINGS[settings]``), fitted once and kept at ``path``."""
     return load_or_fit(
         path,
         lambda: FactVAE(**{**SETTINGS[settings], "max_epochs": epochs, "random_state": seed}).fit(
@@ -319,11 +323,12 @@ def shipped_model(path=FEATURES_FILE):
     return fit_link_model(features, labels, FORMS[form])
 
 
-def feature_table(model, data, truth, overlaps, cache, tag=""):
+def feature_table(model, data, truth, overlaps, fit_file):
     """Every (pair, peak) row's features: FactVAE's (``all_``, ``k562_``) and the counts'
-    (``raw_all_``, ``raw_k562_``), cached beside the fit (``tag`` names the fit)."""
-    path = Path(cache) / f"crispr_features_{data.rna.shape[1]}g{tag}.pkl"
-    if path.exists():
+    (``raw_all_``, ``raw_k562_``), cached beside the fit kept at ``fit_file`` (None: not
+    cached, as the fit)."""
+    path = None if fit_file is None else Path(fit_file).with_suffix(".features.pkl")
+    if path is not None and path.exists():
         return pd.read_pickle(path)
     parts = [overlaps[["pair", "gene", "peak"]]]
     for label, prefix in [(None, "all_"), ("K562", "k562_")]:
@@ -332,7 +337,8 @@ def feature_table(model, data, truth, overlaps, cache, tag=""):
     table = pd.concat([part.reset_index(drop=True) for part in parts], axis=1)
     table["label"] = truth.Regulated.to_numpy()[table.pair]
     table["chrom"] = truth.chrom.to_numpy()[table.pair]
-    table.to_pickle(path)
+    if path is not None:
+        table.to_pickle(path)
     return table
 
 
@@ -407,12 +413,10 @@ def main():
     torch.set_num_threads(1)
     truth = load_truth()
     data = load_data(truth)
-    model = fit_or_load(data, args.epochs, args.seed, args.cache, args.settings)
+    path = fit_path(data, args.epochs, args.seed, args.cache, args.settings)
+    model = fit_or_load(data, path, args.epochs, args.seed, args.settings)
     overlaps, status = tested_pairs(truth, data)
-    # The feature cache is one per fit: epochs, seed and settings name it, as they name the fit.
-    tag = f"_{args.epochs}ep_seed{args.seed}"
-    tag += "" if args.settings == "default" else f"_{args.settings}"
-    table = feature_table(model, data, truth, overlaps, args.cache, tag)
+    table = feature_table(model, data, truth, overlaps, path)
     if args.write_features:
         write_feature_file(table)
     counts = pd.crosstab(status, truth.Regulated).rename(columns={False: "not", True: "regulated"})
