@@ -127,7 +127,7 @@ def fit_embeddings(data, option, seed, epochs, cache=None, dataset="", fit=True)
         embeddings = {kind: stored[kind] for kind in ("RNA", "ATAC", "joint")}
         if "losses" in stored:
             embeddings["losses"] = stored["losses"]
-        elif path.with_suffix(".joblib").exists():
+        elif path.with_suffix(".joblib").exists():  # cached before the loss terms were kept
             embeddings["losses"] = final_losses(joblib.load(path.with_suffix(".joblib")))
         return embeddings
     if not fit:
@@ -307,7 +307,7 @@ def table(dataset, options, seeds, epochs, cache=None, fit=True, with_baselines=
     for (kind, name), X in (baselines(data) if with_baselines else {}).items():
         rows[kind].append(_row(kind, name, embedding_metrics(X, labels)))
     for option in options:
-        scores = {}
+        scores, losses = {}, []
         for seed in seeds:
             start = time.perf_counter()
             embeddings = fit_embeddings(data, option, seed, epochs, cache, dataset, fit)
@@ -319,14 +319,13 @@ def table(dataset, options, seeds, epochs, cache=None, fit=True, with_baselines=
             for key, X in candidates.items():
                 scores.setdefault(key, []).append(embedding_metrics(X, labels))
             if "losses" in embeddings:
-                scores.setdefault(("losses", ""), []).append(embeddings["losses"])
+                losses.append(embeddings["losses"])
             elapsed = time.perf_counter() - start
             print(f"{dataset} {option} seed {seed}: {elapsed:.0f} s", file=sys.stderr, flush=True)
+        if losses:
+            loss_rows.append(_row(option, f"{len(losses)} seed{'s' * (len(losses) > 1)}", losses))
         for (kind, name), values in scores.items():
             n_seeds = len(values)
-            if kind == "losses":
-                loss_rows.append(_row(option, f"{n_seeds} seed{'s' * (n_seeds > 1)}", values))
-                continue
             label = f"FactVAE {option}, {name} ({n_seeds} seed{'s' * (n_seeds > 1)})"
             rows[kind].append(_row(kind, label, values))
     for kind in rows:
