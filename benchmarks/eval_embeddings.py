@@ -56,6 +56,7 @@ from sklearn.preprocessing import normalize
 
 from benchmarks.harness.clustering import kmeans_scores
 from benchmarks.harness.data import load_dataset
+from benchmarks.harness.joint_posterior import ProductOfExpertsFactVAE
 from factvae_sk import PAPER_SETTINGS, FactVAE
 from factvae_sk.data._preprocessing import ATACEncoderInput, RNAEncoderInput
 
@@ -78,9 +79,20 @@ OPTIONS = {
     "pcs20_kl_0.01": {"rna_n_components": 20, "rna_kl_weight": 0.01},
     "pcs20_kl_0.1": {"rna_n_components": 20, "rna_kl_weight": 0.1},
     "pcs20_latent_20": {"rna_n_components": 20, "n_latent": 20},
+    # ... and the distillation step at the main step's learning rate (2x the paper's), for a
+    # steadier ATAC code at 300 epochs.
+    "pcs20_distill_1e-3": {"rna_n_components": 20, "lr_distillation": 1e-3},
     "distill_2e-3": {"lr_distillation": 2e-3},
     "no_prior": {"prior_weight": 0.0},
+    # A joint posterior (product of experts) that both decoders read: a training change,
+    # from benchmarks/harness/joint_posterior.py; alone and with 20 RNA components.
+    "poe": {},
+    "poe_pcs_20": {"rna_n_components": 20},
 }
+
+# Options fitted by another estimator than FactVAE (same settings otherwise). Their
+# ``joint_transform`` is their own joint code, tabled beside the post-hoc candidates.
+ESTIMATORS = {"poe": ProductOfExpertsFactVAE, "poe_pcs_20": ProductOfExpertsFactVAE}
 
 
 def scanpy_pca(X_rna, n_components=50, random_state=0):
@@ -133,7 +145,8 @@ def fit_embeddings(data, option, seed, epochs, cache=None, dataset="", fit=True)
     if not fit:
         return None
     settings = {**PAPER_SETTINGS, **OPTIONS[option], "max_epochs": epochs}
-    model = FactVAE(random_state=seed, embedding="joint", **settings)
+    estimator = ESTIMATORS.get(option, FactVAE)
+    model = estimator(random_state=seed, embedding="joint", **settings)
     model.fit(data.rna, data.atac, prior=data.prior)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,6 +154,8 @@ def fit_embeddings(data, option, seed, epochs, cache=None, dataset="", fit=True)
     joint = model.transform(data.rna, data.atac)
     n_latent = model.n_latent
     embeddings = {"RNA": joint[:, :n_latent], "ATAC": joint[:, n_latent:], "joint": joint}
+    if estimator is not FactVAE:  # its own joint code instead of the concatenation
+        embeddings["joint"] = model.joint_transform(data.rna, data.atac)
     embeddings["losses"] = final_losses(model)
     if path is not None:
         np.savez(path, **embeddings)
@@ -316,6 +331,8 @@ def table(dataset, options, seeds, epochs, cache=None, fit=True, with_baselines=
             candidates = {("RNA", "code"): embeddings["RNA"], ("ATAC", "code"): embeddings["ATAC"]}
             for name, X in joint_candidates(embeddings["RNA"], embeddings["ATAC"]).items():
                 candidates["joint", name] = X
+            if option in ESTIMATORS:
+                candidates["joint", "joint posterior mean"] = embeddings["joint"]
             for key, X in candidates.items():
                 scores.setdefault(key, []).append(embedding_metrics(X, labels))
             if "losses" in embeddings:

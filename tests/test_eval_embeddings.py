@@ -72,3 +72,49 @@ def test_wnn_weights_favour_the_modality_that_predicts_its_cells(harness):
     # The weighted embedding clusters like the informative block.
     joint = harness.wnn_joint(X, noise)
     assert harness.kmeans_scores(joint, labels)[0] > 0.9
+
+
+def test_product_of_experts_is_the_normalised_product_of_densities():
+    """The joint posterior's Gaussian against the product of the three densities (the two
+    experts and N(0, 1)), evaluated on a grid: their log ratio must be constant."""
+    import torch
+
+    from benchmarks.harness.joint_posterior import product_of_experts
+
+    means = (torch.tensor([1.5, -2.0]).double(), torch.tensor([-0.5, 3.0]).double())
+    logvars = (torch.tensor([0.3, -1.0]).double(), torch.tensor([-0.7, 2.0]).double())
+    mean, logvar = product_of_experts(means, logvars)
+    x = np.linspace(-4, 4, 41)[:, None]
+
+    def log_normal(x, m, v):
+        return -0.5 * (np.log(2 * np.pi * v) + (x - m) ** 2 / v)
+
+    product = log_normal(x, 0.0, 1.0)
+    for m, lv in zip(means, logvars, strict=True):
+        product = product + log_normal(x, m.numpy(), np.exp(lv.numpy()))
+    ratio = product - log_normal(x, mean.numpy(), np.exp(logvar.numpy()))
+    np.testing.assert_allclose(ratio - ratio[0], 0.0, atol=1e-9)
+
+
+def test_joint_posterior_variant_decodes_both_modalities_from_one_code(small):
+    import torch
+
+    from benchmarks.harness.joint_posterior import ProductOfExpertsFactVAE
+
+    X_rna, X_atac = small["rna"][:150], small["atac"][:150]
+    model = ProductOfExpertsFactVAE(max_epochs=2, n_latent=6, random_state=0).fit(X_rna, X_atac)
+    module = model.net_.module_.train()
+    torch.manual_seed(0)
+    n_rna, n_atac = module.encoder_rna.body[0].in_features, module.encoder_atac.body[0].in_features
+    outputs = module(torch.randn(4, n_rna), torch.ones(4), torch.randn(4, n_atac), torch.ones(4))
+    # Both decoders read the one code sampled from the joint posterior.
+    assert outputs["rna"]["z"] is outputs["atac"]["z"]
+    assert outputs["rna"]["log_mu"].shape == (4, X_rna.shape[1])
+    assert outputs["atac"]["log_mu"].shape == (4, X_atac.shape[1])
+    # joint_transform is the product of the experts' posteriors of the same cells.
+    module.eval()
+    joint = model.joint_transform(X_rna, X_atac)
+    codes = model.set_params(embedding="joint").transform(X_rna, X_atac)
+    assert joint.shape == (150, 6)
+    assert np.abs(joint).max() <= np.abs(codes).max()
+    assert not np.allclose(joint, codes[:, :6]) and not np.allclose(joint, codes[:, 6:])
