@@ -6,7 +6,7 @@ Fit FactVAE on the bundled SNARE-seq mixture of four human cell lines (1047 cell
 each embedding with KMeans and compare the clusters with the cell lines. The picture is a
 2-D PCA of the joint embedding, coloured by cell line.
 
-The method's defaults train for 300 epochs; this example trains for
+The defaults train for 300 epochs; this example trains for
 ``FACTVAE_EXAMPLE_EPOCHS`` (default 40) to stay short.
 """
 

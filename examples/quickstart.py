@@ -2,7 +2,7 @@
 
 The same as ``factvae-sk demo``: loads the bundled data (1047 cells, 4 cell lines), models
 its 2000 highly variable genes and all 27399 peaks with the gene-body + 2 kb prior, fits
-FactVAE (the method's defaults, 300 epochs), clusters the embedding, prints ARI/NMI against the
+FactVAE (the default settings, 300 epochs), clusters the embedding, prints ARI/NMI against the
 cell lines and writes embeddings, gene-peak links, the model and two PNGs to ``--out``.
 
     python examples/quickstart.py [--out factvae_demo] [--epochs 60]
