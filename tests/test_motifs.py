@@ -418,7 +418,11 @@ def planted_data(genome, motifs):
 @pytest.fixture(scope="module")
 def planted_model(planted_data, one_thread):
     data, _ = planted_data
-    settings = {**FAST, "max_epochs": 15}
+    # 30 epochs: a model this small and this briefly trained ranks the planted motif by
+    # chance among the top three (random_state 0-3 x 15 or 30 epochs x either distillation
+    # rate: second or third in 5 of 16 fits); seed 0 at 15 epochs was one of them once
+    # lr_distillation became 1e-3, at 30 epochs it comes first with either rate.
+    settings = {**FAST, "max_epochs": 30}
     return FactVAE(random_state=0, **settings).fit(data.rna, data.atac)
 
 
@@ -505,7 +509,10 @@ def test_cli_fit_writes_motif_outputs(genome, motifs, tmp_path, one_thread):
         for name, m in motifs.items()
     )
     (tmp_path / "motifs.jaspar").write_text(rows + "\n")
-    args = ["fit", "--no-prior", "--epochs", "8", "--n-top-genes", "0", "--map", "tsne"]
+    # 20 epochs: after 8, the default model ranked the planted motif first in 5 of 8 fits
+    # (seeds 0-3, either distillation rate; with 20 RNA components seed 0 ranked it fourth),
+    # after 20 in all 8.
+    args = ["fit", "--no-prior", "--epochs", "20", "--n-top-genes", "0", "--map", "tsne"]
     for option in ("rna", "atac", "genes", "peaks", "cells"):
         args += [
             f"--{option}",

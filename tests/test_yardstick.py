@@ -49,9 +49,9 @@ def pair(small, one_thread):
     def sync():
         reference.model.load_state_dict(net.module_.state_dict())
         net.initialize_optimizer()
-        reference.optimizer = torch.optim.Adam(reference.model.parameters(), lr=1e-3)
+        reference.optimizer = torch.optim.Adam(reference.model.parameters(), lr=model.lr)
         reference.optimizer_atac = torch.optim.Adam(
-            reference.model.encoder_atac.parameters(), lr=5e-4
+            reference.model.encoder_atac.parameters(), lr=model.lr_distillation
         )
 
     return net, dataset, reference, sync
