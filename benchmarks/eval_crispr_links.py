@@ -1,7 +1,7 @@
 """Gene-peak link scores against CRISPRi-validated enhancer-gene pairs in K562.
 
     python benchmarks/eval_crispr_links.py [--epochs 100] [--seed 0] [--cache /tmp/links_cache]
-        [--settings default|paper|rna_pcs_20|pcs20_distill_1e-3]
+        [--settings default|paper|rna_pcs_20|pcs20_distill_1e-3|d_hidden_256]
 
 The truth: ``shared/data/crispri_k562`` (ENCODE-rE2G's training_K562 table). A tested
 element-gene pair is scored through the SNARE-seq peaks that overlap its element (max over
@@ -95,6 +95,12 @@ SETTINGS = {
     "paper": dict(PAPER_SETTINGS),
     "rna_pcs_20": {**PAPER_SETTINGS, "rna_n_components": 20},
     "pcs20_distill_1e-3": {**PAPER_SETTINGS, "rna_n_components": 20, "lr_distillation": 1e-3},
+    "d_hidden_256": {
+        **PAPER_SETTINGS,
+        "rna_n_components": 20,
+        "lr_distillation": 1e-3,
+        "rna_hidden_sizes": (256,),
+    },
 }
 
 
