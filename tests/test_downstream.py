@@ -216,6 +216,7 @@ def test_differential_peaks_match_scipy_on_the_imputed_data(fitted, small, monke
         np.testing.assert_allclose(
             mine.pvalue_adj, stats.false_discovery_control(test.pvalue), rtol=1e-4
         )
+
     # Peak blocks of 7 columns: the same table. A block multiplies fewer columns, so BLAS
     # may round in another order: two cells whose imputed values lie within float32
     # rounding can swap ranks, moving the rank-sum statistic by one pair (and the rows,
