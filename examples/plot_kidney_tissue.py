@@ -11,9 +11,10 @@ log-normalized, scaled RNA.
 On this data the ATAC embedding is at chance (too few peaks per cell), so the joint embedding
 (both codes side by side, what ``embedding="joint"`` returns and what the command line maps)
 is about the RNA one. With the full data and 100 epochs the default RNA embedding clusters the
-cell types better than PCA in KMeans ARI (0.41 against 0.37, 3 seeds), as well in Leiden ARI
-(0.48), and classifies them better by their neighbours (benchmarks page, "Cell embeddings
-against PCA and LSI"); this short fit shows the same steps.
+cell types better than PCA in KMeans ARI (0.41 to 0.43 against 0.37, 3 seeds), as well or
+better in Leiden ARI (0.48 to 0.49 against 0.48), and classifies them better by their
+neighbours (benchmarks page, "Cell embeddings against PCA and LSI"); this short fit shows the
+same steps.
 """
 
 import os

@@ -79,9 +79,10 @@ class FactVAE(
     rna_hidden_sizes : tuple of int, default=(256,)
         Hidden layers of the RNA encoder. The method's is ``(512, 256)``, sized for its 100
         input components: with 20, one layer of 256 (the ATAC encoder's shape) clusters the
-        kidney's cells better (RNA KMeans / Leiden ARI about 0.41 / 0.48 against 0.34 /
-        0.43 at 100 epochs, 3 seeds) and keeps the cell lines' results (benchmarks page,
-        "Cell embeddings against PCA and LSI").
+        kidney's cells better (RNA KMeans / Leiden ARI 0.41 to 0.43 / 0.48 to 0.49 against
+        0.33 to 0.34 / 0.43 to 0.45 at 100 epochs, 3 seeds on each of two machines) and
+        keeps the cell lines' results (benchmarks page, "Cell embeddings against PCA and
+        LSI").
     atac_hidden_sizes : tuple of int, default=(256,)
         Hidden layers of the ATAC encoder.
     dropout : float, default=0.2
