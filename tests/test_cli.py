@@ -58,9 +58,9 @@ def _check_outputs(out, n_cells, genes, peaks, label_column=None):
     summary = json.loads((out / "summary.json").read_text())
     method = summary["map"]["method"]
     assert {"barcode", "cluster", f"{method}_1", f"{method}_2"} <= set(cells.columns)
-    # The summary names the embedding that was mapped and clustered: the joint one.
-    assert summary["map"]["embedding"] == "joint"
-    assert "side by side" in summary["map"]["embedding_description"]
+    # The summary names the embedding that was mapped and clustered: the RNA one.
+    assert summary["map"]["embedding"] == "RNA"
+    assert "RNA posterior mean" in summary["map"]["embedding_description"]
     if label_column:
         assert label_column in cells.columns
     gene_emb = pd.read_csv(out / "gene_embeddings.csv")

@@ -34,7 +34,7 @@ OUTPUTS = {
     "model.joblib": "the fitted FactVAE (joblib.load it to transform new cells)",
     "summary.json": "data sizes, settings, fit time, the mapped embedding, ARI/NMI",
     "loss_curves.png": "per-epoch loss terms",
-    "cell_map.png": "2-D map of the joint embedding, coloured by label and by its clusters",
+    "cell_map.png": "2-D map of the RNA embedding, coloured by label and by its clusters",
     "links.png": "genome tracks of a few genes: peaks near the TSS and their links, by score",
 }
 # Written only with a genome and motifs (``--genome``, ``--motifs``).
@@ -44,12 +44,12 @@ MOTIF_OUTPUTS = {
     "motif_heatmap.png": "mean z-score per group of each group's top motifs (--motifs)",
 }
 
-# The embedding cell_map.png maps and whose KMeans clusters the outputs carry: both posterior
-# means side by side. Of the embeddings and post-hoc joint candidates measured on both bundled
-# datasets it clustered best or level with the best (benchmarks/README.md, "Joint-embedding
-# candidates"); summary.json names it.
-MAP_EMBEDDING = "joint"
-MAP_EMBEDDING_DESCRIPTION = "RNA and ATAC posterior means side by side"
+# The embedding cell_map.png maps and whose KMeans clusters the outputs carry: the RNA
+# posterior mean, what transform returns. With the default RNA encoder it clusters best of the
+# embeddings and post-hoc joint candidates measured on both bundled datasets (KMeans and
+# Leiden ARI; benchmarks/README.md, "A third default"); summary.json names it.
+MAP_EMBEDDING = "RNA"
+MAP_EMBEDDING_DESCRIPTION = "RNA posterior mean (what transform returns)"
 
 # Motifs per group drawn in motif_heatmap.png.
 MOTIF_PLOT_TOP_K = 5
@@ -128,7 +128,7 @@ class JobSettings:
     genome, motifs : path-like, optional
         A FASTA and a motif file (JASPAR, MEME or TRANSFAC): motif activity on the augmented
         accessibility (:meth:`FactVAE.motif_deviations`), tested between the labels (or,
-        without labels, the clusters of the joint embedding).
+        without labels, the clusters of the RNA embedding).
     """
 
     label_column: str | None = None
