@@ -694,6 +694,8 @@ class FactVAE(
         self.feature_embeddings_ = Bunch(
             rna=self._embedding_table(module.decoder_rna, self._names("gene"), "gene")
         )
+        if dataset is not None:
+            self._fit_code_integration(dataset)
         if not module.has_atac:
             return self
         self.feature_embeddings_.atac = self._embedding_table(
@@ -949,7 +951,7 @@ class FactVAE(
         batch_onehot = self._encoder_batch(batch, X_rna.shape[0], "transform")
         blocks = {"rna": ("rna",), "atac": ("atac",), "joint": ("rna", "atac")}[self.embedding]
         dataset = self._dataset(X_rna, X_atac, with_counts=False, batch_onehot=batch_onehot)
-        return self._codes(dataset, blocks)
+        return self._integrated(self._codes(dataset, blocks), blocks, batch, "transform")
 
     def fit_transform(
         self,
