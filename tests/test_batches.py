@@ -373,3 +373,34 @@ def test_centered_inputs(cells, tmp_path):
         model.transform(rna)  # the inputs need each cell's sample, even decoder-only
     loaded = FactVAE.load(model.save(tmp_path / "centered"))
     assert np.array_equal(loaded.transform(rna, batch=donor), model.transform(rna, batch=donor))
+
+
+def test_differential_peaks_and_motifs_decode_in_a_reference_sample(batched, cells):
+    """decode_batch decodes every cell in one sample: the group means equal those of
+    impute_atac decoding the cells in that sample, and the samples' peak offsets no
+    longer differ between groups drawn from different samples."""
+    _, atac, donor = cells
+    cells_used, peaks = np.arange(60), np.arange(40)
+    groups = np.where(donor[cells_used] == "d1", "a", "b")  # groups aligned with samples
+    table = batched.differential_peaks(
+        atac[cells_used], groups, batch=donor[cells_used], decode_batch="d2", peaks=peaks
+    )
+    imputed = batched.impute_atac(
+        atac[cells_used], batch=donor[cells_used], decode_batch="d2", peaks=peaks,
+        library_size=1e4,
+    )  # fmt: skip
+    got = table[table.group == "a"].set_index("peak").sort_index()
+    np.testing.assert_allclose(got["mean_group"], imputed[groups == "a"].mean(0), rtol=1e-4)
+    np.testing.assert_allclose(got["mean_reference"], imputed[groups == "b"].mean(0), rtol=1e-4)
+    with pytest.raises(ValueError, match="one sample label"):
+        batched.differential_peaks(atac[:6], groups[:6], batch=donor[:6], decode_batch=donor[:6])
+    with pytest.raises(ValueError, match="not seen at fit"):
+        batched.differential_peaks(atac[:6], groups[:6], batch=donor[:6], decode_batch="d9")
+    rng = np.random.default_rng(0)
+    matches = (rng.random((atac.shape[1], 3)) < 0.2).astype(np.float32)
+    gc = rng.uniform(0.3, 0.7, atac.shape[1])
+    kwargs = dict(matches=matches, gc=gc, n_background=5, batch=donor[cells_used])
+    in_d2 = batched.motif_deviations(atac[cells_used], decode_batch="d2", **kwargs)
+    own = batched.motif_deviations(atac[cells_used], **kwargs)
+    assert in_d2.z.shape == own.z.shape == (60, 3)
+    assert not np.allclose(in_d2.deviations, own.deviations)
