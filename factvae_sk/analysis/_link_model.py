@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import rankdata
+from sklearn.cluster import KMeans
 
-from . import _link_scores
+from . import _link_context, _link_scores
 from ._accessibility import BLOCK_ENTRIES
 
 DISTANCE_SCORES = ("logistic", "abc", "abc_correlation")
@@ -65,6 +66,11 @@ FEATURES = (
     "cosine",
     "specificity",
     "log_abc",
+    "tss_between",
+    "peaks_between",
+    "peaks_near",
+    "promoter",
+    "expressed_everywhere",
 )
 
 
@@ -123,7 +129,7 @@ def abc_denominator(activity, rows, cols, distance, n_genes):
     return np.bincount(rows, weights=weight, minlength=n_genes)
 
 
-def link_features(evidence, rows, cols, distance, pair_values=None):
+def link_features(evidence, rows, cols, distance, pair_values=None, context=None):
     """The features of the pairs ``(rows[i], cols[i])`` as a DataFrame (one row per pair).
 
     Parameters
@@ -131,13 +137,17 @@ def link_features(evidence, rows, cols, distance, pair_values=None):
     evidence : dict
         From ``FactVAEAnalysisMixin._link_evidence``: ``activity`` and ``activity_all``
         (per peak, CPM), ``expression`` (per gene, CPM), the correlation and cosine factors
-        ``correlation`` and ``cosine`` (pairs of matrices), ``abc_total`` (per gene).
+        ``correlation`` and ``cosine`` (pairs of matrices), ``abc_total`` (per gene); and
+        optionally ``promoter`` (per gene, CPM: ``_link_context.promoter_activity``) and
+        ``expressed_everywhere`` (per gene, 0/1).
     rows, cols : ndarray of int
     distance : ndarray of float
         Distance from the gene's TSS to the peak in bp (NaN: not on one chromosome).
     pair_values : dict, default=None
         Per-pair ``correlation``/``cosine`` arrays to use instead of the factors (e.g.
         the counts' pseudobulk correlation, for ablations).
+    context : DataFrame, default=None
+        ``_link_context.genomic_context`` of the pairs (TSSs and peaks around them).
 
     Returns
     -------
@@ -146,14 +156,22 @@ def link_features(evidence, rows, cols, distance, pair_values=None):
         model's features :data:`FEATURES`: ``log_distance`` (``log10(d + 5 kb)``),
         ``activity`` and ``expression`` (quantiles among all peaks and genes of the
         group), ``correlation``, ``cosine``, ``specificity`` (log2 of the group's activity
-        over all cells', clipped to +-5) and ``log_abc`` (``log10(abc + 1e-3)``), ``abc``.
+        over all cells', clipped to +-5) and ``log_abc`` (``log10(abc + 1e-3)``), ``abc``;
+        with ``context`` ``tss_between``, ``peaks_between``, ``peaks_near`` as
+        ``log1p(count)``; with the evidence's ``promoter`` ``promoter_cpm`` and ``promoter``
+        (its quantile among the genes), with ``expressed_everywhere`` that flag. Features
+        not computed are NaN.
     """
     distance = np.asarray(distance, dtype=np.float64)
     activity = evidence["activity"]
     tiny = 1e-3 * activity.mean()
     abc = activity[cols] * contact(distance) / np.maximum(evidence["abc_total"][rows], tiny)
     specificity = np.log2((activity[cols] + tiny) / (evidence["activity_all"][cols] + tiny))
-    return pd.DataFrame(
+    n = len(rows)
+    context = {} if context is None else context
+    promoter = evidence.get("promoter")
+    everywhere = evidence.get("expressed_everywhere")
+    table = pd.DataFrame(
         {
             "distance": distance,
             "activity_cpm": activity[cols],
@@ -166,8 +184,21 @@ def link_features(evidence, rows, cols, distance, pair_values=None):
             "specificity": np.clip(specificity, -5.0, 5.0),
             "abc": abc,
             "log_abc": np.log10(abc + 1e-3),
+            "promoter_cpm": _per_gene(promoter, rows, n),
+            "promoter": _per_gene(None if promoter is None else quantile(promoter), rows, n),
+            "expressed_everywhere": _per_gene(everywhere, rows, n),
         }
     )
+    for name in _link_context.CONTEXT_FEATURES:
+        present = name in context
+        table[name] = np.log1p(np.asarray(context[name], float)) if present else np.nan
+    return table
+
+
+def _per_gene(values, rows, n):
+    if values is None:
+        return np.full(n, np.nan)
+    return np.asarray(values, dtype=np.float64)[rows]
 
 
 def _pair_values(evidence, name, rows, cols, pair_values):
@@ -234,7 +265,22 @@ def group_cells(groups, group, n_cells):
     return cells
 
 
-def link_evidence(codes, cells, embeddings, biases, factors):
+def cell_partition(codes, groups=None):
+    """Groups of the training cells for ``expressed_everywhere``: the caller's labels (when
+    there are at least two), else k-means clusters of the RNA codes (one per 100 cells, 2 to
+    10; seeded, so fixed)."""
+    if groups is not None:
+        labels, codes_of = np.unique(np.asarray(groups), return_inverse=True)
+        if len(labels) >= 2:
+            return codes_of
+    d = codes.shape[1] // 2
+    n_clusters = int(np.clip(len(codes) // 100, 2, 10))
+    if len(codes) <= n_clusters:
+        return np.zeros(len(codes), dtype=np.int64)
+    return KMeans(n_clusters, n_init=3, random_state=0).fit_predict(codes[:, :d])
+
+
+def link_evidence(codes, cells, embeddings, biases, factors, partition=None):
     """Per-feature evidence over the training cells ``cells``: see :func:`link_features`.
 
     Parameters
@@ -250,6 +296,9 @@ def link_evidence(codes, cells, embeddings, biases, factors):
     factors : dict
         ``{"correlation": (left, right), "cosine": (left, right)}``: the two scores' factor
         matrices (``_link_scores.score_factors``), the correlation's over the group's cells.
+    partition : ndarray of int, default=None
+        A group per training cell (:func:`cell_partition`): a gene expressed above the
+        average gene in each is ``expressed_everywhere``. ``None`` leaves the flag out.
     """
     d = codes.shape[1] // 2
     w_r, w_a = embeddings
@@ -260,7 +309,15 @@ def link_evidence(codes, cells, embeddings, biases, factors):
     else:
         activity_all = mean_profile(codes[:, d:], w_a, biases[1])
     expression = mean_profile(group[:, :d], w_r, biases[0])
+    everywhere = None
+    if partition is not None:
+        by_group = [
+            mean_profile(codes[partition == label, :d], w_r, biases[0])
+            for label in np.unique(partition)
+        ]
+        everywhere = _link_context.expressed_everywhere(np.vstack(by_group))
     return {
+        "expressed_everywhere": everywhere,
         "activity": activity,
         "activity_all": activity_all,
         "activity_quantile": quantile(activity),

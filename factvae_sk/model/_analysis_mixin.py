@@ -20,6 +20,7 @@ from ..analysis import (
     _chromvar,
     _cross_modal,
     _differential,
+    _link_context,
     _link_model,
     _link_scores,
 )
@@ -385,6 +386,7 @@ class FactVAEAnalysisMixin(CellInputsMixin):
         background=None,
         groups=None,
         group=None,
+        annotation=None,
     ):
         """Gene-peak regulatory links as a table: gene, peak, score and the evidence.
 
@@ -445,6 +447,11 @@ default="prior"
             correlation are computed over that group's cells only. ``None``: all cells.
         group : label, default=None
             Which label of ``groups`` (at least 3 cells).
+        annotation : DataFrame, default=None
+            Every gene of the genome (``chrom``, ``start``, ``end``, ``strand``, e.g. from
+            :func:`~factvae_sk.read_gtf_genes`), not only the modelled ones: the distance
+            scores count the other genes' TSSs between a peak and its gene from it.
+            ``None`` counts those of ``gene_table``.
 
         Returns
         -------
@@ -526,7 +533,9 @@ default="prior"
             rows, cols = _link_scores.pattern_pairs(pattern, gene_index)
             evidence = None
             if gene_emb is None:
-                features = self.link_features(rows, cols, gene_table, peak_table, groups, group)
+                features = self.link_features(
+                    rows, cols, gene_table, peak_table, groups, group, annotation
+                )
                 scores = _link_model.combine(features, score).astype(np.float32)
                 # NaN (no distance) ranks last within its gene.
                 scores = np.where(np.isnan(scores), -np.inf, scores).astype(np.float32)
@@ -567,7 +576,9 @@ default="prior"
             table.attrs["group"] = group
         return table
 
-    def link_features(self, rows, cols, gene_table, peak_table, groups=None, group=None):
+    def link_features(
+        self, rows, cols, gene_table, peak_table, groups=None, group=None, annotation=None
+    ):
         """Per-pair evidence and features of the distance-aware link scores.
 
         Parameters
@@ -578,12 +589,16 @@ default="prior"
             Coordinates of every gene and peak of ``fit`` (see :meth:`regulatory_links`).
         groups, group : optional
             One group of training cells (see :meth:`regulatory_links`).
+        annotation : DataFrame, default=None
+            Every gene of the genome (see :meth:`regulatory_links`), for ``tss_between``.
 
         Returns
         -------
         DataFrame
-            One row per pair: ``distance``, ``activity_cpm``, ``expression_cpm`` and the
-            link model's features (``factvae_sk.analysis._link_model.FEATURES``).
+            One row per pair: ``distance``, ``activity_cpm``, ``expression_cpm``,
+            ``promoter_cpm`` and the link model's features
+            (``factvae_sk.analysis._link_model.FEATURES``), the genomic context among them
+            (``factvae_sk.analysis._link_context``).
 
         Examples
         --------
@@ -606,6 +621,10 @@ default="prior"
                 raise ValueError(f"{what} must be positions in 0..{n - 1}.")
         evidence = self._link_evidence(groups, group)
         peak_table = _as_peak_table(peak_table)
+        evidence["promoter"] = _link_context.promoter_activity(
+            gene_table, peak_table, evidence["activity"]
+        )
+        context = _link_context.genomic_context(gene_table, peak_table, rows, cols, annotation)
         near = build_gene_peak_prior(
             gene_table, peak_table, mode="tss_window", window=_link_model.ABC_WINDOW
         ).tocoo()
@@ -617,7 +636,7 @@ default="prior"
             self.n_features_in_,
         )
         distance = tss_distance(gene_table, peak_table, rows, cols)
-        return _link_model.link_features(evidence, rows, cols, distance)
+        return _link_model.link_features(evidence, rows, cols, distance, context=context)
 
     def _training_codes(self):
         codes = getattr(self, "training_codes_", None)
@@ -643,6 +662,7 @@ default="prior"
             (module.decoder_rna.feature_embedding.detach(), self._peak_embedding_tensor()),
             (self._decoder_intercepts("rna"), self._peak_logit_bias(True)),
             {"correlation": correlation, "cosine": cosine},
+            _link_model.cell_partition(codes, groups),
         )
 
     def _candidate_pattern(self, candidates, gene_table, peak_table, window):
