@@ -50,12 +50,14 @@ CORRELATION_WEIGHT = 2.0
 # with the power-law contact's exponent fixed (a prior, as ABC's; not fitted) and the few
 # evidence coefficients fitted on the whole K562 CRISPRi table (all-cells features of a
 # default FactVAE on the SNARE-seq mixture) by benchmarks/eval_crispr_links.py
-# (fit_link_model); the form (which features) chosen there by leave-chromosomes-out CV.
+# (fit_link_model); the form (which features) chosen there by leave-chromosomes-out CV among
+# 14 candidates, scE2G's multiome set among them (issue 32). ``tss_between`` is
+# log1p(other genes' TSSs between the peak and the gene's TSS).
 # tests/test_crispr_links.py checks that the benchmark's code reproduces these numbers.
 LINK_MODEL = {
-    "features": ("correlation", "cosine"),
-    "coef": (4.6629, 1.8446),
-    "intercept": -0.5486,
+    "features": ("tss_between", "correlation", "cosine"),
+    "coef": (-0.7878, 3.7807, 0.996),
+    "intercept": 0.0693,
     "contact_exponent": 1.0,
 }
 FEATURES = (
@@ -181,6 +183,9 @@ def link_features(evidence, rows, cols, distance, pair_values=None, context=None
             "expression": evidence["expression_quantile"][rows],
             "correlation": _pair_values(evidence, "correlation", rows, cols, pair_values),
             "cosine": _pair_values(evidence, "cosine", rows, cols, pair_values),
+            "group_correlation": _pair_values(
+                evidence, "group_correlation", rows, cols, pair_values
+            ),
             "specificity": np.clip(specificity, -5.0, 5.0),
             "abc": abc,
             "log_abc": np.log10(abc + 1e-3),
@@ -295,7 +300,8 @@ def link_evidence(codes, cells, embeddings, biases, factors, partition=None):
         Per-gene and per-peak logit offsets of the decoders.
     factors : dict
         ``{"correlation": (left, right), "cosine": (left, right)}``: the two scores' factor
-        matrices (``_link_scores.score_factors``), the correlation's over the group's cells.
+        matrices (``_link_scores.score_factors``), optionally ``"group_correlation"``, the
+        correlation's over the group's cells.
     partition : ndarray of int, default=None
         A group per training cell (:func:`cell_partition`): a gene expressed above the
         average gene in each is ``expressed_everywhere``. ``None`` leaves the flag out.
@@ -325,4 +331,5 @@ def link_evidence(codes, cells, embeddings, biases, factors, partition=None):
         "expression_quantile": quantile(expression),
         "correlation": factors["correlation"],
         "cosine": factors["cosine"],
+        "group_correlation": factors.get("group_correlation"),
     }
