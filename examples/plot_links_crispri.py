@@ -91,7 +91,7 @@ def score_screens(path):
     scored = screens.loc[sorted(set(pair_of))].copy()
     for column, score in (("default", None), ("correlation", "correlation")):
         links = model.regulatory_links(
-            pairs, gene_table=gene_table, peak_table=data.peaks, score=score
+            pairs, gene_table=gene_table, peak_table=data.peaks, score=score, annotation=data.genes
         )
         values = links.set_index(["gene", "peak"]).score.reindex(names).to_numpy()
         scored[column] = pd.Series(values).groupby(np.array(pair_of)).max()

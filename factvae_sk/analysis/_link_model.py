@@ -10,8 +10,12 @@ default), one block of cells at a time, never densifying cells x peaks:
 
 - ``activity``: the peak's mean denoised accessibility (calibrated decoder, counts per
   million) over the group; ``expression`` the same for the gene on the RNA decoder;
-- ``correlation``: the model correlation (``_link_scores.score_factors``) over the group's codes;
+- ``correlation``: the model correlation (``_link_scores.score_factors``) over every
+  training cell (``group_correlation``: over the group's codes; within one cell line the
+  co-variation is noise on the K562 screens, so the score keeps the all-cells one);
   ``cosine``: the embeddings' cosine (no group);
+- the genomic context (``_link_context``): TSSs and peaks between the peak and the gene's
+  TSS, peaks near the peak, the promoter's accessibility, expressed in every group;
 - ``contact``: a power law of the distance, ``5 kb / max(d, 5 kb)`` (ABC's kernel, gamma 1);
 - ``abc``: ABC's score, activity x contact over the sum of activity x contact of every peak
   within :data:`ABC_WINDOW` of the gene's TSS (so scale-free within a gene).
@@ -154,7 +158,8 @@ def link_features(evidence, rows, cols, distance, pair_values=None, context=None
     Returns
     -------
     DataFrame
-        ``distance``, ``activity_cpm``, ``expression_cpm`` (evidence, raw units) and the
+        ``distance``, ``activity_cpm``, ``expression_cpm``, ``group_correlation`` (NaN
+        without a group's factors) (evidence, raw units) and the
         model's features :data:`FEATURES`: ``log_distance`` (``log10(d + 5 kb)``),
         ``activity`` and ``expression`` (quantiles among all peaks and genes of the
         group), ``correlation``, ``cosine``, ``specificity`` (log2 of the group's activity

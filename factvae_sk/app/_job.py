@@ -278,7 +278,8 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     pairs = sp.coo_matrix(prior)
     columns = ["distance", "activity_cpm", "expression_cpm", "correlation", "cosine"]
     if pairs.nnz:
-        features = model.link_features(pairs.row, pairs.col, genes, peaks)
+        # Every annotated gene, not only the modelled ones, counts for the TSSs between.
+        features = model.link_features(pairs.row, pairs.col, genes, peaks, annotation=data.genes)
         link_scores = combine_link_features(features, LINK_SCORE)
     else:
         features = pd.DataFrame({name: np.zeros(0) for name in columns})
@@ -333,6 +334,7 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
                 gene_table=genes,
                 peak_table=peaks,
                 window=LINKS_PLOT_WINDOW,
+                annotation=data.genes,
             )
             plot_links(
                 shown,
