@@ -321,13 +321,24 @@ def model_logit(features, model):
     return model["intercept"] + offset + values @ np.r_[0.0, np.asarray(model["coef"], float)]
 
 
+def pooled(logit, model, train):
+    """A fold's log-odds on the pooled scale: less the intercept and the evidence term at the
+    training rows' mean features (the features centered inside the fold). The intercept only
+    encodes the fold's base rate, and a feature's mean times its coefficient shifts a whole
+    fold; neither changes a ranking within the fold, both would shift folds against each
+    other."""
+    names = list(model["features"])
+    mean = train[names].to_numpy(np.float64).mean(axis=0) if names else np.zeros(0)
+    return logit - model["intercept"] - mean @ np.asarray(model["coef"], dtype=np.float64)
+
+
 def cv_predictions(features, labels, chroms, names, apply_to=None):
     """Out-of-fold link-model log-odds, leave-one-chromosome-out, and held-out log-loss.
 
     Fitted on ``features`` of the training chromosomes, applied to ``apply_to`` (default:
-    ``features``) of the held-out one. Returns ``(scores, log_loss)``: the scores leave the
-    intercept out (it only encodes each fold's base rate, and changes no ranking within a
-    fold), so that folds pool on one scale; the log-loss (per row) keeps it.
+    ``features``) of the held-out one. Returns ``(scores, log_loss)``: the scores are on the
+    pooled scale (:func:`pooled`), so that folds pool on one scale; the log-loss (per row)
+    is the model's own.
     """
     apply_to = features if apply_to is None else apply_to
     chroms = np.asarray(chroms)
@@ -338,7 +349,7 @@ def cv_predictions(features, labels, chroms, names, apply_to=None):
         if labels[train].any():
             model = fit_link_model(features.iloc[train], labels[train], names)
             logit = model_logit(apply_to.iloc[test], model)
-            out[test] = logit - model["intercept"]
+            out[test] = pooled(logit, model, features.iloc[train])
             loss[test] = np.logaddexp(0.0, logit) - labels[test] * logit
     return out, float(np.nanmean(loss))
 
@@ -418,7 +429,7 @@ def nested_cv(features, labels, chroms):
         form, _ = choose_form(inner, labels[train], chroms[train])
         chosen.append(form)
         model = fit_link_model(inner, labels[train], FORMS[form])
-        out[test] = model_logit(features.iloc[test], model) - model["intercept"]
+        out[test] = pooled(model_logit(features.iloc[test], model), model, inner)
     return out, chosen
 
 
