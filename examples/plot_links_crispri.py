@@ -15,9 +15,9 @@ alone, the baseline that link predictors are measured against on these screens.
 Distance alone is a strong ranking here, and co-variation alone is far below it. The
 default, which weighs the model's co-variation and the genomic context with distance, ranks
 level with distance, a little above it (leave-chromosomes-out cross-validation, 100 epochs:
-AUPRC 0.433 against 0.425, AUROC 0.911 against 0.908; ``benchmarks/README.md``). The model was fitted on this same
-table (under cross-validation for the numbers above), so the in-sample curve drawn here is a
-picture of what the score does, not a held-out measurement.
+AUPRC 0.433 against 0.425, AUROC 0.911 against 0.908; ``benchmarks/README.md``). The model
+was fitted on this same table (under cross-validation for the numbers above), so the
+in-sample curve drawn here is a picture of what the score does, not a held-out measurement.
 
 The table is not shipped inside the package: it is read from ``shared/data/crispri_k562/``
 beside the repository (or from the path in ``FACTVAE_CRISPRI_TABLE``). Without it the example
