@@ -210,3 +210,29 @@ def test_shipped_link_model_is_reproduced_by_the_benchmark():
     assert refitted["contact_exponent"] == shipped["contact_exponent"]
     np.testing.assert_allclose(refitted["coef"], shipped["coef"], atol=2e-4)
     assert refitted["intercept"] == pytest.approx(shipped["intercept"], abs=2e-4)
+
+
+def test_pooled_loco_scores_ignore_a_features_offset():
+    """Pooled out-of-fold scores center the features inside each fold: shifting a feature by
+    a constant (which only moves the intercept) leaves every pooled score unchanged, and
+    within a fold they rank as the model's own log-odds."""
+    rng = np.random.default_rng(2)
+    n = 600
+    chroms = rng.choice([f"chr{i}" for i in range(1, 6)], n)
+    features = pd.DataFrame(
+        {
+            "distance": rng.uniform(0, 200_000, n),
+            "correlation": rng.normal(size=n),
+            "tss_between": np.log1p(rng.poisson(3, n)),
+        }
+    )
+    labels = rng.random(n) < 1 / (1 + np.exp(3 - 1.5 * features.correlation))
+    names = ("correlation", "tss_between")
+    scores, _ = eval_crispr_links.cv_predictions(features, labels, chroms, names)
+    shifted = features.assign(tss_between=features.tss_between + 5.0)
+    again, _ = eval_crispr_links.cv_predictions(shifted, labels, chroms, names)
+    np.testing.assert_allclose(again, scores, atol=1e-3)
+    test = chroms == "chr1"
+    model = eval_crispr_links.fit_link_model(features[~test], labels[~test], names)
+    own = _link_model.link_logit(features[test], model)
+    np.testing.assert_allclose(scores[test] - own, (scores[test] - own)[0], atol=1e-9)
