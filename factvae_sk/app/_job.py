@@ -276,7 +276,7 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     # Positions, not names: gene names from a GTF may repeat. The score is regulatory_links'
     # default with coordinates (distance and the model's evidence), the evidence beside it.
     pairs = sp.coo_matrix(prior)
-    columns = ["distance", "activity_cpm", "expression_cpm", "correlation", "cosine"]
+    columns = ["distance", "activity_cpm", "expression_cpm", "correlation", "cosine", "tss_between"]
     if pairs.nnz:
         # Every annotated gene, not only the modelled ones, counts for the TSSs between.
         features = model.link_features(pairs.row, pairs.col, genes, peaks, annotation=data.genes)
@@ -295,6 +295,8 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
             "expression": features["expression_cpm"].to_numpy(),
             "correlation": features["correlation"].to_numpy(),
             "cosine": features["cosine"].to_numpy(),
+            # The link model reads log1p of this count of other genes' TSSs in between.
+            "tss_between": np.rint(np.expm1(features["tss_between"].to_numpy())).astype(int),
         }
     )
     links = links.sort_values("score", ascending=False, kind="stable").head(settings.n_links)
