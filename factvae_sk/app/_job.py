@@ -275,9 +275,10 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     # Positions, not names: gene names from a GTF may repeat. The score is regulatory_links'
     # default with coordinates (distance and the model's evidence), the evidence beside it.
     pairs = sp.coo_matrix(prior)
-    columns = ["distance", "activity_cpm", "expression_cpm", "correlation", "cosine"]
+    columns = ["distance", "activity_cpm", "expression_cpm", "correlation", "cosine", "tss_between"]
     if pairs.nnz:
-        features = model.link_features(pairs.row, pairs.col, genes, peaks)
+        # Every annotated gene, not only the modelled ones, counts for the TSSs between.
+        features = model.link_features(pairs.row, pairs.col, genes, peaks, annotation=data.genes)
         link_scores = combine_link_features(features, LINK_SCORE)
     else:
         features = pd.DataFrame({name: np.zeros(0) for name in columns})
@@ -293,6 +294,8 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
             "expression": features["expression_cpm"].to_numpy(),
             "correlation": features["correlation"].to_numpy(),
             "cosine": features["cosine"].to_numpy(),
+            # The link model reads log1p of this count of other genes' TSSs in between.
+            "tss_between": np.rint(np.expm1(features["tss_between"].to_numpy())).astype(int),
         }
     )
     links = links.sort_values("score", ascending=False, kind="stable").head(settings.n_links)
@@ -334,6 +337,7 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
                 gene_table=genes,
                 peak_table=peaks,
                 window=LINKS_PLOT_WINDOW,
+                annotation=data.genes,
             )
             plot_links(
                 shown,
