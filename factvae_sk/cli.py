@@ -21,17 +21,19 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 from .app._cell_map import MAX_TSNE_CELLS, METHODS
 from .app._job import MOTIF_OUTPUTS, OUTPUTS, run_job
+from .data._coordinates import check_prior_links
 from .data._io import read_paired_files, read_paired_h5ad, read_paired_h5mu
 from .datasets import load_snare_cellline
-from .exceptions import InputFileError
+from .exceptions import FactVAEWarning, InputFileError
 from .hvg import highly_variable_genes
 from .motifs import read_motifs
-from .prior import MODES
+from .prior import MODES, _prior_matrix, check_tables
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main", "run"]
 
@@ -287,6 +289,8 @@ def _run(args, parser):
         n_top = args.n_top_genes or data.rna.shape[1]
         hvg = highly_variable_genes(data.rna, n_top)
         label_column = args.labels
+        if use_prior:
+            _check_prior(data, hvg, args)
     _check_out(args.out)
     return run_job(
         data,
@@ -306,6 +310,41 @@ def _run(args, parser):
         genome=getattr(args, "genome", None),
         motifs=getattr(args, "motifs", None),
     )
+
+
+def _check_prior(data, hvg, args):
+    """The job's prior, built before the long fit: a prior that would link nothing stops the
+    run with an error naming the tables (their other problems were said when read)."""
+    genes = data.genes[hvg].reset_index(drop=True)
+    sources = (args.genes or args.rna_h5ad or args.mudata, args.peaks or args.atac_h5ad)
+    sources = tuple(source or args.mudata for source in sources)
+    names = [Path(str(source)).name for source in sources]
+    what = (f"the {len(genes)} selected genes of {names[0]}", f"the peak table {names[1]}")
+    try:
+        genes, peaks = check_tables(genes, data.peaks, what=what, checked=True)
+        prior = _prior_matrix(
+            genes, peaks, mode=args.prior_mode, upstream=args.upstream, window=args.window
+        )
+        check_prior_links(prior, genes, what)
+    except ValueError as error:
+        raise InputFileError(sources[0], _one_line(error)) from error
+
+
+@contextmanager
+def _warnings_as_lines(prog):
+    """FactVAE's warnings about the user's data as ``factvae-sk: warning: ...`` lines on
+    stderr (where users look), not Python's file:line form."""
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def line(message, category, *args, **kwargs):
+            if issubclass(category, FactVAEWarning):
+                print(f"{prog}: warning: {_one_line(message)}", file=sys.stderr)
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = line
+        yield
 
 
 def _check_motif_files(args, parser):
@@ -420,7 +459,7 @@ def main(argv=None):
     except SystemExit as stop:  # --help (0) or a usage error (2), already printed
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     try:
-        with _sigterm_as_exit():
+        with _sigterm_as_exit(), _warnings_as_lines(parser.prog):
             _run(args, parser)
     except _Terminated as stop:
         print(f"{parser.prog}: terminated (SIGTERM); no output was changed", file=sys.stderr)

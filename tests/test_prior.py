@@ -128,10 +128,16 @@ def test_names_select_and_order(toy):
 def test_no_shared_chromosome_and_empty():
     genes = pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [10], "strand": ["+"]})
     peaks = pd.DataFrame({"chrom": ["chr2"], "start": [0], "end": [10]})
-    prior = gene_peak_prior(genes, peaks)
-    assert prior.shape == (1, 1) and prior.nnz == 0 and prior.dtype == np.float32
+    # An empty prior is never returned silently: the error says why and what to do.
+    with pytest.raises(ValueError, match="genes and peaks share no chromosome.*'chr1'.*'chr2'"):
+        gene_peak_prior(genes, peaks)
+    far = peaks.assign(chrom="chr1", start=10_000, end=10_010)
+    with pytest.raises(ValueError, match="No peak of peaks lies near a gene of genes"):
+        gene_peak_prior(genes, far)
+    assert gene_peak_prior(genes, far, mode="tss_window").nnz == 1
+    # No gene at all: nothing to link, an empty (0, n_peaks) matrix.
     empty = gene_peak_prior(genes.iloc[:0], peaks)
-    assert empty.shape == (0, 1) and empty.nnz == 0
+    assert empty.shape == (0, 1) and empty.nnz == 0 and empty.dtype == np.float32
 
 
 def test_upstream_monotone(toy):
@@ -184,7 +190,7 @@ def test_bad_upstream_type(toy, upstream):
 def test_duplicate_names_rejected(toy):
     genes, peaks = toy
     doubled = pd.concat([genes, genes.iloc[:1]])
-    with pytest.raises(ValueError, match="duplicate"):
+    with pytest.raises(ValueError, match=r"genes column 'gene' repeats names \(e.g. \['gplus'\]\)"):
         gene_peak_prior(doubled, peaks, gene_names=["gplus"])
 
 
@@ -399,8 +405,9 @@ def test_minus_strand_upstream_extends_to_the_right():
     prior = build_gene_peak_prior(genes, [left, right]).toarray()
     np.testing.assert_array_equal(prior, [[1, 0], [0, 1]])
     # Touching the 2 kb promoter's outer end is no overlap: [7900, 8000) and [22000, 22100).
-    prior = build_gene_peak_prior(genes, ["c:7900-8000", "c:22000-22100"])
-    assert prior.nnz == 0
+    # (No link at all is an error: an empty prior is never returned silently.)
+    with pytest.raises(ValueError, match="the prior links nothing"):
+        build_gene_peak_prior(genes, ["c:7900-8000", "c:22000-22100"])
     prior = build_gene_peak_prior(genes, ["c:7900-8001", "c:21999-22100"]).toarray()
     np.testing.assert_array_equal(prior, [[1, 0], [0, 1]])
 

@@ -20,7 +20,7 @@ from ..analysis import _accessibility, _link_scores
 from ..data import _batches, _mosaic
 from ..data._preprocessing import ATACEncoderInput, RNAEncoderInput
 from ..data._row_blocks import RowBlockCounts
-from ..data._validation import check_prior
+from ..data._validation import check_prior, warn_empty_prior
 from ..exceptions import NonFiniteLossError
 from ..train import _distributed, _holdout
 from ..utils._device import cuda_devices, resolve_device
@@ -616,6 +616,8 @@ class FactVAE(
             if prior is None
             else check_prior(prior, X_rna.shape[1], X_atac.shape[1], n_cells=X_rna.shape[0])
         )
+        if prior_entries is not None and len(prior_entries[0]) == 0:
+            warn_empty_prior()
         accelerator = None
         if self.distributed:
             # Joins the launch's process group (a one-process run outside a launch).
