@@ -120,7 +120,7 @@ def standard_strands(strand, what):
     return out, f"{what}: read the strands 1/-1 of {int(ensembl.sum())} genes as '+'/'-'"
 
 
-def align_chromosomes(names, reference):
+def align_chromosomes(names, reference, keep_present=True):
     """Rename ``names`` whose chromosome also appears in ``reference`` under another
     spelling (``1`` vs ``chr1``, ``MT`` vs ``chrM``) to the reference's spelling.
 
@@ -130,6 +130,10 @@ def align_chromosomes(names, reference):
     reference : dict or array-like of str
         The spellings to use; as a dict, ``{name: count}`` (the most frequent wins where the
         reference itself spells a chromosome several ways).
+
+    keep_present : bool, default=True
+        Leave a name that is itself in ``reference`` as it is (``False`` to bring a table's
+        own spellings together: ``reference`` is then its own counts).
 
     Returns
     -------
@@ -150,7 +154,7 @@ def align_chromosomes(names, reference):
     changes = {}
     for name in names.dropna().astype(str).unique():
         target = spelling.get(chromosome_key(name))
-        if target is not None and target != name and name not in reference:
+        if target is not None and target != name and not (keep_present and name in reference):
             changes[name] = target
     if not changes:
         return names.to_numpy(dtype=object), {}
@@ -231,7 +235,9 @@ def check_gene_peak_tables(genes, peaks, what=("genes", "peaks"), *, checked=Fal
 
     peak_counts = _chrom_counts(peaks["chrom"], peaks_located)
     # Peaks spelled two ways in their own table (chr1 and 1) are first brought together.
-    peak_chrom, peak_changes = align_chromosomes(peaks["chrom"], peak_counts.to_dict())
+    peak_chrom, peak_changes = align_chromosomes(
+        peaks["chrom"], peak_counts.to_dict(), keep_present=False
+    )
     if peak_changes:
         peak_counts = _chrom_counts(peak_chrom, peaks_located)
         peaks = peaks.assign(chrom=peak_chrom)
