@@ -193,7 +193,7 @@ def _name_column(table, name, path, what, first_line, repeats=False):
     the first column that is not a coordinate. Repeated names are an error unless
     ``repeats`` (then :func:`finish_tables` makes them unique)."""
     if name not in table.columns:
-        table = _find_names(table, name)
+        table = _find_names(table, name, path, what)
     table = table.reset_index(drop=True)
     missing = np.flatnonzero(table[name].isna().to_numpy())
     if missing.size:
@@ -212,13 +212,13 @@ def _name_column(table, name, path, what, first_line, repeats=False):
     return table
 
 
-def _find_names(table, name):
+def _find_names(table, name, path, what):
     """``table`` with its names as column ``name``: the first column, unless that is a
     coordinate (a BED-like table); then a column other tools name so, names
     ``chrom:start-end`` made from a peak table's coordinates, or the first other column."""
     if name not in _NAME_COLUMNS:
         return table.rename(columns={table.columns[0]: name})
-    coordinates = standard_columns(table, ("chrom", "start", "end", "strand"), "the table")
+    coordinates = _standard_columns(table, _COORDINATES, path, what)
     renamed = dict(zip(table.columns, coordinates.columns, strict=True))
     if renamed[table.columns[0]] not in ("chrom", "start", "end", "strand"):
         return table.rename(columns={table.columns[0]: name})
@@ -229,11 +229,20 @@ def _find_names(table, name):
     if name == "peak" and {"chrom", "start", "end"} <= set(coordinates.columns):
         # The names 10x and Signac use, chrom:start-end (missing where a coordinate is).
         start, end = (pd.to_numeric(coordinates[c], errors="coerce") for c in ("start", "end"))
-        names = coordinates["chrom"].astype(str) + ":" + start.astype("Int64").astype(str)
-        names = (names + "-" + end.astype("Int64").astype(str)).where(start.notna() & end.notna())
+        known = start.notna() & end.notna()
+        names = coordinates["chrom"].astype(str) + ":" + start.map("{:.0f}".format)
+        names = (names + "-" + end.map("{:.0f}".format)).where(known)
         return pd.concat([names.rename(name), table], axis=1)
     others = [c for c in table.columns if renamed[c] not in ("chrom", "start", "end", "strand")]
     return table.rename(columns={(others or list(table.columns))[0]: name})
+
+
+def _standard_columns(table, columns, path, what):
+    """:func:`standard_columns`, its error naming the file."""
+    try:
+        return standard_columns(table, columns, what)
+    except ValueError as error:
+        raise InputFileError(path, _one_line(error)) from error
 
 
 def _gene_table(genes, path, gtf, coordinates, first_line):
@@ -245,7 +254,7 @@ def _gene_table(genes, path, gtf, coordinates, first_line):
     """
     if not coordinates:
         return genes, False
-    genes = standard_columns(genes, _COORDINATES, "the gene table")
+    genes = _standard_columns(genes, _COORDINATES, path, "the gene table")
     if gtf is not None:
         gtf = _existing(gtf, "a GTF annotation")
         with _reading(gtf, "a GTF annotation"):
@@ -276,7 +285,7 @@ def _gene_table(genes, path, gtf, coordinates, first_line):
 
 def _peak_table(peaks, path, first_line):
     """Peaks with coordinates: the table's chrom/start/end, or parsed from the names."""
-    peaks = standard_columns(peaks, ("chrom", "start", "end"), "the peak table")
+    peaks = _standard_columns(peaks, ("chrom", "start", "end"), path, "the peak table")
     if {"chrom", "start", "end"} <= set(peaks.columns):
         return _check_coordinates(peaks, path, "the peak table", first_line)
     try:
