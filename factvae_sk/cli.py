@@ -33,7 +33,7 @@ from .datasets import load_snare_cellline
 from .exceptions import FactVAEWarning, InputFileError
 from .hvg import highly_variable_genes
 from .motifs import read_motifs
-from .prior import MODES, _prior_matrix, check_tables
+from .prior import MODES, _check_tables, _prior_matrix
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main", "run"]
 
@@ -175,7 +175,10 @@ def build_parser():
         "           (0-based half-open), or just names with --gtf\n"
         "  --peaks  chrom, start, end columns, or 'chrom:start-end' names ('peak' or the\n"
         "           first column; chrom-start-end and chrom_start_end work too)\n"
-        "  --cells  a 'barcode' column (else the first) and annotations (see --labels)",
+        "  --cells  a 'barcode' column (else the first) and annotations (see --labels)\n"
+        "chromosomes named 1 or chr1, MT or chrM (Ensembl or UCSC) are matched between the\n"
+        "gene table, the GTF and the peaks, with a warning; repeated gene or peak names are\n"
+        "made unique (A, A-1); tables that link no gene to a peak stop with an error",
     )
     files = fit.add_argument_group("counts as files")
     files.add_argument("--rna", help="RNA counts, .npz or .mtx[.gz]")
@@ -321,7 +324,7 @@ def _check_prior(data, hvg, args):
     names = [Path(str(source)).name for source in sources]
     what = (f"the {len(genes)} selected genes of {names[0]}", f"the peak table {names[1]}")
     try:
-        genes, peaks = check_tables(genes, data.peaks, what=what, checked=True)
+        genes, peaks = _check_tables(genes, data.peaks, what=what, checked=True)
         prior = _prior_matrix(
             genes, peaks, mode=args.prior_mode, upstream=args.upstream, window=args.window
         )

@@ -26,13 +26,7 @@ from .data._coordinates import (
     warn,
 )
 
-__all__ = [
-    "build_gene_peak_prior",
-    "check_tables",
-    "gene_peak_prior",
-    "parse_peak_names",
-    "tss_distance",
-]
+__all__ = ["build_gene_peak_prior", "gene_peak_prior", "parse_peak_names", "tss_distance"]
 
 _GENE_COLUMNS = ("chrom", "start", "end", "strand")
 _PEAK_COLUMNS = ("chrom", "start", "end")
@@ -98,7 +92,7 @@ def _select(table, names, key, what):
     return table.take(positions)
 
 
-def check_tables(genes, peaks, *, gene_names=None, peak_names=None, what=None, checked=False):
+def _check_tables(genes, peaks, *, gene_names=None, peak_names=None, what=None, checked=False):
     """Gene and peak tables ready to be joined by chromosome: columns under their standard
     names, strands as '+'/'-', the rows of ``gene_names``/``peak_names``, and chromosome
     names that agree (see :mod:`factvae_sk.data._coordinates`), with a
@@ -396,14 +390,14 @@ def build_gene_peak_prior(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
     _check_length(upstream, "upstream")
     _check_length(window, "window")
-    genes, peaks = check_tables(genes, peaks, gene_names=gene_names, peak_names=peak_names)
+    genes, peaks = _check_tables(genes, peaks, gene_names=gene_names, peak_names=peak_names)
     prior = _prior_matrix(genes, peaks, mode=mode, upstream=upstream, window=window)
     check_prior_links(prior, genes)
     return prior
 
 
 def _prior_matrix(genes, peaks, *, mode, upstream=2000, window=150_000):
-    """:func:`build_gene_peak_prior` of tables :func:`check_tables` returned."""
+    """:func:`build_gene_peak_prior` of tables :func:`_check_tables` returned."""
     # Work on numpy copies only; float64 keeps NaN and is exact for genomic coordinates.
     gene_start = genes["start"].to_numpy(dtype=np.float64)
     gene_end = genes["end"].to_numpy(dtype=np.float64)
@@ -474,12 +468,12 @@ def tss_distance(genes, peaks, rows, cols):
     >>> tss_distance(genes, ["chr1:7000-7500", "chr1:9000-9100", "chr2:1-5"], [0, 0, 0], [0, 1, 2])
     array([ 500., 1001.,   nan])
     """
-    genes, peaks = check_tables(genes, peaks)
+    genes, peaks = _check_tables(genes, peaks)
     return _tss_distance(genes, peaks, rows, cols)
 
 
 def _tss_distance(genes, peaks, rows, cols):
-    """:func:`tss_distance` of tables :func:`check_tables` returned."""
+    """:func:`tss_distance` of tables :func:`_check_tables` returned."""
     rows, cols = np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)
     first, last = _tss_bases(
         genes["start"].to_numpy(dtype=np.float64)[rows],

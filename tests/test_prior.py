@@ -530,6 +530,18 @@ def test_chromosome_naming_conventions_give_the_same_prior(consistent, rename):
     pd.testing.assert_frame_equal(renamed_peaks, before[1])
 
 
+def test_numeric_chromosome_column_read_as_float(consistent):
+    """Ensembl autosomes in a column pandas read as float (a missing value among numbers)."""
+    hvg, peaks, expected = consistent
+    autosomes = hvg["chrom"].str.fullmatch(r"chr\d+").fillna(False).to_numpy()
+    genes = hvg[autosomes].assign(chrom=hvg["chrom"][autosomes].str[3:].astype(float))
+    genes.iloc[0, genes.columns.get_loc("chrom")] = np.nan
+    assert genes["chrom"].dtype == np.float64
+    with pytest.warns(FactVAEWarning, match=r"read '1\.0' as 'chr1'|read '\d+\.0' as 'chr\d+'"):
+        prior = gene_peak_prior(genes, peaks)
+    _same(prior[1:], expected[np.flatnonzero(autosomes)[1:]])
+
+
 def test_mitochondria_sex_chromosomes_and_contigs_are_matched():
     genes = pd.DataFrame(
         {

@@ -51,6 +51,7 @@ _ALIASES = {
 # UCSC names of GenBank contigs: chrUn_KI270742v1, chr1_KI270706v1_random, chr1_KN196472v1_fix.
 _UCSC_CONTIG = re.compile(r"^chr[^_]+_([A-Za-z]{2}\d+)v(\d+)(?:_(?:random|alt|fix))?$", re.I)
 _MITOCHONDRIA = {"M", "MT"}
+_FLOAT_NUMBER = re.compile(r"^\d+\.0$")
 # Ensembl's and BioMart's strands.
 _STRANDS = {"1": "+", "+1": "+", "-1": "-", "1.0": "+", "-1.0": "-"}
 # "Most of the peaks" on contigs without genes, and a prior "nearly empty".
@@ -75,10 +76,13 @@ def chromosome_key(name):
 
     Examples
     --------
-    >>> [chromosome_key(n) for n in ["chr1", "1", "chrM", "MT", "chrUn_KI270742v1", "GL000009.2"]]
-    ['1', '1', 'MT', 'MT', 'KI270742.1', 'GL000009.2']
+    >>> names = ["chr1", "1", "1.0", "chrM", "MT", "chrUn_KI270742v1", "GL000009.2"]
+    >>> [chromosome_key(name) for name in names]
+    ['1', '1', '1', 'MT', 'MT', 'KI270742.1', 'GL000009.2']
     """
     name = str(name)
+    if _FLOAT_NUMBER.match(name):  # 1.0: a numeric column that pandas read as float
+        name = name[:-2]
     contig = _UCSC_CONTIG.match(name)
     if contig:
         return f"{contig[1].upper()}.{contig[2]}"

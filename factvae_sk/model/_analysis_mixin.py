@@ -28,7 +28,7 @@ from ..data._coordinates import warn
 from ..data._dataset import PairedCountsDataset, log_library_size
 from ..data._row_blocks import RowBlockCounts
 from ..data._validation import check_counts, check_prior
-from ..prior import _prior_matrix, _tss_distance, check_tables
+from ..prior import _check_tables, _prior_matrix, _tss_distance
 from ._cell_inputs import CellInputsMixin
 
 
@@ -508,7 +508,7 @@ default="prior"
                 )
         if coordinates:
             # Checked (and chromosome names matched) once here, with one warning each.
-            gene_table, peak_table = check_tables(
+            gene_table, peak_table = _check_tables(
                 gene_table, peak_table, what=("gene_table", "peak_table")
             )
         if top_k is not None and not (isinstance(top_k, Integral) and top_k >= 1):
@@ -604,13 +604,13 @@ default="prior"
         >>> model.link_features([0, 0], [5, 6], genes, data.peaks).shape[0]
         2
         """
-        gene_table, peak_table = check_tables(
+        gene_table, peak_table = _check_tables(
             gene_table, peak_table, what=("gene_table", "peak_table")
         )
         return self._link_features(rows, cols, gene_table, peak_table, groups, group)
 
     def _link_features(self, rows, cols, gene_table, peak_table, groups=None, group=None):
-        """:meth:`link_features` of tables ``check_tables`` returned."""
+        """:meth:`link_features` of tables ``_check_tables`` returned."""
         rows = np.asarray(rows, dtype=np.int64)
         cols = np.asarray(cols, dtype=np.int64)
         for positions, n, what in [
