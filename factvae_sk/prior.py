@@ -445,7 +445,9 @@ def tss_distance(genes, peaks, rows, cols):
 
     The distance is to the nearest base of the peak (0 when the peak covers the TSS); for a
     gene of unknown strand, to the nearer of its two ends. Pairs on different chromosomes or
-    with unknown coordinates get NaN.
+    with unknown coordinates get NaN. The tables are checked and their chromosome names
+    matched as in :func:`build_gene_peak_prior` (``chr1`` and ``1`` are the same, with a
+    warning); tables that share no chromosome are an error.
 
     Parameters
     ----------

@@ -419,6 +419,9 @@ default="prior"
             One row per gene of ``fit``, with ``chrom``, ``start``, ``end``, ``strand``
             (0-based half-open); adds a ``distance`` column (bp from the TSS, 0 when the
             peak covers it). A ``gene`` column names the genes if the model has no names.
+            Chromosome names are matched to ``peak_table``'s as in
+            :func:`~factvae_sk.build_gene_peak_prior` (``1`` and ``chr1``, with a warning);
+            tables that share no chromosome, or candidates without any pair, are an error.
         peak_table : DataFrame or array-like of str, default=None
             One row per peak of ``fit`` with ``chrom``, ``start``, ``end``, or names like
             ``chr1:100-200``.

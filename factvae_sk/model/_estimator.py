@@ -559,7 +559,9 @@ class FactVAE(
             A 1-D array (class labels a Pipeline passes to every step) is ignored.
         prior : {array-like, sparse matrix, GenePeakPrior} of shape (n_genes, n_peaks), default=None
             Known gene-peak links (see :func:`factvae_sk.gene_peak_prior`). Only its
-            non-zero entries are used. ``None`` turns the prior term off. In
+            non-zero entries are used. ``None`` turns the prior term off (so does a prior
+            without a non-zero entry, with a :class:`~factvae_sk.exceptions.FactVAEWarning`,
+            since it usually means tables that did not match). In
             cross-validation pass it wrapped as ``GenePeakPrior(prior)``: search tools
             split any fit parameter with one row per cell, and a prior that arrives split
             is refused.
