@@ -240,6 +240,13 @@ TABLE_CASES = {
         lambda f: (_rewrite("genes.tsv", lambda t: t.rename(columns=_PYRANGES))(f),
                    _rewrite("peaks.tsv", lambda t: t[["chrom", "start", "end"]])(f)),
         [], None, "same"),
+    "BED peaks without a header row": (
+        lambda f: pd.read_csv(f / "peaks.tsv", sep="\t")[["chrom", "start", "end"]].to_csv(
+            f / "peaks.tsv", sep="\t", index=False, header=False), [], None, "same"),
+    "GenomicRanges peaks (seqnames, strand *)": (
+        _rewrite("peaks.tsv", lambda t: t[["chrom", "start", "end"]].rename(
+            columns={"chrom": "seqnames"}).assign(width=t["end"] - t["start"], strand="*")),
+        [], None, "same"),
     "BioMart genes (Ensembl names, strands 1/-1)": (
         _rewrite("genes.tsv", lambda t: t.rename(columns=_BIOMART).assign(
             chromosome_name=_ensembl(t["chrom"]), strand=t["strand"].map({"+": 1, "-": -1}))),

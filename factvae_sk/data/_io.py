@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 _COORDINATES = ["chrom", "start", "end", "strand"]
-_STRANDS = {"+", "-", "."}
+_STRANDS = {"+", "-", ".", "*"}  # '.' and '*' (GenomicRanges): unknown
 
 
 def _one_line(text):
@@ -120,10 +120,25 @@ def read_counts(path, n_features, *, what, transpose=None, table=None):
     return _checked_counts(matrix, path, what)
 
 
-def _read_table(path, what):
+# A BED file's columns, for a peak table without a header row (peaks.bed of Cell Ranger ARC).
+_BED_COLUMNS = ["chrom", "start", "end", "name", "score", "strand"]
+
+
+def _read_table(path, what, bed=False):
+    """A table with a header row; with ``bed``, also a BED file without one (its first line
+    is data: a chromosome, then two whole numbers), which gets BED's column names and
+    ``attrs["first_line"] = 1``."""
     path = _existing(path, what)
+    sep = None if path.name.endswith(".csv") else "\t"
     with _reading(path, what):
-        table = pd.read_csv(path, sep=None if path.name.endswith(".csv") else "\t", engine="python")
+        table = pd.read_csv(path, sep=sep, engine="python")
+    header = [str(column) for column in table.columns]
+    if bed and len(header) >= 3 and header[1].isdigit() and header[2].isdigit():
+        with _reading(path, what):
+            table = pd.read_csv(path, sep=sep, engine="python", header=None)
+        extra = [f"column{i + 1}" for i in range(len(_BED_COLUMNS), table.shape[1])]
+        table.columns = (_BED_COLUMNS + extra)[: table.shape[1]]
+        table.attrs["first_line"] = 1
     if table.empty:
         raise InputFileError(path, f"{what} has a header but no rows")
     return table
@@ -359,7 +374,7 @@ def read_paired_files(rna, atac, genes, peaks, *, cells=None, gtf=None, transpos
         unless ``gtf`` is given; names only: no prior (``located`` is False).
     peaks : path-like
         ``chrom``/``start``/``end`` columns or ``chrom:start-end`` names in a ``peak`` (else
-        the first) column.
+        the first) column; or a BED file without a header row.
     cells : path-like, optional
         A ``barcode`` (else the first) column and any annotation columns.
     gtf : path-like, optional
@@ -383,9 +398,9 @@ def read_paired_files(rna, atac, genes, peaks, *, cells=None, gtf=None, transpos
     gene_table = _name_column(
         _read_table(genes, "the gene table"), "gene", genes, "the gene table", 2, repeats=True
     )
-    peak_table = _name_column(
-        _read_table(peaks, "the peak table"), "peak", peaks, "the peak table", 2, repeats=True
-    )
+    peak_table = _read_table(peaks, "the peak table", bed=True)
+    peak_first = peak_table.attrs.get("first_line", 2)
+    peak_table = _name_column(peak_table, "peak", peaks, "the peak table", peak_first, repeats=True)
     cell_table = None
     if cells is not None:
         cell_table = _name_column(
@@ -403,7 +418,7 @@ def read_paired_files(rna, atac, genes, peaks, *, cells=None, gtf=None, transpos
         )  # fmt: skip
     gene_table, located = _gene_table(gene_table, genes, gtf, prior, 2)
     gene_table, peak_table = finish_tables(
-        gene_table, peak_table, located, (genes, peaks), gtf, first_line=2
+        gene_table, peak_table, located, (genes, peaks), gtf, first_line=peak_first
     )
     return Bunch(
         rna=rna_counts,
