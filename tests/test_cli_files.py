@@ -209,6 +209,26 @@ def _gtf_with_ensembl_names(folder):
     genes[["gene"]].to_csv(folder / "genes.tsv", sep="\t", index=False)
 
 
+def _gene_ids_with_gencode_gtf(folder):
+    """Genes as unversioned Ensembl IDs (as 10x lists them), a GTF with versioned ones."""
+    genes = pd.read_csv(folder / "genes.tsv", sep="\t")
+    lines = [
+        f"{g.chrom}\tx\tgene\t{int(g.start) + 1}\t{int(g.end)}\t.\t{g.strand}\t.\t"
+        f'gene_id "ENSG{i:011d}.7"; gene_name "{g.gene}";'
+        for i, g in enumerate(genes.itertuples())
+        if pd.notna(g.start)
+    ]
+    (folder / "genes.gtf").write_text("\n".join(lines) + "\n")
+    ids = [f"ENSG{i:011d}" for i in range(len(genes))]
+    pd.DataFrame({"gene_id": ids}).to_csv(folder / "genes.tsv", sep="\t", index=False)
+
+
+def _as_ids(links, genes):
+    """The links with each gene named by the ID ``_gene_ids_with_gencode_gtf`` gave it."""
+    ids = {gene: f"ENSG{i:011d}" for i, gene in enumerate(genes["gene"])}
+    return links.assign(gene=links["gene"].map(ids))
+
+
 def _first_rows(column, n, value):
     def edit(table):
         table[column] = table[column].astype(object)
@@ -223,7 +243,8 @@ _BIOMART = {"chrom": "chromosome_name", "start": "start_position", "end": "end_p
 
 # case: (rewrite the good files, extra options, warning on stderr (regex) or None, what the
 # outputs are: "same" top_links.csv as the consistent tables, or a callable of the good
-# top_links giving the expected one, or "prior": n_prior_links of the prior built directly)
+# top_links and gene embeddings giving the expected one, "unique" names, or "prior":
+# n_prior_links of the prior built directly)
 TABLE_CASES = {
     "genes Ensembl chromosomes": (
         _rewrite("genes.tsv", lambda t: t.assign(chrom=_ensembl(t["chrom"]))), [],
@@ -231,11 +252,13 @@ TABLE_CASES = {
         r"read '\w+' as 'chr\w+'", "same"),
     "peaks Ensembl names only": (
         _rewrite("peaks.tsv", lambda t: t[["peak"]].assign(peak=t["peak"].str.removeprefix("chr"))),
-        [], r"read 'chr\w+' as '\w+'.* in the gene table", lambda links: links.assign(
+        [], r"read 'chr\w+' as '\w+'.* in the gene table", lambda links, genes: links.assign(
             peak=links["peak"].str.removeprefix("chr"))),
     "GTF with Ensembl chromosomes": (
         _gtf_with_ensembl_names, ["--gtf", "genes.gtf"], r"genes.tsv \(coordinates from "
         r"genes.gtf\) and the peak table peaks.tsv name chromosomes differently", "same"),
+    "gene IDs with a GENCODE GTF": (
+        _gene_ids_with_gencode_gtf, ["--gtf", "genes.gtf"], None, _as_ids),
     "pyranges genes, BED peaks without names": (
         lambda f: (_rewrite("genes.tsv", lambda t: t.rename(columns=_PYRANGES))(f),
                    _rewrite("peaks.tsv", lambda t: t[["chrom", "start", "end"]])(f)),
@@ -304,7 +327,7 @@ def test_real_users_tables_run_with_a_warning(
     assert len(links) > 0
     good_links, good_genes = consistent_links
     if expected == "same" or callable(expected):
-        want = good_links if expected == "same" else expected(good_links)
+        want = good_links if expected == "same" else expected(good_links, good_genes)
         pd.testing.assert_frame_equal(links, want)
     elif expected == "unique":
         genes = pd.read_csv(out / "gene_embeddings.csv")["gene"]

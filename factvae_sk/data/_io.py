@@ -252,6 +252,26 @@ def _find_names(table, name, path, what):
     return table.rename(columns={(others or list(table.columns))[0]: name})
 
 
+def _gtf_coordinates(annotation, names):
+    """Coordinates of the genes ``names`` in a GTF's genes, looked up by gene_name, or by
+    gene_id (without its version: 10x lists ENSG00000243485, GENCODE ENSG00000243485.5),
+    whichever finds more."""
+
+    def unversioned(ids):
+        return (
+            pd.Series(np.asarray(ids, dtype=object))
+            .astype(str)
+            .str.replace(r"\.\d+(_PAR_Y)?$", "", regex=True)
+        )
+
+    by_name = annotation.drop_duplicates("gene").set_index("gene")[_COORDINATES]
+    ids = annotation.assign(gene_id=unversioned(annotation["gene_id"]).to_numpy())
+    by_id = ids.drop_duplicates("gene_id").set_index("gene_id")[_COORDINATES]
+    found = [by_name.reindex(names), by_id.reindex(unversioned(names))]
+    best = max(found, key=lambda coords: int(coords["chrom"].notna().sum()))
+    return best.reset_index(drop=True)
+
+
 def _standard_columns(table, columns, path, what):
     """:func:`standard_columns`, its error naming the file."""
     try:
@@ -273,8 +293,8 @@ def _gene_table(genes, path, gtf, coordinates, first_line):
     if gtf is not None:
         gtf = _existing(gtf, "a GTF annotation")
         with _reading(gtf, "a GTF annotation"):
-            annotation = read_gtf_genes(gtf).drop_duplicates("gene").set_index("gene")
-        coords = annotation.reindex(genes["gene"])[_COORDINATES].reset_index(drop=True)
+            annotation = read_gtf_genes(gtf)
+        coords = _gtf_coordinates(annotation, genes["gene"])
         genes = pd.concat([genes.drop(columns=_COORDINATES, errors="ignore"), coords], axis=1)
         missing = int(coords["chrom"].isna().sum())
         if missing == len(genes):
