@@ -114,14 +114,16 @@ def standard_columns(table, columns, what):
 def standard_strands(strand, what):
     """Strands as ``+``/``-`` (others: unknown), and a sentence when ``1``/``-1`` were
     read as ``+``/``-`` (else ``None``)."""
-    strand = pd.Series(np.asarray(strand, dtype=object))
-    text = strand.astype("string").str.strip()
-    ensembl = text.isin(list(_STRANDS)).fillna(False).to_numpy(dtype=bool)
-    if not ensembl.any():
-        return strand.to_numpy(dtype=object), None
-    out = strand.to_numpy(dtype=object).copy()
-    out[ensembl] = text[ensembl].map(_STRANDS).to_numpy(dtype=object)
-    return out, f"{what}: read the strands 1/-1 of {int(ensembl.sum())} genes as '+'/'-'"
+    strand = np.asarray(strand, dtype=object)
+    # Few distinct values: look at those, not at every gene.
+    values = pd.unique(strand)
+    ensembl = {v: _STRANDS[str(v).strip()] for v in values if str(v).strip() in _STRANDS}
+    if not ensembl:
+        return strand, None
+    renamed = pd.Series(strand).map(ensembl)
+    is_ensembl = renamed.notna().to_numpy()
+    out = np.where(is_ensembl, renamed.to_numpy(dtype=object), strand)
+    return out, f"{what}: read the strands 1/-1 of {int(is_ensembl.sum())} genes as '+'/'-'"
 
 
 def align_chromosomes(names, reference, keep_present=True):
@@ -156,7 +158,8 @@ def align_chromosomes(names, reference, keep_present=True):
         if key not in spelling or count > reference[spelling[key]]:
             spelling[key] = name
     changes = {}
-    for name in names.dropna().astype(str).unique():
+    # The distinct names in order of appearance (the warning lists them so).
+    for name in dict.fromkeys(str(n) for n in pd.unique(names.to_numpy()) if not pd.isna(n)):
         target = spelling.get(chromosome_key(name))
         if target is not None and target != name and not (keep_present and name in reference):
             changes[name] = target
@@ -179,7 +182,10 @@ def _located(table, columns):
 
 
 def _chrom_counts(chrom, located):
-    return pd.Series(np.asarray(chrom, dtype=object)[located]).astype(str).value_counts(sort=False)
+    """Rows per chromosome name (as text), among the ``located`` rows."""
+    counts = pd.Series(np.asarray(chrom, dtype=object)[located]).value_counts(sort=False)
+    counts.index = counts.index.astype(str)
+    return counts.groupby(level=0, sort=False).sum()
 
 
 def check_gene_peak_tables(genes, peaks, what=("genes", "peaks"), *, checked=False):
