@@ -21,17 +21,19 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 from .app._cell_map import MAX_TSNE_CELLS, METHODS
 from .app._job import MOTIF_OUTPUTS, OUTPUTS, run_job
+from .data._coordinates import check_prior_links
 from .data._io import read_paired_files, read_paired_h5ad, read_paired_h5mu
 from .datasets import load_snare_cellline
-from .exceptions import InputFileError
+from .exceptions import FactVAEWarning, InputFileError
 from .hvg import highly_variable_genes
 from .motifs import read_motifs
-from .prior import MODES
+from .prior import MODES, _check_tables, _prior_matrix
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main", "run"]
 
@@ -172,8 +174,12 @@ def build_parser():
         "  --genes  a 'gene' column (else the first) and chrom, start, end, strand\n"
         "           (0-based half-open), or just names with --gtf\n"
         "  --peaks  chrom, start, end columns, or 'chrom:start-end' names ('peak' or the\n"
-        "           first column; chrom-start-end and chrom_start_end work too)\n"
-        "  --cells  a 'barcode' column (else the first) and annotations (see --labels)",
+        "           first column; chrom-start-end and chrom_start_end work too), or a\n"
+        "           BED file without a header row (peaks.bed)\n"
+        "  --cells  a 'barcode' column (else the first) and annotations (see --labels)\n"
+        "chromosomes named 1 or chr1, MT or chrM (Ensembl or UCSC) are matched between the\n"
+        "gene table, the GTF and the peaks, with a warning; repeated gene or peak names are\n"
+        "made unique (A, A-1); tables that link no gene to a peak stop with an error",
     )
     files = fit.add_argument_group("counts as files")
     files.add_argument("--rna", help="RNA counts, .npz or .mtx[.gz]")
@@ -297,6 +303,8 @@ def _run(args, parser):
         n_top = args.n_top_genes or data.rna.shape[1]
         hvg = highly_variable_genes(data.rna, n_top)
         label_column = args.labels
+        if use_prior:
+            _check_prior(data, hvg, args)
     _check_out(args.out)
     return run_job(
         data,
@@ -317,6 +325,41 @@ def _run(args, parser):
         genome=getattr(args, "genome", None),
         motifs=getattr(args, "motifs", None),
     )
+
+
+def _check_prior(data, hvg, args):
+    """The job's prior, built before the long fit: a prior that would link nothing stops the
+    run with an error naming the tables (their other problems were said when read)."""
+    genes = data.genes[hvg].reset_index(drop=True)
+    sources = (args.genes or args.rna_h5ad or args.mudata, args.peaks or args.atac_h5ad)
+    sources = tuple(source or args.mudata for source in sources)
+    names = [Path(str(source)).name for source in sources]
+    what = (f"the {len(genes)} selected genes of {names[0]}", f"the peak table {names[1]}")
+    try:
+        genes, peaks = _check_tables(genes, data.peaks, what=what, checked=True)
+        prior = _prior_matrix(
+            genes, peaks, mode=args.prior_mode, upstream=args.upstream, window=args.window
+        )
+        check_prior_links(prior, genes, what)
+    except ValueError as error:
+        raise InputFileError(sources[0], _one_line(error)) from error
+
+
+@contextmanager
+def _warnings_as_lines(prog):
+    """FactVAE's warnings about the user's data as ``factvae-sk: warning: ...`` lines on
+    stderr (where users look), not Python's file:line form."""
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def line(message, category, *args, **kwargs):
+            if issubclass(category, FactVAEWarning):
+                print(f"{prog}: warning: {_one_line(message)}", file=sys.stderr)
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = line
+        yield
 
 
 def _check_motif_files(args, parser):
@@ -431,7 +474,7 @@ def main(argv=None):
     except SystemExit as stop:  # --help (0) or a usage error (2), already printed
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     try:
-        with _sigterm_as_exit():
+        with _sigterm_as_exit(), _warnings_as_lines(parser.prog):
             _run(args, parser)
     except _Terminated as stop:
         print(f"{parser.prog}: terminated (SIGTERM); no output was changed", file=sys.stderr)

@@ -2,6 +2,8 @@
 cells, and the CRISPRi benchmark's cross-validation and shipped coefficients, each against a
 direct dense computation on small data."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from scipy.special import softmax
 from benchmarks import eval_crispr_links
 from factvae_sk import FactVAE
 from factvae_sk.analysis import _link_context, _link_model
+from factvae_sk.exceptions import FactVAEWarning
 from factvae_sk.prior import tss_distance
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -236,3 +239,43 @@ def test_pooled_loco_scores_ignore_a_features_offset():
     model = eval_crispr_links.fit_link_model(features[~test], labels[~test], names)
     own = _link_model.link_logit(features[test], model)
     np.testing.assert_allclose(scores[test] - own, (scores[test] - own)[0], atol=1e-9)
+
+
+def test_links_from_tables_in_other_naming_conventions(setting):
+    """Ensembl chromosome names in the gene table (peaks as 10x names them): the same links,
+    distances and evidence as from consistent tables, with one warning per call."""
+    model, genes, peaks, _ = setting
+    ensembl = genes.assign(chrom=genes["chrom"].str.removeprefix("chr").replace({"M": "MT"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FactVAEWarning)
+        expected = model.regulatory_links("window", gene_table=genes, peak_table=peaks)
+        prior_links = model.regulatory_links(gene_table=genes, peak_table=peaks)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        links = model.regulatory_links("window", gene_table=ensembl, peak_table=peaks)
+    renamed = [w for w in caught if "name chromosomes differently" in str(w.message)]
+    assert len(renamed) == 1 and "gene_table and peak_table" in str(renamed[0].message)
+    pd.testing.assert_frame_equal(links, expected)
+    assert len(links) > 0 and links["distance"].notna().all()
+    with pytest.warns(FactVAEWarning, match="name chromosomes differently"):
+        pd.testing.assert_frame_equal(
+            model.regulatory_links(gene_table=ensembl, peak_table=peaks), prior_links
+        )
+
+
+def test_links_that_find_no_pair_are_never_silently_empty(setting):
+    model, genes, peaks, _ = setting
+    nothing = np.zeros((model.n_features_in_, model.n_peaks_in_), dtype=np.float32)
+    with pytest.raises(ValueError, match="No gene-peak pair among the candidates"):
+        model.regulatory_links(nothing, gene_table=genes, peak_table=peaks)
+    with pytest.warns(FactVAEWarning, match="No gene-peak pair .* for the genes asked for"):
+        assert len(model.regulatory_links(nothing, genes=[0, 1], score="cosine")) == 0
+    # Tables that share no chromosome: the error names both and the fix.
+    other = peaks.assign(chrom=peaks["chrom"] + "_alt")
+    with pytest.raises(ValueError, match="gene_table and peak_table share no chromosome"):
+        model.regulatory_links(gene_table=genes, peak_table=other)
+    # Genes chosen by a name that repeats: ambiguous, said so.
+    repeated = genes.assign(gene=genes["gene"].where(genes.index != 5, genes["gene"][4]))
+    with pytest.raises(ValueError, match=r"gene names repeat \(e.g. \['"):
+        with pytest.warns(FactVAEWarning, match="repeat"):
+            model.regulatory_links(genes=[genes["gene"][4]], gene_table=repeated, peak_table=peaks)

@@ -6,6 +6,8 @@ genes, build the gene-peak prior, fit, cluster, score against known labels, writ
 
 import json
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from sklearn.utils import Bunch
 
 from ..analysis._link_model import DEFAULT_DISTANCE_SCORE as LINK_SCORE
 from ..analysis._link_model import combine as combine_link_features
+from ..exceptions import FactVAEWarning
 from ..model._estimator import FactVAE
 from ..motifs import differential_motifs, motif_matches
 from ..prior import build_gene_peak_prior
@@ -59,6 +62,15 @@ LINKS_PLOT_TOP_K = 10
 
 
 _MAP_NAMES = {"umap": "UMAP", "opentsne": "t-SNE (openTSNE)", "tsne": "t-SNE"}
+
+
+@contextmanager
+def _tables_checked():
+    """The job's calls on the gene and peak tables stay quiet: their warnings (genes without
+    coordinates, chromosome names matched, ...) were given once, when the tables were read."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FactVAEWarning)
+        yield
 
 
 def _variable_genes(rna, genes, peaks, n):
@@ -201,19 +213,19 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
             "gene-peak links are not learned from a prior"
         )
     else:
-        prior = build_gene_peak_prior(
-            genes,
-            peaks,
-            mode=settings.prior_mode,
-            upstream=settings.upstream,
-            window=settings.window,
-        )
+        # Raises, naming the problem, rather than fit with a prior that links nothing.
+        with _tables_checked():
+            prior = build_gene_peak_prior(
+                genes,
+                peaks,
+                mode=settings.prior_mode,
+                upstream=settings.upstream,
+                window=settings.window,
+            )
         log(
             f"{rna.shape[0]} cells, {rna.shape[1]} genes, {peaks.shape[0]} peaks; "
             f"prior ({settings.prior_mode}): {prior.nnz} gene-peak links"
         )
-        if prior.nnz == 0:
-            log("no gene-peak links (check chromosome names and coordinates): prior term off")
 
     params = {"random_state": settings.random_state, "verbose": 1, "embedding": "joint"}
     if settings.max_epochs is not None:
@@ -278,7 +290,10 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     columns = ["distance", "activity_cpm", "expression_cpm", "correlation", "cosine", "tss_between"]
     if pairs.nnz:
         # Every annotated gene, not only the modelled ones, counts for the TSSs between.
-        features = model.link_features(pairs.row, pairs.col, genes, peaks, annotation=data.genes)
+        with _tables_checked():
+            features = model.link_features(
+                pairs.row, pairs.col, genes, peaks, annotation=data.genes
+            )
         link_scores = combine_link_features(features, LINK_SCORE)
     else:
         features = pd.DataFrame({name: np.zeros(0) for name in columns})
@@ -328,17 +343,18 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
         if settings.prior_mode is None:
             log("no gene or peak coordinates (no prior): links.png not drawn")
         else:
-            if plot_genes is None:
-                plot_genes = _variable_genes(rna, genes, peaks, 4)
-            shown = model.regulatory_links(
-                "window",
-                genes=np.flatnonzero(genes["gene"].isin(plot_genes).to_numpy()),
-                top_k=LINKS_PLOT_TOP_K,
-                gene_table=genes,
-                peak_table=peaks,
-                window=LINKS_PLOT_WINDOW,
-                annotation=data.genes,
-            )
+            with _tables_checked():
+                if plot_genes is None:
+                    plot_genes = _variable_genes(rna, genes, peaks, 4)
+                shown = model.regulatory_links(
+                    "window",
+                    genes=np.flatnonzero(genes["gene"].isin(plot_genes).to_numpy()),
+                    top_k=LINKS_PLOT_TOP_K,
+                    gene_table=genes,
+                    peak_table=peaks,
+                    window=LINKS_PLOT_WINDOW,
+                    annotation=data.genes,
+                )
             plot_links(
                 shown,
                 genes,

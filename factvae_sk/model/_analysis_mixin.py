@@ -25,10 +25,11 @@ from ..analysis import (
     _link_scores,
 )
 from ..data import _batches
+from ..data._coordinates import warn
 from ..data._dataset import PairedCountsDataset, log_library_size
 from ..data._row_blocks import RowBlockCounts
 from ..data._validation import check_counts, check_prior
-from ..prior import _as_peak_table, build_gene_peak_prior, tss_distance
+from ..prior import _check_tables, _prior_matrix, _tss_distance
 from ._cell_inputs import CellInputsMixin
 
 
@@ -440,6 +441,9 @@ default="prior"
             One row per gene of ``fit``, with ``chrom``, ``start``, ``end``, ``strand``
             (0-based half-open); adds a ``distance`` column (bp from the TSS, 0 when the
             peak covers it). A ``gene`` column names the genes if the model has no names.
+            Chromosome names are matched to ``peak_table``'s as in
+            :func:`~factvae_sk.build_gene_peak_prior` (``1`` and ``chr1``, with a warning);
+            tables that share no chromosome, or candidates without any pair, are an error.
         peak_table : DataFrame or array-like of str, default=None
             One row per peak of ``fit`` with ``chrom``, ``start``, ``end``, or names like
             ``chr1:100-200``.
@@ -536,6 +540,11 @@ default="prior"
                 raise ValueError(
                     f"{what} needs one row per feature of fit ({n}); got {len(table)}."
                 )
+        if coordinates:
+            # Checked (and chromosome names matched) once here, with one warning each.
+            gene_table, peak_table = _check_tables(
+                gene_table, peak_table, what=("gene_table", "peak_table")
+            )
         if top_k is not None and not (isinstance(top_k, Integral) and top_k >= 1):
             raise ValueError(f"top_k must be a positive integer; got {top_k!r}.")
         gene_index = _positions(genes, self.n_features_in_, self._names("gene", gene_table), "gene")
@@ -555,9 +564,11 @@ default="prior"
         else:
             pattern = self._candidate_pattern(candidates, gene_table, peak_table, window)
             rows, cols = _link_scores.pattern_pairs(pattern, gene_index)
+            if len(rows) == 0:
+                _no_candidates(candidates, window, genes)
             evidence = None
             if gene_emb is None:
-                features = self.link_features(
+                features = self._link_features(
                     rows, cols, gene_table, peak_table, groups, group, annotation
                 )
                 scores = _link_model.combine(features, score).astype(np.float32)
@@ -577,7 +588,7 @@ default="prior"
         if evidence is not None:  # the link features hold the pairs' distances already
             distance = evidence["distance"].to_numpy()
         elif coordinates:
-            distance = tss_distance(gene_table, peak_table, rows, cols)
+            distance = _tss_distance(gene_table, peak_table, rows, cols)
         extra = None
         if evidence is not None:
             extra = {
@@ -637,6 +648,15 @@ default="prior"
         >>> model.link_features([0, 0], [5, 6], genes, data.peaks).shape[0]
         2
         """
+        gene_table, peak_table = _check_tables(
+            gene_table, peak_table, what=("gene_table", "peak_table")
+        )
+        return self._link_features(rows, cols, gene_table, peak_table, groups, group, annotation)
+
+    def _link_features(
+        self, rows, cols, gene_table, peak_table, groups=None, group=None, annotation=None
+    ):
+        """:meth:`link_features` of tables ``_check_tables`` returned."""
         rows = np.asarray(rows, dtype=np.int64)
         cols = np.asarray(cols, dtype=np.int64)
         for positions, n, what in [
@@ -646,22 +666,27 @@ default="prior"
             if len(positions) and (positions.min() < 0 or positions.max() >= n):
                 raise ValueError(f"{what} must be positions in 0..{n - 1}.")
         evidence = self._link_evidence(groups, group)
-        peak_table = _as_peak_table(peak_table)
+        if annotation is not None:
+            # Every annotated gene's TSS, its chromosomes named as the peaks' (quietly: the
+            # annotation is the user's full gene table, whose naming was reported with it).
+            annotation, _ = _check_tables(
+                annotation, peak_table, what=("annotation", "peak_table"), checked=True
+            )
         evidence["promoter"] = _link_context.promoter_activity(
             gene_table, peak_table, evidence["activity"]
         )
         context = _link_context.genomic_context(gene_table, peak_table, rows, cols, annotation)
-        near = build_gene_peak_prior(
+        near = _prior_matrix(
             gene_table, peak_table, mode="tss_window", window=_link_model.ABC_WINDOW
         ).tocoo()
         evidence["abc_total"] = _link_model.abc_denominator(
             evidence["activity"],
             near.row,
             near.col,
-            tss_distance(gene_table, peak_table, near.row, near.col),
+            _tss_distance(gene_table, peak_table, near.row, near.col),
             self.n_features_in_,
         )
-        distance = tss_distance(gene_table, peak_table, rows, cols)
+        distance = _tss_distance(gene_table, peak_table, rows, cols)
         return _link_model.link_features(evidence, rows, cols, distance, context=context)
 
     def _training_codes(self):
@@ -710,7 +735,7 @@ default="prior"
         if isinstance(candidates, str) and candidates == "window":
             if gene_table is None or peak_table is None:
                 raise ValueError("candidates='window' needs gene_table and peak_table.")
-            return build_gene_peak_prior(gene_table, peak_table, mode="tss_window", window=window)
+            return _prior_matrix(gene_table, peak_table, mode="tss_window", window=window)
         if isinstance(candidates, str):
             raise ValueError(
                 f"candidates must be 'prior', 'window', 'all' or a genes x peaks matrix; got "
@@ -913,6 +938,17 @@ default="prior"
         return _chromvar.deviations_result(deviation, zscore, background, names, cell_names, keep)
 
 
+def _no_candidates(candidates, window, genes):
+    """No candidate pair: an error for every gene, a warning for a chosen few."""
+    which = f"candidates={candidates!r}" if isinstance(candidates, str) else "the candidates"
+    if isinstance(candidates, str) and candidates == "window":
+        which += f" (window={window} bp)"
+    fix = "widen the window or pass other candidates"
+    if genes is None:
+        raise ValueError(f"No gene-peak pair among {which}: nothing to score; {fix}.")
+    warn(f"No gene-peak pair among {which} for the genes asked for: the table is empty; {fix}.")
+
+
 def _positions(selection, n, names, kind):
     """Positions among ``n`` features of a selection by names, positions or boolean mask.
 
@@ -937,7 +973,15 @@ def _positions(selection, n, names, kind):
             f"The model has no {kind} names (fit it with DataFrames, or give a {kind} table): "
             f"select {kind}s by position or boolean mask."
         )
-    index = pd.Index(np.asarray(names, dtype=object)).get_indexer(selection.astype(object))
+    names = pd.Index(np.asarray(names, dtype=object))
+    if not names.is_unique:
+        repeated = names[names.duplicated()].unique()[:3].tolist()
+        raise ValueError(
+            f"The {kind} names repeat (e.g. {repeated}), so selecting {kind}s by name is "
+            f"ambiguous: select them by position or boolean mask, or make the names unique "
+            "(e.g. AnnData's var_names_make_unique()) before fit."
+        )
+    index = names.get_indexer(selection.astype(object))
     if (index < 0).any():
         raise ValueError(f"Unknown {kind} name(s): {list(selection[index < 0][:5])}.")
     return index
