@@ -8,6 +8,7 @@ Both run the same job (:func:`factvae_sk.app._job.run_job`) and write the same o
         [--genome hg38.fa --motifs JASPAR2024.txt] --out results
     factvae-sk fit --rna-h5ad rna.h5ad --atac-h5ad atac.h5ad [--gtf ...] --out results
     factvae-sk fit --mudata multiome.h5mu [--layer counts] [--gtf ...] --out results
+    factvae-sk fit --10x filtered_feature_bc_matrix.h5 [--gtf genes.gtf.gz] --out results
 
 Exit status: 0 on success, 2 on a usage error or a problem with an input file (one line on
 stderr naming the file and the problem), 1 on an unexpected failure, 130 on Ctrl-C, 143 on
@@ -26,8 +27,9 @@ from pathlib import Path
 
 from .app._cell_map import MAX_TSNE_CELLS, METHODS
 from .app._job import MOTIF_OUTPUTS, OUTPUTS, run_job
+from .app._peak_filter import MIN_PEAK_CELLS
 from .data._io import read_paired_files, read_paired_h5ad, read_paired_h5mu
-from .datasets import load_snare_cellline
+from .datasets import load_snare_cellline, read_10x_multiome
 from .exceptions import InputFileError
 from .hvg import highly_variable_genes
 from .motifs import read_motifs
@@ -86,6 +88,13 @@ def _common(parser, default_out=None):
     )
     parser.add_argument(
         "--upstream", type=_count(0), default=2000, help="promoter length in bp (default 2000)"
+    )
+    parser.add_argument(
+        "--min-peak-cells",
+        type=_count(0),
+        default=MIN_PEAK_CELLS,
+        help="drop peaks detected in fewer cells: they carry no information (default "
+        f"{MIN_PEAK_CELLS}; 0 keeps every peak)",
     )
     parser.add_argument(
         "--window", type=_count(0), default=150_000, help="TSS window in bp (default 150000)"
@@ -187,6 +196,15 @@ def build_parser():
         default=None,
         help="force (or, with --no-transpose, forbid) reading the matrices as features x cells",
     )
+    tenx = fit.add_argument_group("counts from Cell Ranger ARC (10x Multiome)")
+    tenx.add_argument(
+        "--10x",
+        dest="tenx",
+        metavar="PATH",
+        help="filtered_feature_bc_matrix.h5 (needs h5py: the 'tenx' extra) or the "
+        "filtered_feature_bc_matrix/ folder; genes and peaks split by feature type, gene "
+        "strands (and coordinates the file lacks) from --gtf",
+    )
     h5ad = fit.add_argument_group("counts as AnnData (needs anndata)")
     h5ad.add_argument("--rna-h5ad", help="RNA AnnData, cells x genes")
     h5ad.add_argument("--atac-h5ad", help="ATAC AnnData, cells x peaks")
@@ -211,6 +229,12 @@ def build_parser():
 
 def _load_user_data(args, parser):
     prior = not args.no_prior
+    if args.tenx:
+        others = ["rna", "atac", "genes", "peaks", "cells", "rna_h5ad", "atac_h5ad", "mudata"]
+        given = [f"--{name.replace('_', '-')}" for name in others if getattr(args, name)]
+        if given:
+            parser.error(f"--10x holds the counts, features and barcodes: drop {', '.join(given)}")
+        return read_10x_multiome(args.tenx, gtf=args.gtf if prior else None)
     if args.mudata:
         if args.rna_h5ad or args.atac_h5ad or args.rna or args.atac:
             parser.error("--mudata holds both modalities: give no other counts")
@@ -226,7 +250,7 @@ def _load_user_data(args, parser):
     missing = [f"--{name}" for name in ("rna", "atac", "genes", "peaks") if not getattr(args, name)]
     if missing:
         parser.error(
-            f"missing {', '.join(missing)} (or give --rna-h5ad and --atac-h5ad, or --mudata)"
+            f"missing {', '.join(missing)} (or give --10x, --rna-h5ad and --atac-h5ad, or --mudata)"
         )
     if args.labels is not None and args.cells is None:
         parser.error("--labels names a column of the cell table: give --cells too")
@@ -270,7 +294,7 @@ def _run(args, parser):
         _check_motif_files(args, parser)
         data = _load_user_data(args, parser)
         if use_prior and not data.located:
-            genes = args.genes or args.rna_h5ad or args.mudata
+            genes = args.genes or args.rna_h5ad or args.mudata or args.tenx
             _warn(
                 f"the genes of {genes} have no coordinates (chrom, start, "
                 "end, strand) and no --gtf was given: running without a gene-peak prior. "
@@ -278,7 +302,7 @@ def _run(args, parser):
             )
             use_prior = False
         if args.labels is not None and args.labels not in data.cells.columns:
-            where = args.cells or args.rna_h5ad or args.mudata or "the cell table"
+            where = args.cells or args.rna_h5ad or args.mudata or args.tenx or "the cell table"
             raise InputFileError(
                 where,
                 f"--labels {args.labels!r} is not a column of the cell table; it has "
@@ -299,6 +323,7 @@ def _run(args, parser):
         prior_mode=args.prior_mode if use_prior else None,
         upstream=args.upstream,
         window=args.window,
+        min_peak_cells=args.min_peak_cells,
         n_links=args.n_links,
         map_method=args.map,
         map_max_cells=args.map_max_cells,
