@@ -234,7 +234,14 @@ def _load_user_data(args, parser):
         given = [f"--{name.replace('_', '-')}" for name in others if getattr(args, name)]
         if given:
             parser.error(f"--10x holds the counts, features and barcodes: drop {', '.join(given)}")
-        return read_10x_multiome(args.tenx, gtf=args.gtf if prior else None)
+        data = read_10x_multiome(args.tenx, gtf=args.gtf if prior else None)
+        if prior and args.gtf is None and data.located:
+            _warn(
+                f"{args.tenx} gives the genes no strand: the prior extends each gene on both "
+                "sides; pass --gtf (e.g. the Cell Ranger ARC reference's genes/genes.gtf.gz) "
+                "for promoters upstream of the TSS only"
+            )
+        return data
     if args.mudata:
         if args.rna_h5ad or args.atac_h5ad or args.rna or args.atac:
             parser.error("--mudata holds both modalities: give no other counts")

@@ -9,7 +9,9 @@ import pytest
 import scipy.sparse as sp
 from tenx_files import features_frame, write_10x_h5, write_gtf
 
+from factvae_sk import build_gene_peak_prior
 from factvae_sk.cli import main
+from factvae_sk.exceptions import FactVAEWarning
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,9 @@ def test_10x_h5_gives_the_results_of_the_same_counts_as_files(tmp_path, subset, 
     common = ["--gtf", str(tmp_path / "genes.gtf.gz"), "--epochs", "2", "--n-top-genes", "400"]
     common += ["--n-links", "50", "--map", "tsne"]
     tenx = ["fit", "--10x", str(tmp_path / "matrix.h5")]
-    assert main([*tenx, *common, "--out", str(tmp_path / "a")]) == 0
+    unplaced = int(genes["start"].isna().sum())  # not in the GTF either: said so
+    with pytest.warns(FactVAEWarning, match=f"{unplaced} of {len(genes)} genes .* not in"):
+        assert main([*tenx, *common, "--out", str(tmp_path / "a")]) == 0
     files = ["--rna", "rna.npz", "--atac", "atac.npz", "--genes", "genes.tsv"]
     files += ["--peaks", "peaks.tsv", "--cells", "cells.tsv"]
     files = [f if f.startswith("--") else str(tmp_path / f) for f in files]
@@ -102,3 +106,24 @@ def test_min_peak_cells_drops_rare_peaks(tmp_path, subset, one_thread, min_cells
     assert summary["n_peaks"] == int(kept.sum())
     written = pd.read_csv(out / "peak_embeddings.csv")["peak"]
     assert written.tolist() == peaks["peak"][kept].tolist()
+
+
+def test_10x_without_gtf_warns_of_unknown_strands(tmp_path, subset, one_thread, capsys):
+    pytest.importorskip("h5py")
+    rna, atac, genes, peaks, cells = (subset[k] for k in ("rna", "atac", "genes", "peaks", "cells"))
+    path = tmp_path / "matrix.h5"
+    write_10x_h5(path, rna[:, :200], atac, features_frame(genes.iloc[:200], peaks), cells.barcode)
+    args = ["fit", "--10x", str(path), "--epochs", "1", "--n-top-genes", "0", "--map", "tsne"]
+    # Barcodes without counts in these 200 genes are left out by the reader, and said so.
+    has_rna = rna[:, :200].getnnz(axis=1) > 0
+    left_out = f"{(~has_rna).sum()} of {len(cells)} barcodes are left out"
+    with pytest.warns(FactVAEWarning, match=left_out):
+        assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    assert "gives the genes no strand" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["n_cells"] == has_rna.sum() < len(cells)
+    # Both ends of each placed gene count as its TSS: the prior of unknown strands.
+    placed = genes.iloc[:200].assign(strand=".")
+    keep = (atac[has_rna] > 0).sum(axis=0).A1 >= summary["min_peak_cells"]
+    expected = build_gene_peak_prior(placed, peaks[keep].reset_index(drop=True))
+    assert summary["n_prior_links"] == expected.nnz > 0

@@ -154,6 +154,21 @@ def test_other_feature_types_are_left_out_with_a_warning(tmp_path, tiny):
     np.testing.assert_array_equal(data.atac.toarray(), atac.toarray())
 
 
+def test_barcodes_without_counts_in_a_modality_are_left_out(tmp_path, tiny):
+    rna, atac, genes, peaks, barcodes = tiny
+    rna = sp.vstack([rna, sp.csr_matrix((1, 4))]).tocsr()  # no RNA
+    atac = sp.vstack([atac, sp.csr_matrix([[2, 0]])]).tocsr()
+    rna = sp.vstack([rna, sp.csr_matrix([[0, 1, 0, 0]])]).tocsr()
+    atac = sp.vstack([atac, sp.csr_matrix((1, 2))]).tocsr()  # no ATAC
+    barcodes = [*barcodes, "NORNA-1", "NOATAC-1"]
+    path = _write("folder", tmp_path, rna, atac, features_frame(genes, peaks), barcodes)
+    with pytest.warns(FactVAEWarning, match="2 of 5 barcodes are left out: 1 .*, 1 no Peaks"):
+        data = read_10x_multiome(path)
+    assert data.cells["barcode"].tolist() == barcodes[:3]
+    np.testing.assert_array_equal(data.rna.toarray(), rna[:3].toarray())
+    np.testing.assert_array_equal(data.atac.toarray(), atac[:3].toarray())
+
+
 @pytest.mark.parametrize("form", ["h5", "folder"])
 def test_a_gene_expression_only_matrix_is_a_clear_error(tmp_path, tiny, form):
     rna, atac, genes, peaks, barcodes = tiny

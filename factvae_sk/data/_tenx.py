@@ -233,7 +233,7 @@ def _unique_names(names, path):
         f"renamed (e.g. {shown}) as scanpy's var_names_make_unique does; the gene_id column "
         "tells them apart",
         FactVAEWarning,
-        stacklevel=4,
+        stacklevel=5,  # the caller of read_10x_multiome
     )
     return names
 
@@ -279,7 +279,7 @@ def _gene_table(features, path, gtf):
                 "their strand is unknown, and those without coordinates in the file get no "
                 "prior links",
                 FactVAEWarning,
-                stacklevel=3,
+                stacklevel=4,  # the caller of read_10x_multiome
             )
         genes.loc[matched, "strand"] = found.loc[matched, "strand"].to_numpy()
         unplaced = matched & genes["chrom"].isna().to_numpy()
@@ -335,22 +335,36 @@ def _paired_bundle(matrix, features, barcodes, path, gtf):
             FactVAEWarning,
             stacklevel=3,
         )
+    cells = _name_column(pd.DataFrame({"barcode": barcodes}), "barcode", path, "the barcodes", None)
     # Cells x features without a copy: the transpose of a CSC matrix is CSR.
     counts = matrix.T.tocsr()
-    bundle = {}
+    split = {}
     for name, feature_type in (("rna", GENE_EXPRESSION), ("atac", PEAKS)):
         columns = np.flatnonzero(kind == feature_type)
-        what = "RNA" if name == "rna" else "ATAC"
-        bundle[name] = _checked_counts(counts[:, columns], path, what)
-        bundle[f"{name}_features"] = features.iloc[columns].reset_index(drop=True)
+        split[name] = (counts[:, columns], features.iloc[columns].reset_index(drop=True))
     del counts
-    genes, located = _gene_table(bundle["rna_features"], path, gtf)
-    cells = _name_column(pd.DataFrame({"barcode": barcodes}), "barcode", path, "the barcodes", None)
+    # A barcode without counts in one modality has no library size there: it cannot be
+    # modelled. A filtered matrix rarely holds one; it is left out, and said so.
+    empty = {name: np.asarray(part.sum(axis=1)).ravel() <= 0 for name, (part, _) in split.items()}
+    keep = ~(empty["rna"] | empty["atac"])
+    if not keep.any():
+        raise InputFileError(path, "no barcode has both Gene Expression and Peaks counts")
+    if not keep.all():
+        warnings.warn(
+            f"{path}: {int((~keep).sum())} of {len(keep)} barcodes are left out: "
+            f"{int(empty['rna'].sum())} have no Gene Expression counts, "
+            f"{int(empty['atac'].sum())} no Peaks counts (e.g. {cells.barcode[~keep].iloc[0]})",
+            FactVAEWarning,
+            stacklevel=3,
+        )
+        cells = cells[keep].reset_index(drop=True)
+        split = {name: (part[keep], table) for name, (part, table) in split.items()}
+    genes, located = _gene_table(split["rna"][1], path, gtf)
     return Bunch(
-        rna=bundle["rna"],
-        atac=bundle["atac"],
+        rna=_checked_counts(split["rna"][0], path, "RNA"),
+        atac=_checked_counts(split["atac"][0], path, "ATAC"),
         genes=genes,
-        peaks=_peak_table(bundle["atac_features"], path),
+        peaks=_peak_table(split["atac"][1], path),
         cells=cells,
         located=located,
     )
