@@ -69,7 +69,7 @@ def read_10x_multiome(path, gtf=None):
           ``chrom``, ``start``, ``end`` (0-based half-open; NaN where unknown) and ``strand``.
         - ``peaks``: DataFrame with ``peak`` (its name, ``chr1:100-200``), ``chrom``,
           ``start``, ``end``.
-        - ``cells``: DataFrame with ``barcode``.
+        - ``cells``: DataFrame with ``barcode`` (those with counts in both modalities).
         - ``located``: whether any gene has coordinates (needed for a gene-peak prior).
 
     Raises
@@ -82,7 +82,8 @@ def read_10x_multiome(path, gtf=None):
     -----
     FactVAEWarning
         When gene symbols repeat (they are made unique), when features of other types
-        (e.g. ``Antibody Capture``) are left out, and when a GTF lacks some genes.
+        (e.g. ``Antibody Capture``) are left out, when barcodes without counts in one
+        modality are left out, and when a GTF lacks some genes.
 
     Examples
     --------
