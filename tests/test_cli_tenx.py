@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from tenx_files import features_frame, write_10x_h5, write_gtf
 
+from benchmarks.harness.tenx_files import features_frame, write_10x_h5, write_gtf
 from factvae_sk import build_gene_peak_prior
 from factvae_sk.cli import main
 from factvae_sk.exceptions import FactVAEWarning

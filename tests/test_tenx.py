@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from tenx_files import features_frame, write_10x_folder, write_10x_h5, write_gtf
 
+from benchmarks.harness.tenx_files import features_frame, write_10x_folder, write_10x_h5, write_gtf
 from factvae_sk.datasets import read_10x_multiome
 from factvae_sk.exceptions import FactVAEWarning, InputFileError
 

@@ -1,6 +1,6 @@
-"""Paired counts written as Cell Ranger ARC writes them (10x's documented layout), for tests:
-``filtered_feature_bc_matrix.h5`` with h5py, and the ``filtered_feature_bc_matrix/`` folder
-with scipy's Matrix Market writer and gzip."""
+"""Paired counts written as Cell Ranger ARC writes them (10x's documented layout), for tests
+and benchmarks: ``filtered_feature_bc_matrix.h5`` with h5py, and the
+``filtered_feature_bc_matrix/`` folder with scipy's Matrix Market writer and gzip."""
 
 import gzip
 import io
