@@ -8,6 +8,7 @@ Both run the same job (:func:`factvae_sk.app._job.run_job`) and write the same o
         [--genome hg38.fa --motifs JASPAR2024.txt] --out results
     factvae-sk fit --rna-h5ad rna.h5ad --atac-h5ad atac.h5ad [--gtf ...] --out results
     factvae-sk fit --mudata multiome.h5mu [--layer counts] [--gtf ...] --out results
+    factvae-sk fit --10x filtered_feature_bc_matrix.h5 [--gtf genes.gtf.gz] --out results
 
 Exit status: 0 on success, 2 on a usage error or a problem with an input file (one line on
 stderr naming the file and the problem), 1 on an unexpected failure, 130 on Ctrl-C, 143 on
@@ -27,9 +28,10 @@ from pathlib import Path
 
 from .app._cell_map import MAX_TSNE_CELLS, METHODS
 from .app._job import MOTIF_OUTPUTS, OUTPUTS, run_job
+from .app._peak_filter import MIN_PEAK_CELLS
 from .data._coordinates import check_prior_links
 from .data._io import read_paired_files, read_paired_h5ad, read_paired_h5mu
-from .datasets import load_snare_cellline
+from .datasets import load_snare_cellline, read_10x_multiome
 from .exceptions import FactVAEWarning, InputFileError
 from .hvg import highly_variable_genes
 from .motifs import read_motifs
@@ -88,6 +90,13 @@ def _common(parser, default_out=None):
     )
     parser.add_argument(
         "--upstream", type=_count(0), default=2000, help="promoter length in bp (default 2000)"
+    )
+    parser.add_argument(
+        "--min-peak-cells",
+        type=_count(0),
+        default=MIN_PEAK_CELLS,
+        help="drop peaks detected in fewer cells: they carry no information (default "
+        f"{MIN_PEAK_CELLS}; 0 keeps every peak)",
     )
     parser.add_argument(
         "--window", type=_count(0), default=150_000, help="TSS window in bp (default 150000)"
@@ -193,6 +202,15 @@ def build_parser():
         default=None,
         help="force (or, with --no-transpose, forbid) reading the matrices as features x cells",
     )
+    tenx = fit.add_argument_group("counts from Cell Ranger ARC (10x Multiome)")
+    tenx.add_argument(
+        "--10x",
+        dest="tenx",
+        metavar="PATH",
+        help="filtered_feature_bc_matrix.h5 (needs h5py: the 'tenx' extra) or the "
+        "filtered_feature_bc_matrix/ folder; genes and peaks split by feature type, gene "
+        "strands (and coordinates the file lacks) from --gtf",
+    )
     h5ad = fit.add_argument_group("counts as AnnData (needs anndata)")
     h5ad.add_argument("--rna-h5ad", help="RNA AnnData, cells x genes")
     h5ad.add_argument("--atac-h5ad", help="ATAC AnnData, cells x peaks")
@@ -224,6 +242,19 @@ def build_parser():
 
 def _load_user_data(args, parser):
     prior = not args.no_prior
+    if args.tenx:
+        others = ["rna", "atac", "genes", "peaks", "cells", "rna_h5ad", "atac_h5ad", "mudata"]
+        given = [f"--{name.replace('_', '-')}" for name in others if getattr(args, name)]
+        if given:
+            parser.error(f"--10x holds the counts, features and barcodes: drop {', '.join(given)}")
+        data = read_10x_multiome(args.tenx, gtf=args.gtf if prior else None)
+        if prior and args.gtf is None and data.located:
+            _warn(
+                f"{args.tenx} gives the genes no strand: the prior extends each gene on both "
+                "sides; pass --gtf (e.g. the Cell Ranger ARC reference's genes/genes.gtf.gz) "
+                "for promoters upstream of the TSS only"
+            )
+        return data
     if args.mudata:
         if args.rna_h5ad or args.atac_h5ad or args.rna or args.atac:
             parser.error("--mudata holds both modalities: give no other counts")
@@ -239,7 +270,7 @@ def _load_user_data(args, parser):
     missing = [f"--{name}" for name in ("rna", "atac", "genes", "peaks") if not getattr(args, name)]
     if missing:
         parser.error(
-            f"missing {', '.join(missing)} (or give --rna-h5ad and --atac-h5ad, or --mudata)"
+            f"missing {', '.join(missing)} (or give --10x, --rna-h5ad and --atac-h5ad, or --mudata)"
         )
     for option in ("labels", "batch"):
         if getattr(args, option) is not None and args.cells is None:
@@ -284,7 +315,7 @@ def _run(args, parser):
         _check_motif_files(args, parser)
         data = _load_user_data(args, parser)
         if use_prior and not data.located:
-            genes = args.genes or args.rna_h5ad or args.mudata
+            genes = args.genes or args.rna_h5ad or args.mudata or args.tenx
             _warn(
                 f"the genes of {genes} have no coordinates (chrom, start, "
                 "end, strand) and no --gtf was given: running without a gene-peak prior. "
@@ -294,7 +325,7 @@ def _run(args, parser):
         for option in ("labels", "batch"):
             column = getattr(args, option)
             if column is not None and column not in data.cells.columns:
-                where = args.cells or args.rna_h5ad or args.mudata or "the cell table"
+                where = args.cells or args.rna_h5ad or args.mudata or args.tenx or "the cell table"
                 raise InputFileError(
                     where,
                     f"--{option} {column!r} is not a column of the cell table; it has "
@@ -318,6 +349,7 @@ def _run(args, parser):
         prior_mode=args.prior_mode if use_prior else None,
         upstream=args.upstream,
         window=args.window,
+        min_peak_cells=args.min_peak_cells,
         n_links=args.n_links,
         map_method=args.map,
         map_max_cells=args.map_max_cells,
@@ -332,7 +364,7 @@ def _check_prior(data, hvg, args):
     run with an error naming the tables (their other problems were said when read)."""
     genes = data.genes[hvg].reset_index(drop=True)
     sources = (args.genes or args.rna_h5ad or args.mudata, args.peaks or args.atac_h5ad)
-    sources = tuple(source or args.mudata for source in sources)
+    sources = tuple(source or args.mudata or args.tenx for source in sources)
     names = [Path(str(source)).name for source in sources]
     what = (f"the {len(genes)} selected genes of {names[0]}", f"the peak table {names[1]}")
     try:

@@ -25,6 +25,7 @@ from ..motifs import differential_motifs, motif_matches
 from ..prior import build_gene_peak_prior
 from ..utils._atomic import staged_files
 from ._cell_map import MAX_TSNE_CELLS, cell_map
+from ._peak_filter import MIN_PEAK_CELLS, informative_peaks
 from ._plots import have_matplotlib, plot_cell_map, plot_links, plot_losses, plot_motif_heatmap
 from ._scores import cluster_scores
 
@@ -116,6 +117,9 @@ class JobSettings:
         peaks need no coordinates then).
     upstream, window
         Passed to :func:`build_gene_peak_prior`.
+    min_peak_cells : int, default=MIN_PEAK_CELLS
+        Peaks detected (counts > 0) in fewer cells are dropped before anything else; 0 keeps
+        every peak. ``summary.json`` reports how many were dropped.
     n_links : int, default=1000
         How many of the best-scored prior pairs ``top_links.csv`` lists.
     map_method : {"auto", "umap", "opentsne", "tsne"}, default="auto"
@@ -138,6 +142,7 @@ class JobSettings:
     prior_mode: str | None = "body_upstream"
     upstream: int = 2000
     window: int = 150_000
+    min_peak_cells: int = MIN_PEAK_CELLS
     n_links: int = 1000
     map_method: str = "auto"
     map_max_cells: int = MAX_TSNE_CELLS
@@ -184,7 +189,21 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     hvg = np.asarray(hvg, dtype=bool)
     rna, atac = data.rna[:, hvg], data.atac
     genes = data.genes[hvg].reset_index(drop=True)
-    peaks, cells = data.peaks, data.cells.reset_index(drop=True)
+    peaks, cells = data.peaks.reset_index(drop=True), data.cells.reset_index(drop=True)
+    # Peaks seen in almost no cell carry no information (benchmarks: "Dropping rare peaks").
+    keep_peaks = informative_peaks(atac, settings.min_peak_cells)
+    n_peaks_dropped = int((~keep_peaks).sum())
+    if n_peaks_dropped == len(keep_peaks):
+        raise ValueError(
+            f"every one of the {len(keep_peaks)} peaks is detected in fewer than "
+            f"min_peak_cells={settings.min_peak_cells} cells; lower it (--min-peak-cells)"
+        )
+    if n_peaks_dropped:
+        log(
+            f"dropped {n_peaks_dropped} of {len(keep_peaks)} peaks detected in fewer than "
+            f"{settings.min_peak_cells} cells"
+        )
+        atac, peaks = atac[:, keep_peaks], peaks[keep_peaks].reset_index(drop=True)
     # A cell without counts in the selected genes (or without ATAC counts) has no library
     # size: it cannot be modelled, so it is left out of every output.
     has_counts = (rna.getnnz(axis=1) > 0) & (atac.getnnz(axis=1) > 0)
@@ -376,6 +395,8 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
         "n_cells": int(n_cells),
         "n_genes": int(rna.shape[1]),
         "n_peaks": int(peaks.shape[0]),
+        "min_peak_cells": settings.min_peak_cells,
+        "n_peaks_dropped": n_peaks_dropped,
         "prior_mode": settings.prior_mode,
         "n_prior_links": int(prior.nnz),
         # Without prior links the embeddings were not tied to known regulation.
