@@ -308,10 +308,12 @@ def run_mosaic(name, epochs, n_cells, seed=0):
 
 def run_peers(directory, names, seeds):
     """Score, on the studies that ``--write-samples`` wrote to ``directory``, the RNA PCA
-    (the encoder input, as ``fit`` makes it), Harmony on it (:func:`harmony`), and every
-    saved embedding ``directory/<method>/<dataset>_s<seed>.npz`` (key ``latent``: cells x
-    dimensions in the study's cell order; optional ``seconds_per_epoch``). Returns one row
-    per (method, dataset, seed), also written to ``directory/peers.json``."""
+    (the encoder input, as ``fit`` makes it) of the counts without and with the sample
+    effects, Harmony on the latter (:func:`harmony`), and every saved embedding
+    ``directory/<method>/<dataset>_s<seed>.npz`` (key ``latent``: cells x dimensions in the
+    study's cell order; any other keys are scalars reported as they are, such as
+    ``seconds_per_epoch``). Returns one row per (method, dataset, seed), also written to
+    ``directory/peers.json``."""
     directory = Path(directory)
     methods = sorted(p.name for p in directory.iterdir() if p.is_dir())
     rows = []
@@ -319,8 +321,10 @@ def run_peers(directory, names, seeds):
         for seed in seeds:
             study = read_study(study_path(directory, name, seed))
             sample, labels = study["sample"], study["labels"]
+            clean = RNAEncoderInput(random_state=seed).fit_transform(study["rna"])
             pca = RNAEncoderInput(random_state=seed).fit_transform(study["rna_b"])
-            embeddings = {"RNA PCA": (pca, {})}
+            embeddings = {"RNA PCA, clean (no sample effects)": (clean, {})}
+            embeddings["RNA PCA"] = (pca, {})
             embeddings["Harmony on RNA PCA"] = (harmony(pca, sample, seed), {})
             for method in methods:
                 path = study_path(directory / method, name, seed)

@@ -1,6 +1,8 @@
 """The batch evaluation (``benchmarks/eval_batches.py``) and its metrics
 (``benchmarks/harness/batch_metrics.py``) against hand-computed small cases."""
 
+import json
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -110,6 +112,49 @@ def test_study_file_round_trip(tmp_path):
         np.testing.assert_array_equal(back[key], study[key])
     np.testing.assert_array_equal(back["gene_effect"], study["effects"]["gene"])
     np.testing.assert_array_equal(back["peak_effect"], study["effects"]["peak"])
+
+
+def _tiny_study(rng, n_cells=90):
+    labels = np.repeat(["p", "q", "r"], n_cells // 3)
+    sample = samples.assign_samples(labels, 3, rng)
+    means = rng.gamma(1.0, 2.0, size=(3, 40))[np.unique(labels, return_inverse=True)[1]]
+    rna = sp.csr_matrix(rng.poisson(means).astype(np.float32))
+    atac = sp.csr_matrix(rng.poisson(0.5, size=(n_cells, 30)).astype(np.float32))
+    rna_b, atac_b, effects = samples.simulate_samples(rna, atac, sample, rng, True)
+    return {
+        **dict(rna=rna, atac=atac, rna_b=rna_b, atac_b=atac_b, labels=labels, sample=sample),
+        "prior": sp.csr_matrix((40, 30)),
+        "genes": np.array([f"g{i}" for i in range(40)]),
+        "peaks": np.array([f"p{i}" for i in range(30)]),
+        "effects": effects,
+    }
+
+
+def test_peers_scores_saved_embeddings(tmp_path):
+    from benchmarks import eval_batches
+
+    rng = np.random.default_rng(0)
+    study = _tiny_study(rng)
+    samples.write_study(samples.study_path(tmp_path, "tiny", 0), study)
+    latent = rng.normal(size=(90, 5))
+    (tmp_path / "Mine").mkdir()
+    np.savez(samples.study_path(tmp_path / "Mine", "tiny", 0), latent=latent, seconds_per_epoch=2.5)
+    rows = eval_batches.run_peers(tmp_path, ["tiny"], [0])
+    assert [row["method"] for row in rows][-2:] == ["Harmony on RNA PCA", "Mine"]
+    expected = eval_batches.scores(latent, study["sample"], study["labels"])
+    assert rows[-1] == {
+        "method": "Mine",
+        "dataset": "tiny",
+        "seed": 0,
+        **expected,
+        "seconds_per_epoch": 2.5,
+    }
+    assert json.loads((tmp_path / "peers.json").read_text()) == rows
+    np.savez(samples.study_path(tmp_path / "Mine", "tiny", 0), latent=latent[:80])
+    with pytest.raises(
+        ValueError, match="80 cells in the embedding of tiny seed 0, 90 in the study"
+    ):
+        eval_batches.run_peers(tmp_path, ["tiny"], [0])
 
 
 def test_simulated_samples():
