@@ -355,7 +355,7 @@ def _mean_over_seeds(rows):
         mean = {"dataset": key[0], "method": key[1], "seeds": str(len(group))}
         for metric in group[0]:
             if metric not in ("dataset", "method", "seed"):
-                mean[metric] = float(np.mean([row.get(metric, np.nan) for row in group]))
+                mean[metric] = float(np.mean([row[metric] for row in group]))
         means.append(mean)
     return means
 
@@ -427,6 +427,8 @@ def main(argv=None):
         return
     if args.peers:
         rows = run_peers(args.peers, names, args.seeds)
+        columns = list(dict.fromkeys(key for row in rows for key in row))  # saved extras last
+        rows = [{key: row.get(key, float("nan")) for key in columns} for row in rows]
         print(f"\n### Mean over seeds {args.seeds}\n")
         print(markdown(_mean_over_seeds(rows)))
         print("\n### Per seed\n")
