@@ -4,7 +4,7 @@
         [--kidney-cells 2000] [--designs none encoder_decoder decoder] [--mosaic]
 
 No multi-sample paired dataset ships with the package, so samples are simulated on the
-bundled ones (:func:`simulate_samples`): the cells are split into three samples with
+bundled ones (:mod:`benchmarks.harness.samples`): the cells are split into three samples with
 unequal cell-type composition, and each sample gets its own per-gene and per-peak
 multiplicative effects (log-normal, sd 0.5), sequencing depth (x1, x0.6, x0.4 of the
 original) and peak-level dropout (0%, 10%, 20% of the peaks zeroed), applied to the
@@ -24,9 +24,10 @@ and the simulated samples; the RNA embedding, what ``transform`` returns):
 - ``samples, batch (decoder), mmd=W``: the default design with ``batch_mmd_weight=W``, one
   row per ``--mmd-weights`` value.
 
-Metrics (:mod:`benchmarks.harness.batch_metrics`): kNN mixing (15 neighbours, observed /
-expected share from another sample), iLISI (scaled 0..1), batch ASW, graph connectivity per
-cell type, and the cell-type ARI / NMI of KMeans (k = number of types).
+Metrics (:mod:`benchmarks.harness.batch_metrics`): batch removal by kNN mixing (15
+neighbours, observed / expected share from another sample), iLISI (scaled 0..1), batch ASW
+and graph connectivity per cell type; biology kept by the cell-type ARI / NMI of KMeans
+(k = number of types), the cell-type ASW and the isolated-label ASW (scib's).
 
 ``--heldout`` reports instead, for each ``--designs`` entry with a sample design, the
 held-out ELBO per cell (``score``) of a fit on a random 80% of the simulated cells.
@@ -52,8 +53,10 @@ ATAC-only cell moved onto a random cell of the type it predicts (the "oracle" AR
 """
 
 import argparse
+import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -65,65 +68,24 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 from benchmarks.harness.batch_metrics import (
     batch_asw,
+    celltype_asw,
     cluster_agreement,
     graph_connectivity,
     ilisi,
+    isolated_label_asw,
     knn_mixing,
 )
-from benchmarks.harness.data import load_dataset
 from benchmarks.harness.imputation_metrics import per_cell_auroc, per_cell_pearson, per_peak_auroc
+from benchmarks.harness.samples import (
+    read_study,
+    simulated_study,
+    study_path,
+    write_studies,
+)
+from benchmarks.harness.samples import subset as _subset
 from factvae_sk import FactVAE, GenePeakPrior
 from factvae_sk.data import _batches
 from factvae_sk.data._preprocessing import ATACEncoderInput, RNAEncoderInput
-
-DEPTHS = (1.0, 0.6, 0.4)
-PEAK_DROPOUT = (0.0, 0.1, 0.2)
-EFFECT_SD = 0.5
-
-
-def assign_samples(labels, n_samples, rng):
-    """Sample of each cell, with cell-type composition that differs between samples: each
-    type's cells go to the samples with shares drawn from a Dirichlet(1, ..., 1)."""
-    sample = np.empty(len(labels), dtype=np.int64)
-    for label in np.unique(labels):
-        cells = np.flatnonzero(labels == label)
-        shares = 0.15 + 0.85 * rng.dirichlet(np.ones(n_samples))  # every sample gets some
-        sample[cells] = rng.choice(n_samples, size=len(cells), p=shares / shares.sum())
-    return sample
-
-
-def _resample(counts, row_scale, col_scale, rng):
-    """Poisson counts at ``count * row_scale * col_scale`` for each stored entry (CSR)."""
-    counts = sp.csr_matrix(counts, dtype=np.float64, copy=True)
-    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
-    counts.data = rng.poisson(counts.data * row_scale[rows] * col_scale[counts.indices]).astype(
-        np.float32
-    )
-    counts.eliminate_zeros()
-    return counts.astype(np.float32)
-
-
-def simulate_samples(rna, atac, sample, rng, return_effects=False):
-    """RNA and ATAC counts with each sample's effects (see the module docstring); with
-    ``return_effects``, also the effects: per-gene and per-peak multipliers of each sample,
-    shape (n_samples, n_features), the peaks a sample drops at 0."""
-    n_samples = sample.max() + 1
-    depth = np.asarray(DEPTHS[:n_samples])[sample]
-    gene_effect = rng.lognormal(0.0, EFFECT_SD, size=(n_samples, rna.shape[1]))
-    peak_effect = rng.lognormal(0.0, EFFECT_SD, size=(n_samples, atac.shape[1]))
-    for s in range(n_samples):
-        dropped = rng.random(atac.shape[1]) < PEAK_DROPOUT[s]
-        peak_effect[s, dropped] = 0.0
-    rna_out, atac_out = [], []
-    for s in range(n_samples):
-        cells = np.flatnonzero(sample == s)
-        rna_out.append(_resample(rna[cells], depth[cells], gene_effect[s], rng))
-        atac_out.append(_resample(atac[cells], depth[cells], peak_effect[s], rng))
-    order = np.argsort(np.concatenate([np.flatnonzero(sample == s) for s in range(n_samples)]))
-    counts = sp.vstack(rna_out).tocsr()[order], sp.vstack(atac_out).tocsr()[order]
-    if return_effects:
-        return (*counts, {"gene": gene_effect, "peak": peak_effect})
-    return counts
 
 
 def scores(Z, sample, labels):
@@ -135,39 +97,8 @@ def scores(Z, sample, labels):
         "connectivity": graph_connectivity(Z, labels),
         "ARI": ari,
         "NMI": nmi,
-    }
-
-
-def _subset(name, n_cells, rng):
-    """The dataset, and the counts (CSR) and labels of a random ``n_cells`` of its cells
-    drawn from ``rng`` (all when None)."""
-    data = load_dataset(name)
-    cells = np.arange(data.rna.shape[0])
-    if n_cells and n_cells < len(cells):
-        cells = np.sort(rng.choice(cells, n_cells, replace=False))
-    return data, data.rna[cells].tocsr(), data.atac[cells].tocsr(), data.labels[cells]
-
-
-def simulated_study(name, n_cells, seed):
-    """The cells (a random ``n_cells`` of the dataset, all when None), their 3 simulated
-    samples and both versions of their counts, as a dict: ``rna``, ``atac`` (original),
-    ``rna_b``, ``atac_b`` (with the sample effects), ``labels``, ``sample``, ``effects``
-    (of :func:`simulate_samples`) and ``prior``. Everything is drawn from ``seed``."""
-    rng = np.random.default_rng(seed)
-    data, rna, atac, labels = _subset(name, n_cells, rng)
-    sample = assign_samples(labels, 3, rng)
-    rna_b, atac_b, effects = simulate_samples(rna, atac, sample, rng, return_effects=True)
-    # Shallow cells can lose every read at a lower depth: left out of every fit.
-    kept = (np.asarray(rna_b.sum(1)).ravel() > 0) & (np.asarray(atac_b.sum(1)).ravel() > 0)
-    return {
-        "rna": rna[kept],
-        "atac": atac[kept],
-        "rna_b": rna_b[kept],
-        "atac_b": atac_b[kept],
-        "labels": labels[kept],
-        "sample": sample[kept],
-        "effects": effects,
-        "prior": GenePeakPrior(data.prior),
+        "cell-type ASW": celltype_asw(Z, labels),
+        "isolated label": isolated_label_asw(Z, labels, sample),
     }
 
 
@@ -234,11 +165,19 @@ def run(name, epochs, n_cells, designs, mmd_weights=(), seed=0, **params):
     return rows, len(labels)
 
 
+def harmony(Z, sample, seed):
+    """``Z`` corrected by the package's Harmony (``batch_center_inputs="harmony"``'s step:
+    theta 2, fitted and applied on the same cells) for the samples ``0..n-1``."""
+    onehot = np.eye(sample.max() + 1, dtype=np.float32)[sample]
+    state = _batches.input_harmony(Z, onehot, random_state=seed)
+    return _batches.apply_harmony(Z, onehot, state)
+
+
 def run_inputs(name, n_cells, seed=0):
     """Scores of the encoder inputs with each correction (see the module docstring)."""
     study = simulated_study(name, n_cells, seed)
     labels, sample = study["labels"], study["sample"]
-    onehot = np.eye(3, dtype=np.float32)[sample]
+    onehot = np.eye(3, dtype=np.float32)[sample]  # for the mean offsets
     rows = []
     for modality, make, clean, batched in [
         ("RNA PCA", RNAEncoderInput, study["rna"], study["rna_b"]),
@@ -251,8 +190,7 @@ def run_inputs(name, n_cells, seed=0):
         offsets = _batches.input_offsets(inputs["samples"], onehot)
         inputs["samples, mean offsets"] = inputs["samples"] - onehot @ offsets
         start = time.perf_counter()
-        state = _batches.input_harmony(inputs["samples"], onehot, random_state=seed)
-        inputs["samples, Harmony"] = _batches.apply_harmony(inputs["samples"], onehot, state)
+        inputs["samples, Harmony"] = harmony(inputs["samples"], sample, seed)
         seconds = time.perf_counter() - start
         for label, Z in inputs.items():
             row = {"input": f"{modality}, {label}", **scores(Z, sample, labels)}
@@ -368,6 +306,60 @@ def run_mosaic(name, epochs, n_cells, seed=0):
     return rows, imputation, ceiling, len(labels)
 
 
+def run_peers(directory, names, seeds):
+    """Score, on the studies that ``--write-samples`` wrote to ``directory``, the RNA PCA
+    (the encoder input, as ``fit`` makes it) of the counts without and with the sample
+    effects, Harmony on the latter (:func:`harmony`), and every saved embedding
+    ``directory/<method>/<dataset>_s<seed>.npz`` (key ``latent``: cells x dimensions in the
+    study's cell order; any other keys are scalars reported as they are, such as
+    ``seconds_per_epoch``). Returns one row per (method, dataset, seed), also written to
+    ``directory/peers.json``."""
+    directory = Path(directory)
+    methods = sorted(p.name for p in directory.iterdir() if p.is_dir())
+    rows = []
+    for name in names:
+        for seed in seeds:
+            study = read_study(study_path(directory, name, seed))
+            sample, labels = study["sample"], study["labels"]
+            clean = RNAEncoderInput(random_state=seed).fit_transform(study["rna"])
+            pca = RNAEncoderInput(random_state=seed).fit_transform(study["rna_b"])
+            embeddings = {"RNA PCA, clean (no sample effects)": (clean, {})}
+            embeddings["RNA PCA"] = (pca, {})
+            embeddings["Harmony on RNA PCA"] = (harmony(pca, sample, seed), {})
+            for method in methods:
+                path = study_path(directory / method, name, seed)
+                if path.exists():
+                    with np.load(path, allow_pickle=False) as stored:
+                        extra = {k: float(stored[k]) for k in stored.files if k != "latent"}
+                        embeddings[method] = (stored["latent"], extra)
+            for method, (Z, extra) in embeddings.items():
+                if len(Z) != len(labels):
+                    raise ValueError(
+                        f"{method}: {len(Z)} cells in the embedding of {name} seed {seed}, "
+                        f"{len(labels)} in the study; embed the study's cells in its order."
+                    )
+                row = {"method": method, "dataset": name, "seed": seed}
+                row.update(scores(Z, sample, labels))
+                row.update(extra)
+                print(f"  {row}", file=sys.stderr, flush=True)
+                rows.append(row)
+    (directory / "peers.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def _mean_over_seeds(rows):
+    """One row per (dataset, method): the mean of each metric over the seeds."""
+    means = []
+    for key in dict.fromkeys((row["dataset"], row["method"]) for row in rows):
+        group = [row for row in rows if (row["dataset"], row["method"]) == key]
+        mean = {"dataset": key[0], "method": key[1], "seeds": str(len(group))}
+        for metric in group[0]:
+            if metric not in ("dataset", "method", "seed"):
+                mean[metric] = float(np.mean([row[metric] for row in group]))
+        means.append(mean)
+    return means
+
+
 def markdown(rows):
     columns = list(rows[0])
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -414,8 +406,34 @@ def main(argv=None):
         help="seeds the cell subset, the simulated samples (or mosaic groups) and "
         "FactVAE(random_state=...)",
     )
+    parser.add_argument(
+        "--write-samples",
+        metavar="DIR",
+        help="write the simulated studies (SNARE-seq: all cells, kidney: 1500) of every --seeds "
+        "to DIR/<dataset>_s<seed>.npz for peers in other environments, and stop",
+    )
+    parser.add_argument(
+        "--peers",
+        metavar="DIR",
+        help="score RNA PCA, Harmony on it and every DIR/<method>/<dataset>_s<seed>.npz "
+        "embedding on the studies in DIR (see --write-samples); writes DIR/peers.json",
+    )
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     args = parser.parse_args(argv)
     names = ("snare", "kidney") if args.dataset == "both" else (args.dataset,)
+    if args.write_samples:
+        for path in write_studies(args.write_samples, names, args.seeds):
+            print(path)
+        return
+    if args.peers:
+        rows = run_peers(args.peers, names, args.seeds)
+        columns = list(dict.fromkeys(key for row in rows for key in row))  # saved extras last
+        rows = [{key: row.get(key, float("nan")) for key in columns} for row in rows]
+        print(f"\n### Mean over seeds {args.seeds}\n")
+        print(markdown(_mean_over_seeds(rows)))
+        print("\n### Per seed\n")
+        print(markdown([{**row, "seed": str(row["seed"])} for row in rows]), flush=True)
+        return
     for name in names:
         n_cells = args.kidney_cells if name == "kidney" else None
         if args.inputs:
@@ -443,7 +461,7 @@ def main(argv=None):
             print(f"\nHidden ATAC of the {n // 3} RNA-only cells:\n")
             print(markdown(imputation), flush=True)
             continue
-            params = {} if args.rna_kl_weight is None else {"rna_kl_weight": args.rna_kl_weight}
+        params = {} if args.rna_kl_weight is None else {"rna_kl_weight": args.rna_kl_weight}
         rows, n = run(
             name, args.epochs, n_cells, args.designs, args.mmd_weights, args.seed, **params
         )

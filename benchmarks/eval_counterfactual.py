@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/eval_counterfactual.py [--dataset snare|kidney|both]
         [--epochs 80] [--kidney-cells 1500] [--seed 0]
 
-The samples of ``eval_batches.py`` (:func:`eval_batches.simulate_samples`: three samples of
+The samples of ``eval_batches.py`` (:mod:`benchmarks.harness.samples`: three samples of
 unequal cell-type composition, per-peak log-normal effects with sd 0.5, 0 / 10 / 20% of a
 sample's peaks dropped, depths x1 / x0.6 / x0.4) have a known answer: decoding the same
 cells as if measured in sample b rather than sample a should change each peak's share of
@@ -36,7 +36,8 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from benchmarks.eval_batches import markdown, simulated_study
+from benchmarks.eval_batches import markdown
+from benchmarks.harness.samples import simulated_study
 from factvae_sk import FactVAE
 
 MIN_COUNTS = 10

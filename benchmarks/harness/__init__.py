@@ -4,6 +4,8 @@
 - :mod:`~benchmarks.harness.splits`: the stratified 80/20 split of the cells;
 - :mod:`~benchmarks.harness.clustering`: KMeans (k = number of labels) scored by ARI / NMI;
 - :mod:`~benchmarks.harness.batch_metrics`: batch-mixing and conservation scores (scib's);
+- :mod:`~benchmarks.harness.samples`: several samples simulated on a bundled dataset, and
+  their ``.npz`` files for peers in other environments;
 - :mod:`~benchmarks.harness.imputation_metrics`: imputed against observed accessibility;
 - :mod:`~benchmarks.harness.memory`: peak resident memory of measured work (``VmHWM``);
 - :mod:`~benchmarks.harness.models`: load a saved model, or fit and save it;

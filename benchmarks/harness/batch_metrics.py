@@ -15,13 +15,22 @@ small, exact and tested against hand-computed cases (``tests/test_batch_metrics.
   largest connected component of the ``k``-nearest-neighbour graph restricted to the type,
   averaged over types (1: each type is one connected piece);
 - :func:`cluster_agreement`: ARI and NMI of KMeans (k = number of types) against the types
-  (:func:`benchmarks.harness.clustering.kmeans_scores`).
+  (:func:`benchmarks.harness.clustering.kmeans_scores`);
+- :func:`celltype_asw`: scib's ``silhouette``: the mean silhouette of the cell types over
+  all cells, scaled ``(ASW + 1) / 2`` (1: tight, separate types);
+- :func:`isolated_label_asw`: scib's isolated-label score in its ASW form, as
+  ``scib_metrics.isolated_labels`` computes it (scib's own default is an F1 of an optimised
+  Louvain clustering; the ASW form needs no clustering and no tuning): the types found in
+  the fewest samples are "isolated"; each one's score is the mean scaled silhouette
+  ``(s + 1) / 2`` of its cells, the silhouette taken against all types; mean over them.
+  When every type is in every sample (as in most simulated studies), every type counts
+  and the score is the class-balanced cell-type ASW.
 """
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sklearn.metrics import silhouette_samples
+from sklearn.metrics import silhouette_samples, silhouette_score
 from sklearn.neighbors import NearestNeighbors
 
 from benchmarks.harness.clustering import kmeans_scores
@@ -100,3 +109,22 @@ def graph_connectivity(X, labels, k=15):
 def cluster_agreement(X, labels, seeds=(0, 1, 2)):
     """Mean ARI and NMI over KMeans seeds, with as many clusters as labels."""
     return kmeans_scores(X, labels, seeds)
+
+
+def celltype_asw(X, labels):
+    """scib's cell-type ASW: ``(mean silhouette of the labels + 1) / 2``, Euclidean."""
+    return float((silhouette_score(X, np.asarray(labels)) + 1) / 2)
+
+
+def isolated_label_asw(X, labels, batch):
+    """scib's isolated-label ASW (``scib_metrics.isolated_labels``): the mean, over the
+    labels present in the fewest samples, of their cells' mean ``(silhouette + 1) / 2``."""
+    names, codes = np.unique(np.asarray(labels), return_inverse=True)
+    _, batch_codes = np.unique(np.asarray(batch), return_inverse=True)
+    present = np.zeros((len(names), batch_codes.max() + 1), dtype=bool)
+    present[codes, batch_codes] = True
+    n_batches = present.sum(axis=1)
+    isolated = n_batches == n_batches.min()
+    scaled = (silhouette_samples(X, codes) + 1) / 2
+    per_label = np.bincount(codes, weights=scaled) / np.bincount(codes)
+    return float(per_label[isolated].mean())
