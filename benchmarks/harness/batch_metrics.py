@@ -31,34 +31,12 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sklearn.metrics import silhouette_samples, silhouette_score
-from sklearn.neighbors import NearestNeighbors
 
 from benchmarks.harness.clustering import kmeans_scores
 
-
-def _neighbours(X, k):
-    """Indices of each cell's ``k`` nearest other cells (itself excluded)."""
-    k = min(k, len(X) - 1)
-    index = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X, return_distance=False)
-    # A cell is its own first neighbour unless it has duplicates; drop itself wherever it is.
-    own = index == np.arange(len(X))[:, None]
-    drop_last = ~own.any(axis=1)
-    own[drop_last, -1] = True
-    return index[~own].reshape(len(X), k)
-
-
-def knn_mixing(X, batch, k=15):
-    """Observed over expected fraction of each cell's ``k`` neighbours from another sample.
-
-    The expectation for a cell of sample ``b`` is ``(n - n_b) / (n - 1)``, the share of
-    other cells that are from another sample. Returns the ratio of the means over cells.
-    """
-    batch = np.asarray(batch)
-    neighbours = _neighbours(X, k)
-    observed = (batch[neighbours] != batch[:, None]).mean(axis=1)
-    _, inverse, counts = np.unique(batch, return_inverse=True, return_counts=True)
-    expected = (len(batch) - counts[inverse]) / (len(batch) - 1)
-    return float(observed.mean() / expected.mean())
+# The kNN mixing summary.json reports (the CLI's --batch), and its neighbour lists: one
+# definition for the package and the benchmarks.
+from factvae_sk.app._scores import _neighbours, knn_mixing  # noqa: F401
 
 
 def ilisi(X, batch, k=15):
