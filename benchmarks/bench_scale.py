@@ -125,7 +125,9 @@ def generate(folder, n_cells, seed=0):
     width = rng.integers(300, 1500, n_peaks)
     chrom, start = _positions(rng, n_peaks, width)
     peaks = pd.DataFrame({"chrom": chrom, "start": start, "end": start + width})
-    peaks.insert(0, "peak", peaks.chrom + ":" + peaks.start.astype(str) + "-" + peaks.end.astype(str))
+    peaks.insert(
+        0, "peak", peaks.chrom + ":" + peaks.start.astype(str) + "-" + peaks.end.astype(str)
+    )
     cell_types = rng.integers(0, N_TYPES, n_cells)
     cells = pd.DataFrame(
         {
