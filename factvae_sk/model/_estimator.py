@@ -699,6 +699,7 @@ class FactVAE(
         them) it also learns the RNA-to-ATAC map and the peak calibration.
         """
         module = self.net_.module_
+        self._evidence_memo = None  # see _link_evidence
         self.feature_embeddings_ = Bunch(
             rna=self._embedding_table(module.decoder_rna, self._names("gene"), "gene")
         )
@@ -823,6 +824,7 @@ class FactVAE(
         # The feature embedding tables copy the decoders' weights (a tenth of a 10x
         # Multiome model's file): a pickle carries the weights once, and they are rebuilt.
         state = dict(super().__getstate__())  # a copy: object's is the instance's __dict__
+        state.pop("_evidence_memo", None)
         if "net_" in state:
             state.pop("feature_embeddings_", None)
         return state
