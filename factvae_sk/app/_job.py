@@ -20,7 +20,7 @@ from sklearn.utils import Bunch
 from ..analysis._link_model import DEFAULT_DISTANCE_SCORE as LINK_SCORE
 from ..analysis._link_model import combine as combine_link_features
 from ..model._estimator import FactVAE
-from ..model._training_setup import AUTO_STEPS, auto_epochs
+from ..model._training_setup import auto_epochs
 from ..motifs import differential_motifs, motif_matches
 from ..prior import build_gene_peak_prior
 from ..utils._atomic import staged_files
@@ -232,7 +232,7 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     n_epochs = model.max_epochs
     if n_epochs == "auto":
         n_epochs = auto_epochs(rna.shape[0], model.batch_size)
-        log(f"fitting FactVAE for {n_epochs} epochs (max_epochs='auto': {AUTO_STEPS} steps)")
+        log(f"fitting FactVAE for {n_epochs} epochs (max_epochs='auto')")
     else:
         log(f"fitting FactVAE for {n_epochs} epochs")
     start = time.perf_counter()
