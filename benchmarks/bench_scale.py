@@ -217,6 +217,7 @@ def child(out, argv):
         (_job, "_variable_genes", "links"),
         (_job, "cell_map", "map"),
         (pd.DataFrame, "to_csv", "writing"),
+        *([(_job, "write_csv", "writing")] if hasattr(_job, "write_csv") else []),
         (joblib, "dump", "writing"),
         (_job, "plot_losses", "writing"),
         (_job, "plot_cell_map", "writing"),
