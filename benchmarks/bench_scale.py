@@ -243,7 +243,7 @@ def child(out, argv):
                 "phases_cpu_s": cpu,
                 "epoch_s": [round(d, 2) for d in history[:, "dur"]],
                 "n_epochs": len(history),
-                "max_epochs": int(result.model.max_epochs),
+                "max_epochs": int(result.model.net_.max_epochs),
                 "peak_rss_gb": round(peak_rss_mb() / 1024, 2),
                 "model_file_mb": round(files.get("model.joblib", 0) / 2**20, 1),
                 "scores": result.summary["scores"],
