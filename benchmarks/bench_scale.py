@@ -211,7 +211,11 @@ def child(out, argv):
         (FactVAE, "_run_training", "epochs"),
         (FactVAE, "_finish_fit", "post-fit"),
         (FactVAE, "transform", "post-fit"),
-        (_job, "_cluster_scores", "post-fit"),
+        (
+            _job,
+            "cluster_scores" if hasattr(_job, "cluster_scores") else "_cluster_scores",
+            "post-fit",
+        ),
         (FactVAE, "link_features", "links"),
         (FactVAE, "regulatory_links", "links"),
         (_job, "_variable_genes", "links"),

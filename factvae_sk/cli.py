@@ -4,7 +4,7 @@ Both run the same job (:func:`factvae_sk.app._job.run_job`) and write the same o
 
     factvae-sk demo --out factvae_demo [--epochs 60]
     factvae-sk fit --rna rna.npz --atac atac.mtx --genes genes.tsv --peaks peaks.tsv \\
-        [--cells cells.tsv --labels cell_type] [--gtf genes.gtf.gz] \\
+        [--cells cells.tsv --labels cell_type --batch donor] [--gtf genes.gtf.gz] \\
         [--genome hg38.fa --motifs JASPAR2024.txt] --out results
     factvae-sk fit --rna-h5ad rna.h5ad --atac-h5ad atac.h5ad [--gtf ...] --out results
     factvae-sk fit --mudata multiome.h5mu [--layer counts] [--gtf ...] --out results
@@ -197,6 +197,13 @@ def build_parser():
     h5ad.add_argument("--atac-mod", default="atac", help="ATAC modality of --mudata (default atac)")
     fit.add_argument("--gtf", default=None, help="GTF(.gz) to look up gene coordinates by name")
     fit.add_argument("--labels", default=None, help="cell table column with known labels")
+    fit.add_argument(
+        "--batch",
+        default=None,
+        metavar="COLUMN",
+        help="cell table (or .obs) column with each cell's sample (donor, run, ...): the "
+        "samples are integrated (FactVAE's batch=)",
+    )
     motif = fit.add_argument_group("motif activity (needs pyfaidx: the 'motifs' extra)")
     motif.add_argument("--genome", default=None, help="genome FASTA the peaks lie on")
     motif.add_argument("--motifs", default=None, help="motif file: JASPAR, MEME or TRANSFAC")
@@ -229,8 +236,9 @@ def _load_user_data(args, parser):
         parser.error(
             f"missing {', '.join(missing)} (or give --rna-h5ad and --atac-h5ad, or --mudata)"
         )
-    if args.labels is not None and args.cells is None:
-        parser.error("--labels names a column of the cell table: give --cells too")
+    for option in ("labels", "batch"):
+        if getattr(args, option) is not None and args.cells is None:
+            parser.error(f"--{option} names a column of the cell table: give --cells too")
     return read_paired_files(
         args.rna,
         args.atac,
@@ -278,13 +286,15 @@ def _run(args, parser):
                 "Gene-peak links are then not learned from a prior, and top_links.csv is empty."
             )
             use_prior = False
-        if args.labels is not None and args.labels not in data.cells.columns:
-            where = args.cells or args.rna_h5ad or args.mudata or "the cell table"
-            raise InputFileError(
-                where,
-                f"--labels {args.labels!r} is not a column of the cell table; it has "
-                f"{list(data.cells.columns)}",
-            )
+        for option in ("labels", "batch"):
+            column = getattr(args, option)
+            if column is not None and column not in data.cells.columns:
+                where = args.cells or args.rna_h5ad or args.mudata or "the cell table"
+                raise InputFileError(
+                    where,
+                    f"--{option} {column!r} is not a column of the cell table; it has "
+                    f"{list(data.cells.columns)}",
+                )
         n_top = args.n_top_genes or data.rna.shape[1]
         hvg = highly_variable_genes(data.rna, n_top)
         label_column = args.labels
@@ -294,6 +304,7 @@ def _run(args, parser):
         hvg=hvg,
         out=args.out,
         label_column=label_column,
+        batch_column=getattr(args, "batch", None),
         n_clusters=args.n_clusters,
         max_epochs=args.epochs,
         random_state=args.seed,

@@ -95,3 +95,12 @@ def one_thread():
     with threadpool_limits(1):
         yield
     torch.set_num_threads(threads)
+
+
+def posterior_means(model, X, modality="rna"):
+    """One encoder's posterior means computed from the module directly: what ``transform``
+    gives before a fit with ``batch`` integrates the samples (decoder conditioning)."""
+    encoder_input = getattr(model, f"{modality}_encoder_input_")
+    with torch.no_grad():
+        x = torch.from_numpy(np.asarray(encoder_input.transform(X)))
+        return model.module_.encode(modality, x)[0].numpy()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import DATA, FAST, assert_trained_close, data_script
+from conftest import DATA, FAST, assert_trained_close, data_script, posterior_means
 from sklearn import config_context
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
@@ -175,13 +175,60 @@ def test_batch_is_needed_and_checked(batched, cells):
     assert np.array_equal(donor, original)
 
 
-def test_decoder_only_transform_needs_no_batch(small):
-    rna, atac, donor = small["rna"][:100], small["atac"][:100], _donors(100)
-    model = FactVAE(random_state=0, batch_conditioning="decoder", **FAST)
-    model.fit(rna, atac, batch=donor)
-    assert np.array_equal(model.transform(rna), model.transform(rna, batch=donor))
+@pytest.fixture(scope="module")
+def decoder_batched(small):
+    rna, atac, donor = small["rna"][:120], small["atac"][:120], _donors(120)
+    return FactVAE(random_state=0, **FAST).fit(rna, atac, batch=donor), rna, atac, donor
+
+
+def test_transform_integrates_the_samples_as_a_direct_harmony(decoder_batched):
+    """After a fit with batch, transform is Harmony (fitted on the training cells' posterior
+    means, per modality) applied to the encoders' posterior means: computed here from the
+    module and the Harmony functions directly."""
+    from sklearn.utils import check_random_state
+
+    from factvae_sk.data._batches import CODE_HARMONY
+    from factvae_sk.data._harmony import fit_harmony, harmony_correct
+
+    model, rna, atac, donor = decoder_batched
+    codes = np.searchsorted(model.batch_categories_, donor)
+    raw = {"rna": posterior_means(model, rna), "atac": posterior_means(model, atac, "atac")}
+    seed = check_random_state(0).randint(np.iinfo(np.int32).max)
+    expected = {
+        name: harmony_correct(z, codes, fit_harmony(z, codes, 3, random_state=seed, **CODE_HARMONY))
+        for name, z in raw.items()
+    }
+    np.testing.assert_allclose(model.transform(rna, batch=donor), expected["rna"], atol=1e-5)
+    joint = model.set_params(embedding="joint").transform(rna, atac, batch=donor)
+    model.set_params(embedding="rna")
+    np.testing.assert_allclose(joint, np.hstack([expected["rna"], expected["atac"]]), atol=1e-5)
+    assert not np.allclose(expected["rna"], raw["rna"], atol=1e-3)  # it did correct
+
+
+def test_transform_of_new_cells_from_a_known_sample(decoder_batched):
+    """A cell's integrated code depends only on the cell and its sample: new cells of a
+    known sample map as they would among the training cells; an unseen sample is refused,
+    and so is a call without the samples."""
+    model, rna, _, donor = decoder_batched
+    every = model.transform(rna, batch=donor)
+    few = model.transform(rna[[5, 17, 40]], batch=donor[[5, 17, 40]])
+    np.testing.assert_array_equal(few, every[[5, 17, 40]])
+    with pytest.raises(ValueError, match=r"not seen at fit: \['d7'\]"):
+        model.transform(rna[:2], batch=["d1", "d7"])
+    with pytest.raises(ValueError, match="fitted with batch"):
+        model.transform(rna)
     with pytest.raises(ValueError, match="not seen at fit"):
-        model.transform(rna, batch=["x"] * 100)
+        model.transform(rna, batch=["x"] * 120)
+
+
+def test_without_batch_transform_is_the_posterior_mean(small):
+    """The faithful path: without batch nothing is fitted after training and transform is
+    the encoder's posterior mean (the bit-identical reference is checked above)."""
+    rna, atac = small["rna"][:100], small["atac"][:100]
+    model = FactVAE(random_state=0, **FAST).fit(rna, atac)
+    assert model.batch_code_harmony_ is None
+    mean = posterior_means(model, rna)
+    np.testing.assert_allclose(model.transform(rna), mean, rtol=1e-6, atol=1e-6)
 
 
 def test_counterfactual_imputation(batched, cells):
@@ -326,3 +373,34 @@ def test_centered_inputs(cells, tmp_path):
         model.transform(rna)  # the inputs need each cell's sample, even decoder-only
     loaded = FactVAE.load(model.save(tmp_path / "centered"))
     assert np.array_equal(loaded.transform(rna, batch=donor), model.transform(rna, batch=donor))
+
+
+def test_differential_peaks_and_motifs_decode_in_a_reference_sample(batched, cells):
+    """decode_batch decodes every cell in one sample: the group means equal those of
+    impute_atac decoding the cells in that sample, and the samples' peak offsets no
+    longer differ between groups drawn from different samples."""
+    _, atac, donor = cells
+    cells_used, peaks = np.arange(60), np.arange(40)
+    groups = np.where(donor[cells_used] == "d1", "a", "b")  # groups aligned with samples
+    table = batched.differential_peaks(
+        atac[cells_used], groups, batch=donor[cells_used], decode_batch="d2", peaks=peaks
+    )
+    imputed = batched.impute_atac(
+        atac[cells_used], batch=donor[cells_used], decode_batch="d2", peaks=peaks,
+        library_size=1e4,
+    )  # fmt: skip
+    got = table[table.group == "a"].set_index("peak").sort_index()
+    np.testing.assert_allclose(got["mean_group"], imputed[groups == "a"].mean(0), rtol=1e-4)
+    np.testing.assert_allclose(got["mean_reference"], imputed[groups == "b"].mean(0), rtol=1e-4)
+    with pytest.raises(ValueError, match="one sample label"):
+        batched.differential_peaks(atac[:6], groups[:6], batch=donor[:6], decode_batch=donor[:6])
+    with pytest.raises(ValueError, match="not seen at fit"):
+        batched.differential_peaks(atac[:6], groups[:6], batch=donor[:6], decode_batch="d9")
+    rng = np.random.default_rng(0)
+    matches = (rng.random((atac.shape[1], 3)) < 0.2).astype(np.float32)
+    gc = rng.uniform(0.3, 0.7, atac.shape[1])
+    kwargs = dict(matches=matches, gc=gc, n_background=5, batch=donor[cells_used])
+    in_d2 = batched.motif_deviations(atac[cells_used], decode_batch="d2", **kwargs)
+    own = batched.motif_deviations(atac[cells_used], **kwargs)
+    assert in_d2.z.shape == own.z.shape == (60, 3)
+    assert not np.allclose(in_d2.deviations, own.deviations)

@@ -343,3 +343,64 @@ def test_no_prior_flag_needs_no_coordinates(tmp_path, snare, capsys, one_thread)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["links_from_prior"] is False and summary["n_prior_links"] == 0
     assert not (out / "links.png").exists()  # no coordinates: no genome tracks to draw
+
+
+def _write_with_samples(form, tmp_path, subset):
+    """The subset with a ``donor`` column in its cell table, written in one input form;
+    the CLI arguments that read it."""
+    cells = subset["cells"].assign(
+        donor=np.array(["d1", "d2", "d3"])[np.arange(len(subset["cells"])) % 3]
+    )
+    if form == "files":
+        args = _write_minimal(tmp_path, subset)[:-4]  # without --out and --epochs
+        cells.to_csv(tmp_path / "cells.tsv", sep="\t", index=False)
+        return args + ["--cells", str(tmp_path / "cells.tsv")], cells
+    anndata = pytest.importorskip("anndata")
+    obs = cells.set_index("barcode")
+    var = subset["genes"].set_index("gene").drop(columns="highly_variable")
+    rna = anndata.AnnData(subset["rna"].astype(np.float32), obs=obs, var=var)
+    atac = anndata.AnnData(
+        subset["atac"].astype(np.float32), obs=obs, var=subset["peaks"].set_index("peak")
+    )
+    if form == "h5ad":
+        rna.write_h5ad(tmp_path / "rna.h5ad")
+        atac.write_h5ad(tmp_path / "atac.h5ad")
+        return ["fit", "--rna-h5ad", str(tmp_path / "rna.h5ad"), "--atac-h5ad",
+                str(tmp_path / "atac.h5ad")], cells  # fmt: skip
+    mudata = pytest.importorskip("mudata")
+    mudata.MuData({"rna": rna, "atac": atac}).write(tmp_path / "multiome.h5mu")
+    return ["fit", "--mudata", str(tmp_path / "multiome.h5mu")], cells
+
+
+@pytest.mark.parametrize("form", ["files", "h5ad", "mudata"])
+def test_fit_with_samples(tmp_path, subset, one_thread, form):
+    """--batch names the cell table's (or .obs') sample column: the fit integrates the
+    samples (the saved model transforms the cells with them to the written embedding), the
+    map gets a sample panel, and the summary reports the kNN mixing of each embedding."""
+    from factvae_sk.app._scores import knn_mixing
+
+    args, cells = _write_with_samples(form, tmp_path, subset)
+    out = tmp_path / "out"
+    args += ["--batch", "donor", "--labels", "cell_line", "--out", str(out), "--epochs", "1"]
+    args += ["--n-top-genes", "200", "--map", "tsne", "--n-links", "20"]
+    assert main(args) == 0
+    written = pd.read_csv(out / "cell_embeddings.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    model = joblib.load(out / "model.joblib")
+    assert summary["batch_column"] == "donor" and summary["n_samples"] == 3
+    assert list(model.batch_categories_) == ["d1", "d2", "d3"]
+    donor = cells.set_index("barcode").loc[written["barcode"], "donor"].to_numpy()
+    assert written["donor"].tolist() == donor.tolist()
+    rna_dims = [c for c in written.columns if c.startswith("factvae_rna")]
+    Z = written[rna_dims].to_numpy()
+    scores = {row["embedding"]: row for row in summary["scores"]}
+    assert set(scores) == {"RNA", "ATAC", "joint"}
+    assert {"ARI", "NMI", "kNN mixing"} <= set(scores["RNA"])
+    assert scores["RNA"]["kNN mixing"] == pytest.approx(knn_mixing(Z, donor), abs=0.02)
+    assert (out / "cell_map.png").stat().st_size > 0
+
+
+def test_batch_column_must_exist(tmp_path, subset, capsys):
+    args, _ = _write_with_samples("files", tmp_path, subset)
+    assert main(args + ["--batch", "run", "--out", str(tmp_path / "out")]) == 2
+    assert "--batch 'run' is not a column of the cell table" in capsys.readouterr().err

@@ -13,8 +13,6 @@ import joblib
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.utils import Bunch
 
 from ..analysis._link_model import DEFAULT_DISTANCE_SCORE as LINK_SCORE
@@ -26,6 +24,7 @@ from ..prior import build_gene_peak_prior
 from ..utils._atomic import staged_files
 from ._cell_map import MAX_TSNE_CELLS, cell_map
 from ._plots import have_matplotlib, plot_cell_map, plot_links, plot_losses, plot_motif_heatmap
+from ._scores import cluster_scores
 from ._tables import write_csv
 
 OUTPUTS = {
@@ -61,22 +60,6 @@ LINKS_PLOT_WINDOW = 50_000
 LINKS_PLOT_TOP_K = 10
 
 
-def _cluster_scores(embeddings, labels, n_clusters, seed):
-    """KMeans on each embedding; ARI/NMI against ``labels`` when there are labels."""
-    clusters, rows = {}, []
-    for name, Z in embeddings.items():
-        clusters[name] = KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(Z)
-        if labels is not None:
-            rows.append(
-                {
-                    "embedding": name,
-                    "ARI": adjusted_rand_score(labels, clusters[name]),
-                    "NMI": normalized_mutual_info_score(labels, clusters[name]),
-                }
-            )
-    return clusters, pd.DataFrame(rows)
-
-
 _MAP_NAMES = {"umap": "UMAP", "opentsne": "t-SNE (openTSNE)", "tsne": "t-SNE"}
 
 
@@ -108,6 +91,10 @@ class JobSettings:
     ----------
     label_column : str, optional
         Column of ``data.cells`` with known cell labels: ARI/NMI are reported against it.
+    batch_column : str, optional
+        Column of ``data.cells`` with each cell's sample (donor, run, ...): the fit gets it
+        as ``batch`` (the samples are integrated), ``cell_map.png`` gets a panel coloured by
+        sample and the scores the kNN mixing of the samples in each embedding.
     n_clusters : int, optional
         KMeans clusters; by default the number of labels, or 8 without labels.
     max_epochs : int, optional
@@ -135,6 +122,7 @@ class JobSettings:
     """
 
     label_column: str | None = None
+    batch_column: str | None = None
     n_clusters: int | None = None
     max_epochs: int | None = None
     random_state: int = 0
@@ -200,6 +188,11 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
         if settings.label_column is None
         else cells[settings.label_column].astype(str).to_numpy()
     )
+    batch = (
+        None
+        if settings.batch_column is None
+        else cells[settings.batch_column].astype(str).to_numpy()
+    )
     n_clusters, plot_genes = settings.n_clusters, settings.plot_genes
     if n_clusters is None:
         n_clusters = 8 if labels is None else len(np.unique(labels))
@@ -236,15 +229,19 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     else:
         log(f"fitting FactVAE for {n_epochs} epochs")
     start = time.perf_counter()
-    Z = model.fit_transform(rna, atac, prior=prior if prior.nnz else None)
+    Z = model.fit_transform(rna, atac, prior=prior if prior.nnz else None, batch=batch)
     fit_seconds = time.perf_counter() - start
     log(f"fit in {fit_seconds:.0f} s on {model.net_.device}")
 
     k = model.n_latent
     embeddings = {"RNA": Z[:, :k], "ATAC": Z[:, k:], "joint": Z}
-    clusters, scores = _cluster_scores(embeddings, labels, n_clusters, settings.random_state)
-    if labels is not None:
-        log(f"\nKMeans({n_clusters}) on each embedding vs {settings.label_column}")
+    clusters, scores = cluster_scores(
+        embeddings, labels, n_clusters, settings.random_state, batch=batch
+    )
+    if len(scores):
+        against = [f"{settings.label_column} (ARI, NMI)"] if labels is not None else []
+        against += [f"{settings.batch_column} (kNN mixing)"] if batch is not None else []
+        log(f"\nKMeans({n_clusters}) on each embedding vs {' and '.join(against)}")
         log(scores.to_string(index=False, float_format="{:.3f}".format))
 
     n_cells = Z.shape[0]
@@ -269,6 +266,8 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     table = pd.DataFrame({"barcode": cells["barcode"].to_numpy()})
     if labels is not None:
         table[settings.label_column] = labels
+    if batch is not None and settings.batch_column != settings.label_column:
+        table[settings.batch_column] = batch
     table["cluster"] = clusters[MAP_EMBEDDING]
     table[f"{cell_map_result.method}_1"] = coords[:, 0]
     table[f"{cell_map_result.method}_2"] = coords[:, 1]
@@ -323,6 +322,8 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
         plot_losses(model.net_.history, stage("loss_curves.png"))
         panels = {} if labels is None else {settings.label_column: labels}
         panels[f"KMeans cluster (k={n_clusters})"] = clusters[MAP_EMBEDDING]
+        if batch is not None:
+            panels[f"sample ({settings.batch_column})"] = batch
         plot_cell_map(
             coords,
             panels,
@@ -375,6 +376,8 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
         "fit_seconds": round(fit_seconds, 1),
         "device": str(model.net_.device),
         "n_clusters": int(n_clusters),
+        "batch_column": settings.batch_column,
+        "n_samples": None if batch is None else int(len(np.unique(batch))),
         "map": {
             "embedding": MAP_EMBEDDING,
             "embedding_description": MAP_EMBEDDING_DESCRIPTION,

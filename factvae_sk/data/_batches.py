@@ -19,6 +19,11 @@ _ROUTING_HINT = (
     "FactVAE().set_fit_request(batch=True).set_score_request(batch=True)."
 )
 
+# Harmony on the trained codes after a fit with batch (the integrated embedding of
+# transform): settings chosen on semi-synthetic samples of both bundled datasets
+# (benchmarks/README.md, "Several samples, integrated by default").
+CODE_HARMONY = {"theta": 2.0}
+
 
 def _labels(batch, n_cells, name="batch"):
     """``batch`` as a 1-D pandas Series of length ``n_cells``, without missing labels."""
@@ -102,6 +107,23 @@ def input_harmony(encoder_input, batch_onehot, observed=None, random_state=None,
 def apply_harmony(encoder_input, batch_onehot, state):
     """Each cell's encoder input mapped through a Harmony ``state``, cell by cell."""
     return _harmony.harmony_correct(encoder_input, batch_onehot.argmax(1), state)
+
+
+def code_harmony(codes, batch_onehot, observed=None, random_state=None):
+    """Harmony states of the trained cell codes by sample, one per block of ``codes``
+    (``{"rna": codes, "atac": codes}``): what :meth:`FactVAE.transform` maps every cell
+    through after a fit with ``batch`` (:data:`CODE_HARMONY` settings). ``observed``: the
+    cells that have each modality (all by default)."""
+    return {
+        name: input_harmony(
+            block,
+            batch_onehot,
+            None if observed is None else observed[name],
+            random_state=random_state,
+            **CODE_HARMONY,
+        )
+        for name, block in codes.items()
+    }
 
 
 def check_given(categories, batch, what):

@@ -267,6 +267,24 @@ class FactVAEAnalysisMixin(CellInputsMixin):
             bias = self.atac_peak_bias_ if bias is None else bias + self.atac_peak_bias_
         return bias
 
+    def _reference_bias(self, bias, decode_batch):
+        """``bias`` plus the peak offsets of one reference sample ``decode_batch`` (a label
+        seen at fit), so that every cell is decoded as if measured there; ``bias`` as it is
+        when ``decode_batch`` is None."""
+        if decode_batch is None:
+            return bias
+        categories = getattr(self, "batch_categories_", None)
+        if categories is None:
+            raise ValueError("This FactVAE was fitted without batch; it has no samples.")
+        if np.ndim(decode_batch) != 0:
+            raise ValueError(
+                "decode_batch must be one sample label here (every cell is decoded in that "
+                f"reference sample); got an array of shape {np.shape(decode_batch)}."
+            )
+        (position,) = _batches.indices([decode_batch], categories, 1, "decode_batch")
+        effect = self._peak_batch_effects()[position]
+        return effect if bias is None else bias + effect
+
     def _peak_index(self, peaks):
         """Positions of the requested peaks (names, positions or a mask) among those of fit."""
         return _positions(peaks, self.n_peaks_in_, self.atac_feature_names_in_, "peak")
@@ -701,6 +719,8 @@ default="prior"
         method="wilcoxon",
         library_size=1e4,
         calibrate=True,
+        batch=None,
+        decode_batch=None,
     ):
         """Differential accessibility between groups of cells, on the augmented data.
 
@@ -725,6 +745,14 @@ default="prior"
             Per-cell total the accessibility is scaled to before testing.
         calibrate : bool, default=True
             Test the calibrated accessibility (see :meth:`impute_atac`).
+        batch : array-like of shape (n_cells,), default=None
+            Each cell's sample, for a model fitted with ``batch`` whose encoders need it
+            (see :meth:`transform`); only checked otherwise.
+        decode_batch : label, default=None
+            With a model fitted with ``batch``: decode every cell in this one reference
+            sample, so that the groups are compared free of the samples' peak effects (a
+            group drawn mostly from one sample otherwise carries that sample's effects).
+            ``None`` decodes without any sample's offsets.
 
         Returns
         -------
@@ -748,10 +776,10 @@ default="prior"
         """
         if method not in ("wilcoxon", "t-test"):
             raise ValueError(f"method must be 'wilcoxon' or 't-test'; got {method!r}.")
-        z, log_scale = self._atac_components(X_atac, X_rna, library_size)
+        z, log_scale = self._atac_components(X_atac, X_rna, library_size, batch=batch)
         groups, tested = _differential.check_groups(groups, len(z), reference)
         embedding = self._peak_embedding_tensor()
-        bias = self._peak_logit_bias(calibrate)
+        bias = self._reference_bias(self._peak_logit_bias(calibrate), decode_batch)
         log_offset = _accessibility.mixture_log_offset(z, log_scale, embedding, bias)
         in_reference = {
             label: (groups != label) if reference == "rest" else (groups == reference)
@@ -782,6 +810,8 @@ default="prior"
         n_neighbors=15,
         n_samples=None,
         random_state=None,
+        batch=None,
+        decode_batch=None,
     ):
         """chromVAR motif deviations and z-scores on the augmented accessibility.
 
@@ -812,6 +842,10 @@ default="prior"
             Seed of the background peaks.
         calibrate, rna_map, n_neighbors, n_samples, random_state
             As for :meth:`impute_atac`.
+        batch, decode_batch
+            As for :meth:`differential_peaks`: with a model fitted with ``batch``, every
+            cell decoded in one reference sample (``decode_batch``), so that the deviations
+            compare cells free of the samples' peak effects.
 
         Returns
         -------
@@ -841,13 +875,13 @@ default="prior"
         """
         _chromvar.check_background(n_background)
         z, log_scale = self._atac_components(
-            X_atac, X_rna, None, rna_map, n_neighbors, n_samples, random_state
+            X_atac, X_rna, None, rna_map, n_neighbors, n_samples, random_state, batch
         )
         matrix, names, gc, keep = _chromvar.check_matches(
             matches, self.n_peaks_in_, gc, motif_names
         )
         embedding = self._peak_embedding_tensor()
-        bias = self._peak_logit_bias(calibrate)
+        bias = self._reference_bias(self._peak_logit_bias(calibrate), decode_batch)
         log_offset = _accessibility.mixture_log_offset(z, log_scale, embedding, bias)
 
         def blocks():

@@ -9,6 +9,7 @@ reads as the scikit-learn contract.
 """
 
 import numpy as np
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from ..data import _batches, _mosaic
@@ -219,6 +220,41 @@ class CellInputsMixin(FactVAEBase):
             self._batch_onehot(batch, n_cells, what)
         return None
 
+    def _fit_code_integration(self, dataset):
+        """After a fit with ``batch``: Harmony on the training cells' codes, one state per
+        modality (``batch_code_harmony_``), so that :meth:`transform` returns codes in which
+        the samples mix. Each modality's state is fitted on the cells that have it; without
+        ``batch`` the attribute is None and the codes are returned as the encoders give
+        them."""
+        self.batch_code_harmony_ = None
+        if dataset.batch is None:
+            return
+        blocks = tuple(dataset.modalities)
+        codes = self._codes(dataset, blocks)
+        n = self.n_latent
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        self.batch_code_harmony_ = _batches.code_harmony(
+            {name: codes[:, i * n : (i + 1) * n] for i, name in enumerate(blocks)},
+            dataset.batch,
+            dataset.observed,
+            random_state=seed,
+        )
+
+    def _integrated(self, codes, blocks, batch, what):
+        """``codes`` (the ``blocks`` side by side) mapped through ``batch_code_harmony_``
+        by each cell's sample (unchanged for a model fitted without ``batch``)."""
+        states = getattr(self, "batch_code_harmony_", None)
+        if states is None:
+            if batch is not None:  # only checked: refused for a model fitted without
+                self._batch_onehot(batch, codes.shape[0], what)
+            return codes
+        onehot = self._batch_onehot(batch, codes.shape[0], what)
+        n = self.n_latent
+        for i, block in enumerate(blocks):
+            part = slice(i * n, (i + 1) * n)
+            codes[:, part] = _batches.apply_harmony(codes[:, part], onehot, states[block])
+        return codes
+
     def _mosaic_codes(self, X_rna, X_atac, batch, observed):
         """transform for cells with one modality: both codes, the missing one carried over
         from the present one (``missing_code``)."""
@@ -234,5 +270,6 @@ class CellInputsMixin(FactVAEBase):
             self.n_latent,
             self.missing_code,
         )
+        codes = self._integrated(codes, ("rna", "atac"), batch, "transform")
         n = self.n_latent
         return {"rna": codes[:, :n], "atac": codes[:, n:], "joint": codes}[self.embedding]

@@ -186,9 +186,10 @@ class FactVAE(
         decoders always get a per-sample logit offset for every gene and peak (a
         multiplicative sample effect on each feature), as scVI's default; with
         "encoder_decoder" the one-hot sample is also appended to both encoders' inputs
-        (scVI's ``encode_covariates=True``), and :meth:`transform` then needs each cell's
-        ``batch``. "decoder" mixed the samples better at the same cell-type ARI on
-        semi-synthetic samples (README, "Several samples"), hence the default.
+        (scVI's ``encode_covariates=True``). "decoder" mixed the samples better at the
+        same cell-type ARI on semi-synthetic samples (README, "Several samples"), hence the
+        default. Either way :meth:`transform` integrates the samples after training (see
+        ``batch`` in :meth:`fit`) and needs each cell's ``batch``.
     batch_dispersion : bool, default=False
         With ``batch``: each sample also gets its own per-feature offsets on the
         dispersion and zero-inflation logits of both decoders (sample-specific noise,
@@ -244,6 +245,11 @@ class FactVAE(
         Harmony state of :func:`~factvae_sk.data._harmony.fit_harmony` (centroids (K,
         n_components), per-cluster sample offsets (K, n_samples, n_components), kernel
         widths) with which :func:`~factvae_sk.data._harmony.harmony_correct` maps each cell.
+    batch_code_harmony_ : dict or None
+        After a fit with ``batch``: ``{"rna": state, "atac": state}``, the Harmony state
+        (as ``batch_input_harmony_``) fitted on the training cells' posterior means of each
+        modality by sample, through which :meth:`transform` maps every cell; ``None``
+        without ``batch``.
     feature_embeddings_ : Bunch of DataFrames
         ``rna``: gene embeddings (n_genes, n_latent); ``atac``: peak embeddings
         (n_peaks, n_latent), absent without ATAC. Indexed by gene / peak names when the
@@ -575,10 +581,13 @@ class FactVAE(
             Another name for ``X_atac`` (scikit-learn's name for the second argument).
         batch : array-like of shape (n_cells,), default=None
             The sample (donor, run, time point...) of each cell: labels of any hashable
-            type. The model is then conditioned on it (``batch_conditioning``), so the cell
-            codes can shed sample effects; :meth:`transform`, :meth:`score` and
-            :meth:`impute_atac` then take the cells' ``batch`` too. Routed per cell like
-            ``sample_weight``. ``None``: the method exactly as without this option.
+            type. The decoders are then conditioned on it (``batch_conditioning``), and
+            after training Harmony is fitted on the cells' codes by sample
+            (``batch_code_harmony_``), so that :meth:`transform` returns an integrated
+            embedding in which the samples mix and the cell types stay apart (README,
+            "Several samples"); :meth:`transform`, :meth:`score` and :meth:`impute_atac`
+            then take the cells' ``batch`` too. Routed per cell like ``sample_weight``.
+            ``None``: the method exactly as without this option.
         rna_observed, atac_observed : array-like of bool, shape (n_cells,), default=None
             For data where some cells were measured by one modality only (mosaic): whether
             each cell's row of ``X_rna`` / ``X_atac`` is a measurement (``None``: every
@@ -703,6 +712,8 @@ class FactVAE(
         self.feature_embeddings_ = Bunch(
             rna=self._embedding_table(module.decoder_rna, self._names("gene"), "gene")
         )
+        if dataset is not None:
+            self._fit_code_integration(dataset)
         if not module.has_atac:
             return self
         self.feature_embeddings_.atac = self._embedding_table(
@@ -933,9 +944,11 @@ class FactVAE(
             Needed when ``embedding`` is "atac" or "joint".
         batch : array-like of shape (n_cells,), default=None
             Each cell's sample, among those seen at fit (others raise ``ValueError``).
-            Needed when the model was fitted with ``batch`` and either
-            ``batch_conditioning="encoder_decoder"`` or ``batch_center_inputs`` (True or
-            "harmony"; otherwise only checked); refused when fitted without.
+            Needed when the model was fitted with ``batch``: every cell's code is mapped
+            through the Harmony state fitted on the training codes
+            (``batch_code_harmony_``) by its own sample, alone, so new cells of a known
+            sample land where the training cells of that sample do. Refused when fitted
+            without.
         rna_observed, atac_observed : array-like of bool, shape (n_cells,), default=None
             For cells measured by one modality (as in :meth:`fit`; needs ``X_atac``). Every
             cell gets a code: a cell without the modality of ``embedding`` gets one carried
@@ -972,7 +985,7 @@ class FactVAE(
         batch_onehot = self._encoder_batch(batch, X_rna.shape[0], "transform")
         blocks = {"rna": ("rna",), "atac": ("atac",), "joint": ("rna", "atac")}[self.embedding]
         dataset = self._dataset(X_rna, X_atac, with_counts=False, batch_onehot=batch_onehot)
-        return self._codes(dataset, blocks)
+        return self._integrated(self._codes(dataset, blocks), blocks, batch, "transform")
 
     def fit_transform(
         self,

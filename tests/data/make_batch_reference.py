@@ -23,9 +23,24 @@ def donors(n):
     return np.array(["d1", "d2", "d3"])[np.arange(n) % 3]
 
 
+def posterior_means(model, rna, atac):
+    """The encoders' posterior means (of ``model.embedding``): what ``transform`` returned
+    when this file was written, before a fit with ``batch`` integrated the samples by
+    Harmony on them."""
+    inputs = {"rna": rna, "atac": atac}
+    blocks = {"rna": ["rna"], "atac": ["atac"], "joint": ["rna", "atac"]}[model.embedding]
+    means = []
+    with torch.no_grad():
+        for block in blocks:
+            encoder_input = getattr(model, f"{block}_encoder_input_")
+            x = torch.from_numpy(np.asarray(encoder_input.transform(inputs[block])))
+            means.append(model.module_.encode(block, x)[0].numpy())
+    return np.hstack(means)
+
+
 def reference_outputs(model, rna, atac, batch):
     return dict(
-        codes=model.transform(rna, atac, batch=batch),
+        codes=posterior_means(model, rna, atac),
         score=np.float64(model.score(rna, atac, batch=batch)),
         imputed=model.impute_atac(atac[:20], batch=batch[:20], peaks=np.arange(50)),
         loss=np.asarray(model.history_[:, "train_loss"]),
