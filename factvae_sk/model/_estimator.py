@@ -832,7 +832,7 @@ class FactVAE(
         return dataset
 
     def __getstate__(self):
-        # The feature embedding tables copy the decoders' weights (a tenth of a 10x
+        # The feature embedding tables copy the decoders' weights (7 % of a 10x
         # Multiome model's file): a pickle carries the weights once, and they are rebuilt.
         state = dict(super().__getstate__())  # a copy: object's is the instance's __dict__
         state.pop("_evidence_memo", None)
