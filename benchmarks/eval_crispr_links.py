@@ -19,11 +19,11 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from scipy.optimize import minimize
-from scipy.stats import rankdata
+from scipy.stats import kendalltau, rankdata
 
 from benchmarks.harness.models import load_or_fit, model_path
 from factvae_sk import PAPER_SETTINGS, FactVAE, gene_peak_prior, load_snare_cellline
-from factvae_sk.analysis import _link_model
+from factvae_sk.analysis import _link_context, _link_model
 from factvae_sk.links import peak_gene_correlation
 from factvae_sk.prior import build_gene_peak_prior, tss_distance
 
@@ -41,22 +41,30 @@ TRUTH = next(
 # link model without a FactVAE fit (tests/test_crispr_links.py).
 FEATURES_FILE = ROOT / "tests/data/crispr_k562_features.csv.gz"
 BINS = (("0-10 kb", 0, 10_000), ("10-100 kb", 10_000, 100_000), (">100 kb", 100_000, np.inf))
-# Candidate forms of the link model: the evidence features beside the fixed power-law
-# contact offset, smallest first. Chosen by leave-one-chromosome-out held-out log-loss. The
-# evidence is distance-free: a feature that carries the distance again (log ABC) would free
-# the contact's exponent, the prior this model keeps fixed (benchmarks/README.md: "Other model
-# forms tried").
+# Candidate forms of the link model (issue 32): evidence features beside the fixed power-law
+# contact offset, smallest first, chosen by leave-one-chromosome-out held-out log-loss. Every
+# feature is one regulatory_links computes from the fitted model and the coordinates: the
+# genomic context (TSSs and peaks between, peaks near: ``_link_context``), scE2G's multiome
+# set (ABC, promoter accessibility, expressed everywhere, co-variation) and the model's own
+# terms (correlation, cosine, denoised activity). ``log_distance`` frees the contact's
+# exponent (ENCODE-rE2G fits distance freely).
+CONTEXT = ("tss_between", "peaks_between", "peaks_near")
+SCE2G = CONTEXT + ("log_abc", "promoter", "expressed_everywhere")
 FORMS = {
     "contact": (),
-    "+corr": ("correlation",),
-    "+cos": ("cosine",),
-    "+act": ("activity",),
     "+corr+cos": ("correlation", "cosine"),
-    "+corr+act": ("correlation", "activity"),
-    "+corr+cos+act": ("correlation", "cosine", "activity"),
-    "+corr+cos+expr": ("correlation", "cosine", "expression"),
-    "+corr+cos+spec": ("correlation", "cosine", "specificity"),
-    "+corr+cos+act+expr+spec": ("correlation", "cosine", "activity", "expression", "specificity"),
+    "+tss": ("tss_between",),
+    "+context": CONTEXT,
+    "+tss+corr+cos": ("tss_between", "correlation", "cosine"),
+    "+tss+corr+cos+act": ("tss_between", "correlation", "cosine", "activity"),
+    "+tss+corr+cos+promoter": ("tss_between", "correlation", "cosine", "promoter"),
+    "+context+abc": CONTEXT + ("log_abc",),
+    "+context+corr+cos": CONTEXT + ("correlation", "cosine"),
+    "scE2G-like (no co-variation)": SCE2G,
+    "scE2G-like": SCE2G + ("correlation",),
+    "scE2G-like+cos": SCE2G + ("correlation", "cosine"),
+    "scE2G-like+cos+act": SCE2G + ("correlation", "cosine", "activity"),
+    "scE2G-like+cos, free exponent": SCE2G + ("correlation", "cosine", "log_distance"),
 }
 # Forms within this held-out log-loss (per row) of the best count as tied: the smallest wins.
 LOSS_TOLERANCE = 2e-4
@@ -77,6 +85,8 @@ def load_truth(path=TRUTH):
 def load_data(truth, min_cells=10):
     """SNARE-seq: 2000 HVG plus every tested gene detected in >= ``min_cells`` cells."""
     data = load_snare_cellline()
+    # Every annotated gene counts for the TSSs between an element and its gene.
+    data.annotation = data.genes[data.genes.chrom.notna()].reset_index(drop=True)
     detected = np.asarray((data.rna > 0).sum(axis=0)).ravel() >= min_cells
     tested = data.genes.gene.isin(set(truth.measuredGeneSymbol)).to_numpy()
     keep = data.genes.highly_variable.to_numpy() | (tested & detected)
@@ -178,11 +188,31 @@ def raw_features(data, rows, cols, cells, seed=0):
             len(data.genes),
         ),
     }
+    evidence["promoter"] = _link_context.promoter_activity(data.genes, data.peaks, activity)
+    by_line = [data.rna[data.labels == label] for label in np.unique(data.labels)]
+    evidence["expressed_everywhere"] = _link_context.expressed_everywhere(
+        np.vstack([1e6 * np.asarray(part.sum(axis=0)).ravel() / part.sum() for part in by_line])
+    )
     distance = tss_distance(data.genes, data.peaks, rows, cols)
     correlation = np.asarray(r[rows, cols]).ravel()
-    return _link_model.link_features(
-        evidence, rows, cols, distance, pair_values={"correlation": correlation}
+    context = _link_context.genomic_context(data.genes, data.peaks, rows, cols, data.annotation)
+    features = _link_model.link_features(
+        evidence, rows, cols, distance, pair_values={"correlation": correlation}, context=context
     )
+    features["kendall"] = kendall(rna, atac, rows, cols)
+    return features
+
+
+def kendall(rna, atac, rows, cols):
+    """scE2G's co-variation: Kendall's tau-b of a gene's and a peak's raw counts across the
+    cells (0 where either is constant)."""
+    rna, atac = sp.csc_matrix(rna), sp.csc_matrix(atac)
+    out = np.zeros(len(rows))
+    for i, (g, p) in enumerate(zip(rows, cols, strict=True)):
+        x, y = rna[:, g].toarray().ravel(), atac[:, p].toarray().ravel()
+        if x.min() < x.max() and y.min() < y.max():
+            out[i] = kendalltau(x, y).statistic
+    return out
 
 
 def evidence_features(model, data, overlaps, cells_label=None):
@@ -190,7 +220,7 @@ def evidence_features(model, data, overlaps, cells_label=None):
     groups = None if cells_label is None else data.labels
     rows, cols = overlaps.gene.to_numpy(), overlaps.peak.to_numpy()
     model_features = model.link_features(
-        rows, cols, data.genes, data.peaks, groups=groups, group=cells_label
+        rows, cols, data.genes, data.peaks, groups, cells_label, data.annotation
     )
     cells = (
         np.arange(len(data.labels))
@@ -278,13 +308,37 @@ def fit_link_model(features, labels, names, penalty=PENALTY):
     }
 
 
+def model_logit(features, model):
+    """``_link_model.link_logit`` for any feature columns (ablations use some that
+    ``regulatory_links`` does not compute, e.g. the counts' Kendall correlation)."""
+    values = np.column_stack(
+        [np.zeros(len(features))]
+        + [features[name].to_numpy(np.float64) for name in model["features"]]
+    )
+    offset = model["contact_exponent"] * np.log(
+        _link_model.contact(features["distance"].to_numpy())
+    )
+    return model["intercept"] + offset + values @ np.r_[0.0, np.asarray(model["coef"], float)]
+
+
+def pooled(logit, model, train):
+    """A fold's log-odds on the pooled scale: less the intercept and the evidence term at the
+    training rows' mean features (the features centered inside the fold). The intercept only
+    encodes the fold's base rate, and a feature's mean times its coefficient shifts a whole
+    fold; neither changes a ranking within the fold, both would shift folds against each
+    other."""
+    names = list(model["features"])
+    mean = train[names].to_numpy(np.float64).mean(axis=0) if names else np.zeros(0)
+    return logit - model["intercept"] - mean @ np.asarray(model["coef"], dtype=np.float64)
+
+
 def cv_predictions(features, labels, chroms, names, apply_to=None):
     """Out-of-fold link-model log-odds, leave-one-chromosome-out, and held-out log-loss.
 
     Fitted on ``features`` of the training chromosomes, applied to ``apply_to`` (default:
-    ``features``) of the held-out one. Returns ``(scores, log_loss)``: the scores leave the
-    intercept out (it only encodes each fold's base rate, and changes no ranking within a
-    fold), so that folds pool on one scale; the log-loss (per row) keeps it.
+    ``features``) of the held-out one. Returns ``(scores, log_loss)``: the scores are on the
+    pooled scale (:func:`pooled`), so that folds pool on one scale; the log-loss (per row)
+    is the model's own.
     """
     apply_to = features if apply_to is None else apply_to
     chroms = np.asarray(chroms)
@@ -294,8 +348,8 @@ def cv_predictions(features, labels, chroms, names, apply_to=None):
         assert not set(chroms[train]) & set(chroms[test])
         if labels[train].any():
             model = fit_link_model(features.iloc[train], labels[train], names)
-            logit = _link_model.link_logit(apply_to.iloc[test], model)
-            out[test] = logit - model["intercept"]
+            logit = model_logit(apply_to.iloc[test], model)
+            out[test] = pooled(logit, model, features.iloc[train])
             loss[test] = np.logaddexp(0.0, logit) - labels[test] * logit
     return out, float(np.nanmean(loss))
 
@@ -375,7 +429,7 @@ def nested_cv(features, labels, chroms):
         form, _ = choose_form(inner, labels[train], chroms[train])
         chosen.append(form)
         model = fit_link_model(inner, labels[train], FORMS[form])
-        out[test] = _link_model.link_logit(features.iloc[test], model) - model["intercept"]
+        out[test] = pooled(model_logit(features.iloc[test], model), model, inner)
     return out, chosen
 
 
@@ -437,25 +491,22 @@ def main():
     fa, fk = features_of(table, "all_"), features_of(table, "k562_")
     ra, rk = features_of(table, "raw_all_"), features_of(table, "raw_k562_")
     d = fk.distance.to_numpy()
+
+    def loco(features, names):
+        return pm(cv_predictions(features, labels, chroms, names)[0])
+
     scores = {
         "distance to TSS (table)": -truth.distanceToTSS.abs().to_numpy()[scored],
+        "FactVAE correlation, K562 cells (group_correlation)": pm(fk.group_correlation),
         "distance to TSS (peak)": pm(-d),
-        "ABC-like raw, K562 (CPM / max(d, 5 kb))": pm(rk.activity_cpm / np.maximum(d, 5e3)),
         "ABC raw, K562 (gene-normalized)": pm(rk.abc),
-        "pseudobulk r, metacells (raw)": pm(ra.correlation),
-        "FactVAE correlation": pm(fa.correlation),
-        "FactVAE correlation, K562": pm(fk.correlation),
-        "FactVAE cosine": pm(fa.cosine),
-        "exp(2 corr) / d": pm(np.exp(2 * fa.correlation) / np.maximum(d, 5e3)),
         "ABC FactVAE (all cells)": pm(fa.abc),
         "ABC FactVAE, K562": pm(fk.abc),
-        "ABC x exp(2 corr) (all cells)": pm(_link_model.combine(fa, "abc_correlation")),
-        "ABC x exp(2 corr), K562": pm(_link_model.combine(fk, "abc_correlation")),
-        "ABC x exp(2 cos), K562": pm(fk.abc * np.exp(2 * fk.cosine)),
+        "Kendall raw, K562 cells": pm(rk.kendall),
+        "Kendall raw, all cells": pm(ra.kendall),
+        "pseudobulk r, metacells (raw)": pm(ra.correlation),
+        "FactVAE correlation": pm(fa.correlation),
     }
-    scores["exp(2 (corr + cos)) / max(d, 5 kb)"] = pm(
-        np.exp(2 * (fa.correlation + fa.cosine)) / np.maximum(d, 5e3)
-    )
     # The link model's forms under leave-one-chromosome-out CV (all-cells features: the
     # default of regulatory_links), each with its held-out log-loss.
     chosen, losses = choose_form(fa, labels, chroms)
@@ -464,7 +515,7 @@ def main():
     print(f"\nchosen form (smallest within {LOSS_TOLERANCE} of the lowest LOCO log-loss): {chosen}")
     for name, names in FORMS.items():
         tag = " (chosen: the default)" if name == chosen else ""
-        scores[f"logistic [{name}], LOCO{tag}"] = pm(cv_predictions(fa, labels, chroms, names)[0])
+        scores[f"logistic [{name}], LOCO{tag}"] = loco(fa, names)
     names = FORMS[chosen]
     scores["regulatory_links default: shipped coefficients (in-sample, not CV)"] = pm(
         _link_model.combine(fa, _link_model.DEFAULT_DISTANCE_SCORE)
@@ -472,33 +523,39 @@ def main():
     nested, picked = nested_cv(fa, labels, chroms)
     scores["logistic, form chosen inside each fold (nested LOCO)"] = pm(nested)
     print("forms chosen inside the folds:", pd.Series(picked).value_counts().to_dict())
-    # One group of cells: the K562 line's activity and co-variation, the same forms.
-    scores[f"K562 cells: logistic [{chosen}], LOCO"] = pm(
-        cv_predictions(fk, labels, chroms, names)[0]
+    # One group of cells: every feature over the K562 line's cells, the same form; and the
+    # shipped coefficients applied to them (what regulatory_links(groups=, group=) ranks).
+    scores[f"K562 cells: logistic [{chosen}], LOCO"] = loco(fk, names)
+    scores["K562 cells: shipped coefficients (in-sample, not CV)"] = pm(
+        _link_model.combine(fk, _link_model.DEFAULT_DISTANCE_SCORE)
     )
-    k562_form, _ = choose_form(fk, labels, chroms)
-    scores[f"K562 cells: logistic [{k562_form}] (its own LOCO choice), LOCO"] = pm(
-        cv_predictions(fk, labels, chroms, FORMS[k562_form])[0]
-    )
-    hybrid = fa.copy()
-    for column in ("activity", "expression", "specificity", "log_abc"):
-        hybrid[column] = fk[column]
-    for name in ("+corr+cos+act", "+corr+cos+spec"):
-        scores[f"K562 activity + all-cells co-variation: [{name}], LOCO"] = pm(
-            cv_predictions(hybrid, labels, chroms, FORMS[name])[0]
-        )
-    # Ablation: the same forms from the counts alone (raw pseudobulk accessibility and the
-    # metacell correlation of the counts), and raw accessibility + FactVAE's co-variation.
-    for name in ("contact", "+act", "+corr", "+corr+act"):
-        scores[f"ablation: raw counts [{name}], LOCO"] = pm(
-            cv_predictions(ra, labels, chroms, FORMS[name])[0]
-        )
-    raw_plus = ra.copy()
-    raw_plus["correlation"], raw_plus["cosine"] = fa.correlation, fa.cosine
-    for name in ("+corr+cos", "+corr+cos+act"):
-        scores[f"ablation: raw activity + FactVAE co-variation [{name}], LOCO"] = pm(
-            cv_predictions(raw_plus, labels, chroms, FORMS[name])[0]
-        )
+    # The group's own co-variation (over the K562 cells only) in place of the all-cells one.
+    own = fk.assign(correlation=fk.group_correlation)
+    scores[f"K562 cells, the group's own correlation [{chosen}], LOCO"] = loco(own, names)
+    for name in ("+tss+corr+cos+act", "+tss+corr+cos+promoter"):
+        scores[f"K562 cells: logistic [{name}], LOCO"] = loco(fk, FORMS[name])
+        scores[f"all cells: logistic [{name}], LOCO"] = loco(fa, FORMS[name])
+    # Ablation (issue 32): distance; + genomic context; + raw-count evidence (scE2G's
+    # multiome set from the counts of the K562 cells: ABC, promoter accessibility, expressed
+    # everywhere, Kendall; + the metacell Pearson); + FactVAE's evidence on top.
+    raw_set = SCE2G + ("kendall",)
+    both = rk.copy()
+    both["f_correlation"], both["f_cosine"] = fa.correlation, fa.cosine
+    both["f_log_abc"], both["f_promoter"] = fa.log_abc, fa.promoter
+    ablation = {
+        "1 distance alone [contact]": (fa, ()),
+        "2 genomic context alone [+context]": (fa, CONTEXT),
+        "3 + raw-count evidence (scE2G-like, K562 counts)": (rk, raw_set),
+        "3b + raw-count evidence + raw Pearson": (rk, raw_set + ("correlation",)),
+        "4 + FactVAE evidence (raw + corr + cos)": (both, raw_set + ("f_correlation", "f_cosine")),
+        "4b + FactVAE evidence (raw + FactVAE ABC, promoter, corr, cos)": (
+            both,
+            raw_set + ("f_log_abc", "f_promoter", "f_correlation", "f_cosine"),
+        ),
+        "5 genomic context + FactVAE evidence only (the chosen form)": (fa, names),
+    }
+    for name, (features, columns) in ablation.items():
+        scores[f"ablation {name}, LOCO"] = loco(features, columns)
     result, subsets, pair_labels = results_table(scores, truth, scored, args.bootstrap)
     sizes = ", ".join(
         f"{name} {mask.sum()} ({pair_labels[mask].sum()} +)" for name, mask in subsets

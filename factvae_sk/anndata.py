@@ -157,10 +157,13 @@ def fit_inputs_from_mudata(
                 stacklevel=2,
             )
         else:
-            matrix = build_gene_peak_prior(
-                data.genes, data.peaks, mode=prior_mode, upstream=upstream, window=window
-            )
-            prior = GenePeakPrior(matrix) if matrix.nnz else None
+            # The tables were checked (and warned about) as they were read.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FactVAEWarning)
+                matrix = build_gene_peak_prior(
+                    data.genes, data.peaks, mode=prior_mode, upstream=upstream, window=window
+                )
+            prior = GenePeakPrior(matrix)
     return Bunch(
         X_rna=data.rna,
         X_atac=data.atac,

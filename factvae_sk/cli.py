@@ -8,6 +8,7 @@ Both run the same job (:func:`factvae_sk.app._job.run_job`) and write the same o
         [--genome hg38.fa --motifs JASPAR2024.txt] --out results
     factvae-sk fit --rna-h5ad rna.h5ad --atac-h5ad atac.h5ad [--gtf ...] --out results
     factvae-sk fit --mudata multiome.h5mu [--layer counts] [--gtf ...] --out results
+    factvae-sk fit --10x filtered_feature_bc_matrix.h5 [--gtf genes.gtf.gz] --out results
 
 Exit status: 0 on success, 2 on a usage error or a problem with an input file (one line on
 stderr naming the file and the problem), 1 on an unexpected failure, 130 on Ctrl-C, 143 on
@@ -21,17 +22,20 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 from .app._cell_map import MAX_TSNE_CELLS, METHODS
 from .app._job import MOTIF_OUTPUTS, OUTPUTS, run_job
+from .app._peak_filter import MIN_PEAK_CELLS
+from .data._coordinates import check_prior_links
 from .data._io import read_paired_files, read_paired_h5ad, read_paired_h5mu
-from .datasets import load_snare_cellline
-from .exceptions import InputFileError
+from .datasets import load_snare_cellline, read_10x_multiome
+from .exceptions import FactVAEWarning, InputFileError
 from .hvg import highly_variable_genes
 from .motifs import read_motifs
-from .prior import MODES
+from .prior import MODES, _check_tables, _prior_matrix
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main", "run"]
 
@@ -87,6 +91,13 @@ def _common(parser, default_out=None):
     )
     parser.add_argument(
         "--upstream", type=_count(0), default=2000, help="promoter length in bp (default 2000)"
+    )
+    parser.add_argument(
+        "--min-peak-cells",
+        type=_count(0),
+        default=MIN_PEAK_CELLS,
+        help="drop peaks detected in fewer cells: they carry no information (default "
+        f"{MIN_PEAK_CELLS}; 0 keeps every peak)",
     )
     parser.add_argument(
         "--window", type=_count(0), default=150_000, help="TSS window in bp (default 150000)"
@@ -173,8 +184,12 @@ def build_parser():
         "  --genes  a 'gene' column (else the first) and chrom, start, end, strand\n"
         "           (0-based half-open), or just names with --gtf\n"
         "  --peaks  chrom, start, end columns, or 'chrom:start-end' names ('peak' or the\n"
-        "           first column; chrom-start-end and chrom_start_end work too)\n"
-        "  --cells  a 'barcode' column (else the first) and annotations (see --labels)",
+        "           first column; chrom-start-end and chrom_start_end work too), or a\n"
+        "           BED file without a header row (peaks.bed)\n"
+        "  --cells  a 'barcode' column (else the first) and annotations (see --labels)\n"
+        "chromosomes named 1 or chr1, MT or chrM (Ensembl or UCSC) are matched between the\n"
+        "gene table, the GTF and the peaks, with a warning; repeated gene or peak names are\n"
+        "made unique (A, A-1); tables that link no gene to a peak stop with an error",
     )
     files = fit.add_argument_group("counts as files")
     files.add_argument("--rna", help="RNA counts, .npz or .mtx[.gz]")
@@ -187,6 +202,15 @@ def build_parser():
         action=argparse.BooleanOptionalAction,
         default=None,
         help="force (or, with --no-transpose, forbid) reading the matrices as features x cells",
+    )
+    tenx = fit.add_argument_group("counts from Cell Ranger ARC (10x Multiome)")
+    tenx.add_argument(
+        "--10x",
+        dest="tenx",
+        metavar="PATH",
+        help="filtered_feature_bc_matrix.h5 (needs h5py: the 'tenx' extra) or the "
+        "filtered_feature_bc_matrix/ folder; genes and peaks split by feature type, gene "
+        "strands (and coordinates the file lacks) from --gtf",
     )
     h5ad = fit.add_argument_group("counts as AnnData (needs anndata)")
     h5ad.add_argument("--rna-h5ad", help="RNA AnnData, cells x genes")
@@ -219,6 +243,19 @@ def build_parser():
 
 def _load_user_data(args, parser):
     prior = not args.no_prior
+    if args.tenx:
+        others = ["rna", "atac", "genes", "peaks", "cells", "rna_h5ad", "atac_h5ad", "mudata"]
+        given = [f"--{name.replace('_', '-')}" for name in others if getattr(args, name)]
+        if given:
+            parser.error(f"--10x holds the counts, features and barcodes: drop {', '.join(given)}")
+        data = read_10x_multiome(args.tenx, gtf=args.gtf if prior else None)
+        if prior and args.gtf is None and data.located:
+            _warn(
+                f"{args.tenx} gives the genes no strand: the prior extends each gene on both "
+                "sides; pass --gtf (e.g. the Cell Ranger ARC reference's genes/genes.gtf.gz) "
+                "for promoters upstream of the TSS only"
+            )
+        return data
     if args.mudata:
         if args.rna_h5ad or args.atac_h5ad or args.rna or args.atac:
             parser.error("--mudata holds both modalities: give no other counts")
@@ -234,7 +271,7 @@ def _load_user_data(args, parser):
     missing = [f"--{name}" for name in ("rna", "atac", "genes", "peaks") if not getattr(args, name)]
     if missing:
         parser.error(
-            f"missing {', '.join(missing)} (or give --rna-h5ad and --atac-h5ad, or --mudata)"
+            f"missing {', '.join(missing)} (or give --10x, --rna-h5ad and --atac-h5ad, or --mudata)"
         )
     for option in ("labels", "batch"):
         if getattr(args, option) is not None and args.cells is None:
@@ -279,7 +316,7 @@ def _run(args, parser):
         _check_motif_files(args, parser)
         data = _load_user_data(args, parser)
         if use_prior and not data.located:
-            genes = args.genes or args.rna_h5ad or args.mudata
+            genes = args.genes or args.rna_h5ad or args.mudata or args.tenx
             _warn(
                 f"the genes of {genes} have no coordinates (chrom, start, "
                 "end, strand) and no --gtf was given: running without a gene-peak prior. "
@@ -289,7 +326,7 @@ def _run(args, parser):
         for option in ("labels", "batch"):
             column = getattr(args, option)
             if column is not None and column not in data.cells.columns:
-                where = args.cells or args.rna_h5ad or args.mudata or "the cell table"
+                where = args.cells or args.rna_h5ad or args.mudata or args.tenx or "the cell table"
                 raise InputFileError(
                     where,
                     f"--{option} {column!r} is not a column of the cell table; it has "
@@ -298,6 +335,8 @@ def _run(args, parser):
         n_top = args.n_top_genes or data.rna.shape[1]
         hvg = highly_variable_genes(data.rna, n_top)
         label_column = args.labels
+        if use_prior:
+            _check_prior(data, hvg, args)
     _check_out(args.out)
     return run_job(
         data,
@@ -311,6 +350,7 @@ def _run(args, parser):
         prior_mode=args.prior_mode if use_prior else None,
         upstream=args.upstream,
         window=args.window,
+        min_peak_cells=args.min_peak_cells,
         n_links=args.n_links,
         map_method=args.map,
         map_max_cells=args.map_max_cells,
@@ -318,6 +358,41 @@ def _run(args, parser):
         genome=getattr(args, "genome", None),
         motifs=getattr(args, "motifs", None),
     )
+
+
+def _check_prior(data, hvg, args):
+    """The job's prior, built before the long fit: a prior that would link nothing stops the
+    run with an error naming the tables (their other problems were said when read)."""
+    genes = data.genes[hvg].reset_index(drop=True)
+    sources = (args.genes or args.rna_h5ad or args.mudata, args.peaks or args.atac_h5ad)
+    sources = tuple(source or args.mudata or args.tenx for source in sources)
+    names = [Path(str(source)).name for source in sources]
+    what = (f"the {len(genes)} selected genes of {names[0]}", f"the peak table {names[1]}")
+    try:
+        genes, peaks = _check_tables(genes, data.peaks, what=what, checked=True)
+        prior = _prior_matrix(
+            genes, peaks, mode=args.prior_mode, upstream=args.upstream, window=args.window
+        )
+        check_prior_links(prior, genes, what)
+    except ValueError as error:
+        raise InputFileError(sources[0], _one_line(error)) from error
+
+
+@contextmanager
+def _warnings_as_lines(prog):
+    """FactVAE's warnings about the user's data as ``factvae-sk: warning: ...`` lines on
+    stderr (where users look), not Python's file:line form."""
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def line(message, category, *args, **kwargs):
+            if issubclass(category, FactVAEWarning):
+                print(f"{prog}: warning: {_one_line(message)}", file=sys.stderr)
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = line
+        yield
 
 
 def _check_motif_files(args, parser):
@@ -432,7 +507,7 @@ def main(argv=None):
     except SystemExit as stop:  # --help (0) or a usage error (2), already printed
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     try:
-        with _sigterm_as_exit():
+        with _sigterm_as_exit(), _warnings_as_lines(parser.prog):
             _run(args, parser)
     except _Terminated as stop:
         print(f"{parser.prog}: terminated (SIGTERM); no output was changed", file=sys.stderr)

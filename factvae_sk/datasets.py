@@ -1,11 +1,16 @@
 """Bundled real data: the SNARE-seq cell-line mixture (Chen et al. 2019, GEO GSE126074) and
-the sci-CAR mouse kidney (Cao et al. 2018, GEO GSE117089)."""
+the sci-CAR mouse kidney (Cao et al. 2018, GEO GSE117089); and :func:`read_10x_multiome`, which
+reads a 10x Multiome experiment (Cell Ranger ARC's output) into the same layout."""
 
 from importlib import resources
 
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils import Bunch
+
+from .data._tenx import read_10x_multiome
+
+__all__ = ["load_scicar_kidney", "load_snare_cellline", "read_10x_multiome"]
 
 
 def load_snare_cellline():

@@ -25,6 +25,7 @@ from sklearn.utils import Bunch, check_array
 from sklearn.utils.validation import check_non_negative
 
 from .analysis import _chromvar, _differential, _motif_scan
+from .data._coordinates import genome_contig_names, standard_columns
 from .exceptions import FactVAEWarning
 from .prior import parse_peak_names
 
@@ -218,6 +219,7 @@ def _as_motifs(motifs):
 def _peak_table(peaks):
     """``chrom``, ``start``, ``end`` and ``peak`` names from a table or ``chr:start-end``."""
     if isinstance(peaks, pd.DataFrame):
+        peaks = standard_columns(peaks, ("chrom", "start", "end"), "The peak table")
         missing = {"chrom", "start", "end"} - set(peaks.columns)
         if missing:
             raise ValueError(f"The peak table lacks column(s) {sorted(missing)}.")
@@ -277,6 +279,9 @@ def peak_sequences(peaks, genome):
     table = _peak_table(peaks)
     fasta = _open_genome(genome)
     contigs = set(fasta.keys())
+    # The genome's spelling of each chromosome (chr1 vs 1, chrM vs MT), said in a warning.
+    where = "the genome" if isinstance(genome, Mapping) else f"the genome {genome}"
+    table["chrom"] = genome_contig_names(table["chrom"], contigs, "peaks", where)
     sequences, missing = [], []
     for chrom, start, end, name in table.itertuples(index=False):
         if chrom not in contigs or end > len(fasta[chrom]):

@@ -18,16 +18,26 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .data._coordinates import (
+    check_gene_peak_tables,
+    check_prior_links,
+    standard_columns,
+    standard_strands,
+    warn,
+)
+
 __all__ = ["build_gene_peak_prior", "gene_peak_prior", "parse_peak_names", "tss_distance"]
 
 _GENE_COLUMNS = ("chrom", "start", "end", "strand")
 _PEAK_COLUMNS = ("chrom", "start", "end")
 
 
-def _check_table(table, columns, what):
-    """Raise unless ``table`` is a DataFrame with ``columns`` and sane intervals."""
+def _check_table(table, columns, what, say=warn):
+    """``table`` (a DataFrame) with ``columns`` under their standard names and sane
+    intervals: the table itself, or a new one where column names or strands were changed."""
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"{what} must be a pandas DataFrame, got {type(table).__name__}.")
+    table = standard_columns(table, columns, what)
     missing = [column for column in columns if column not in table.columns]
     if missing:
         raise ValueError(
@@ -49,6 +59,12 @@ def _check_table(table, columns, what):
             f"{what} has {bad.size} row(s) with end < start (index labels: {shown}"
             f"{', ...' if bad.size > 5 else ''})."
         )
+    if "strand" in columns:
+        strand, message = standard_strands(table["strand"], what)
+        if message:
+            say(message + ".")
+            table = table.assign(strand=strand)
+    return table
 
 
 def _select(table, names, key, what):
@@ -58,17 +74,39 @@ def _select(table, names, key, what):
     labels = pd.Index(table[key] if key in table.columns else table.index)
     where = "column " + repr(key) if key in table.columns else "index"
     if not labels.is_unique:
-        raise ValueError(f"{what} {where} has duplicate names, so {what[:-1]}_names is ambiguous.")
+        repeated = labels[labels.duplicated()].unique()[:3].tolist()
+        raise ValueError(
+            f"{what} {where} repeats names (e.g. {repeated}), so {key}_names is ambiguous: "
+            "make the names unique first (e.g. AnnData's var_names_make_unique()), or "
+            f"select the rows yourself and leave {key}_names out."
+        )
     names = pd.Index(np.asarray(names, dtype=object).ravel())
     positions = labels.get_indexer(names)
     if (positions < 0).any():
         absent = list(names[positions < 0][:5])
         raise ValueError(
-            f"{(positions < 0).sum()} of {what[:-1]}_names are not in the {where} of {what}, "
+            f"{(positions < 0).sum()} of {key}_names are not in the {where} of {what}, "
             f"e.g. {absent}."
         )
     # take() returns a new frame, so the caller's table is left untouched.
     return table.take(positions)
+
+
+def _check_tables(genes, peaks, *, gene_names=None, peak_names=None, what=None, checked=False):
+    """Gene and peak tables ready to be joined by chromosome: columns under their standard
+    names, strands as '+'/'-', the rows of ``gene_names``/``peak_names``, and chromosome
+    names that agree (see :mod:`factvae_sk.data._coordinates`), with a
+    :class:`~factvae_sk.exceptions.FactVAEWarning` for each thing changed or left unlinked.
+    ``what`` names the two tables in messages (default ``("genes", "peaks")``);
+    ``checked=True`` for tables this function already returned (no warnings again)."""
+    what = what or ("genes", "peaks")
+    say = (lambda message: None) if checked else warn
+    peaks = _as_peak_table(peaks)
+    genes = _check_table(genes, _GENE_COLUMNS, what[0], say)
+    peaks = _check_table(peaks, _PEAK_COLUMNS, what[1], say)
+    genes = _select(genes, gene_names, "gene", what[0])
+    peaks = _select(peaks, peak_names, "peak", what[1])
+    return check_gene_peak_tables(genes, peaks, what, checked=checked)
 
 
 def _by_chrom(chrom):
@@ -298,8 +336,26 @@ def build_gene_peak_prior(
     ValueError
         If ``mode`` is unknown, a table lacks a required column, ``start``/``end`` are not
         numeric, a row has ``end < start``, a peak name is malformed, ``upstream``/``window``
-        is negative or not finite, or a name in ``gene_names``/``peak_names`` cannot be found
-        (or the names it is looked up in repeat).
+        is negative or not finite, a name in ``gene_names``/``peak_names`` cannot be found
+        (or the names it is looked up in repeat), no gene (or no peak) has coordinates,
+        the two tables share no chromosome, or the prior links no gene to any peak: an
+        empty prior is never returned (fit with ``prior=None`` to go without one).
+
+    Warns
+    -----
+    FactVAEWarning
+        When the tables name chromosomes differently and were matched (``chr1`` and ``1``,
+        ``chrM`` and ``MT``, UCSC and Ensembl contig names: the genes' names are read in
+        the peaks' spelling; the tables themselves are not changed), when strands are
+        written ``1``/``-1`` (read as '+'/'-'), when genes or peaks lack coordinates (they
+        get no link), when gene or peak names repeat, when most peaks lie on contigs
+        without genes, and when the prior links fewer than 1% of the genes.
+
+    Notes
+    -----
+    Coordinate columns may also carry other tools' names: ``Chromosome``, ``Start``,
+    ``End``, ``Strand`` (pyranges), ``seqnames`` (GenomicRanges), ``chromosome_name``,
+    ``start_position``, ``end_position`` (BioMart), ``chromStart``, ``chromEnd`` (UCSC).
 
     See Also
     --------
@@ -334,12 +390,14 @@ def build_gene_peak_prior(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
     _check_length(upstream, "upstream")
     _check_length(window, "window")
-    peaks = _as_peak_table(peaks)
-    _check_table(genes, _GENE_COLUMNS, "genes")
-    _check_table(peaks, _PEAK_COLUMNS, "peaks")
-    genes = _select(genes, gene_names, "gene", "genes")
-    peaks = _select(peaks, peak_names, "peak", "peaks")
+    genes, peaks = _check_tables(genes, peaks, gene_names=gene_names, peak_names=peak_names)
+    prior = _prior_matrix(genes, peaks, mode=mode, upstream=upstream, window=window)
+    check_prior_links(prior, genes)
+    return prior
 
+
+def _prior_matrix(genes, peaks, *, mode, upstream=2000, window=150_000):
+    """:func:`build_gene_peak_prior` of tables :func:`_check_tables` returned."""
     # Work on numpy copies only; float64 keeps NaN and is exact for genomic coordinates.
     gene_start = genes["start"].to_numpy(dtype=np.float64)
     gene_end = genes["end"].to_numpy(dtype=np.float64)
@@ -387,7 +445,9 @@ def tss_distance(genes, peaks, rows, cols):
 
     The distance is to the nearest base of the peak (0 when the peak covers the TSS); for a
     gene of unknown strand, to the nearer of its two ends. Pairs on different chromosomes or
-    with unknown coordinates get NaN.
+    with unknown coordinates get NaN. The tables are checked and their chromosome names
+    matched as in :func:`build_gene_peak_prior` (``chr1`` and ``1`` are the same, with a
+    warning); tables that share no chromosome are an error.
 
     Parameters
     ----------
@@ -410,9 +470,12 @@ def tss_distance(genes, peaks, rows, cols):
     >>> tss_distance(genes, ["chr1:7000-7500", "chr1:9000-9100", "chr2:1-5"], [0, 0, 0], [0, 1, 2])
     array([ 500., 1001.,   nan])
     """
-    peaks = _as_peak_table(peaks)
-    _check_table(genes, _GENE_COLUMNS, "genes")
-    _check_table(peaks, _PEAK_COLUMNS, "peaks")
+    genes, peaks = _check_tables(genes, peaks)
+    return _tss_distance(genes, peaks, rows, cols)
+
+
+def _tss_distance(genes, peaks, rows, cols):
+    """:func:`tss_distance` of tables :func:`_check_tables` returned."""
     rows, cols = np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)
     first, last = _tss_bases(
         genes["start"].to_numpy(dtype=np.float64)[rows],

@@ -72,7 +72,7 @@ def _check_outputs(out, n_cells, genes, peaks, label_column=None):
     links = pd.read_csv(out / "top_links.csv")
     assert list(links.columns) == [
         "gene", "peak", "prior_weight", "score", "distance",
-        "activity", "expression", "correlation", "cosine",
+        "activity", "expression", "correlation", "cosine", "tss_between",
     ]  # fmt: skip
     assert len(links) > 0 and links["score"].is_monotonic_decreasing
     assert set(links["gene"]) <= set(genes) and set(links["peak"]) <= set(peaks)
@@ -86,7 +86,8 @@ def _check_outputs(out, n_cells, genes, peaks, label_column=None):
     for score in ("correlation", "cosine"):
         dense = model.regulatory_scores(score=score)
         np.testing.assert_allclose(links[score], dense[gene_pos, peak_pos], atol=1e-4)
-    expected = _link_model.logistic(links.astype({"distance": float}))
+    features = links.astype({"distance": float}).assign(tss_between=np.log1p(links.tss_between))
+    expected = _link_model.logistic(features)
     np.testing.assert_allclose(links["score"], expected, rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(
         model.feature_embeddings_.rna, gene_emb.iloc[:, 1:].to_numpy(), rtol=1e-5, atol=1e-6

@@ -2,6 +2,8 @@
 cells, and the CRISPRi benchmark's cross-validation and shipped coefficients, each against a
 direct dense computation on small data."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,8 @@ from scipy.special import softmax
 
 from benchmarks import eval_crispr_links
 from factvae_sk import FactVAE
-from factvae_sk.analysis import _link_model
+from factvae_sk.analysis import _link_context, _link_model
+from factvae_sk.exceptions import FactVAEWarning
 from factvae_sk.prior import tss_distance
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -60,7 +63,14 @@ def test_link_scores_against_a_dense_computation(setting, group):
     np.testing.assert_allclose(links.activity, activity[peak_pos], rtol=1e-4)
     np.testing.assert_allclose(links.expression, expression[gene_pos], rtol=1e-4)
     r = _corr(logits_r[:, gene_pos], logits_a[:, peak_pos])
-    np.testing.assert_allclose(links.correlation, r, atol=2e-4)
+    # The score's co-variation is across every cell; a group's own is reported beside it.
+    _, _, all_r, all_a = _dense_evidence(model, np.arange(len(labels)))
+    r_all = _corr(all_r[:, gene_pos], all_a[:, peak_pos])
+    np.testing.assert_allclose(links.correlation, r_all, atol=2e-4)
+    if group is None:
+        assert "group_correlation" not in links
+    else:
+        np.testing.assert_allclose(links.group_correlation, r, atol=2e-4)
     w_r = model.feature_embeddings_.rna.to_numpy()[gene_pos]
     w_a = model.feature_embeddings_.atac.to_numpy()[peak_pos]
     cosine = (w_r * w_a).sum(1) / np.linalg.norm(w_r, axis=1) / np.linalg.norm(w_a, axis=1)
@@ -68,7 +78,12 @@ def test_link_scores_against_a_dense_computation(setting, group):
 
     # The link model: sigmoid(intercept + log(5 kb / max(d, 5 kb)) + coef . features).
     shipped = _link_model.LINK_MODEL
-    features = {"correlation": r, "cosine": cosine}
+    context = _link_context.genomic_context(genes, peaks, gene_pos, peak_pos)
+    features = {
+        "correlation": r_all,
+        "cosine": cosine,
+        "tss_between": np.log1p(context.tss_between.to_numpy()),
+    }
     logit = shipped["intercept"] + np.log(5000 / np.maximum(distance, 5000))
     for name, coef in zip(shipped["features"], shipped["coef"], strict=True):
         logit = logit + coef * features[name]
@@ -99,10 +114,34 @@ def test_link_scores_against_a_dense_computation(setting, group):
         group=group,
     )
     abc = abc.set_index(["gene", "peak"]).sort_index()
-    expected = abc.score * np.exp(2 * abc.correlation)
+    expected = abc.score * np.exp(2 * abc.correlation)  # all cells' correlation
     np.testing.assert_allclose(
         both.set_index(["gene", "peak"]).sort_index().score, expected, rtol=1e-4
     )
+
+
+def test_promoter_and_expressed_everywhere_from_dense_profiles(setting):
+    """Promoter accessibility sums the group's dense activity over the peaks within 500 bp of
+    the TSS; a gene is expressed everywhere when above the average gene in every group."""
+    model, genes, peaks, labels = setting
+    cells = np.flatnonzero(labels == "K562")
+    activity, _, _, _ = _dense_evidence(model, cells)
+    rows = np.arange(len(genes))
+    cols = np.zeros(len(genes), dtype=np.int64)
+    features = model.link_features(rows, cols, genes, peaks, groups=labels, group="K562")
+    all_rows = np.repeat(rows, len(peaks))
+    all_cols = np.tile(np.arange(len(peaks)), len(genes))
+    d_all = tss_distance(genes, peaks, all_rows, all_cols).reshape(len(genes), len(peaks))
+    promoter = np.where(d_all <= 500, activity, 0.0).sum(1)
+    np.testing.assert_allclose(features.promoter_cpm, promoter, rtol=1e-4, atol=1e-3)
+    expressed = []
+    for line in np.unique(labels):
+        _, expression, _, _ = _dense_evidence(model, np.flatnonzero(labels == line))
+        expressed.append(expression >= expression.mean())
+    everywhere = np.all(expressed, axis=0)
+    # Genes within float error of the threshold may fall either way.
+    assert (features.expressed_everywhere.to_numpy() == everywhere).mean() > 0.99
+    assert 0 < everywhere.sum() < len(genes)
 
 
 def test_group_of_every_cell_equals_all_cells(setting):
@@ -112,6 +151,9 @@ def test_group_of_every_cell_equals_all_cells(setting):
         kwargs = dict(gene_table=genes, peak_table=peaks, score=score)
         plain = model.regulatory_links("window", **kwargs)
         grouped = model.regulatory_links("window", groups=everyone, group="all", **kwargs)
+        if "group_correlation" in grouped:
+            np.testing.assert_allclose(grouped.group_correlation, grouped.correlation, atol=1e-6)
+            grouped = grouped.drop(columns="group_correlation")
         pd.testing.assert_frame_equal(plain, grouped, check_exact=False, rtol=1e-6)
 
 
@@ -171,3 +213,69 @@ def test_shipped_link_model_is_reproduced_by_the_benchmark():
     assert refitted["contact_exponent"] == shipped["contact_exponent"]
     np.testing.assert_allclose(refitted["coef"], shipped["coef"], atol=2e-4)
     assert refitted["intercept"] == pytest.approx(shipped["intercept"], abs=2e-4)
+
+
+def test_pooled_loco_scores_ignore_a_features_offset():
+    """Pooled out-of-fold scores center the features inside each fold: shifting a feature by
+    a constant (which only moves the intercept) leaves every pooled score unchanged, and
+    within a fold they rank as the model's own log-odds."""
+    rng = np.random.default_rng(2)
+    n = 600
+    chroms = rng.choice([f"chr{i}" for i in range(1, 6)], n)
+    features = pd.DataFrame(
+        {
+            "distance": rng.uniform(0, 200_000, n),
+            "correlation": rng.normal(size=n),
+            "tss_between": np.log1p(rng.poisson(3, n)),
+        }
+    )
+    labels = rng.random(n) < 1 / (1 + np.exp(3 - 1.5 * features.correlation))
+    names = ("correlation", "tss_between")
+    scores, _ = eval_crispr_links.cv_predictions(features, labels, chroms, names)
+    shifted = features.assign(tss_between=features.tss_between + 5.0)
+    again, _ = eval_crispr_links.cv_predictions(shifted, labels, chroms, names)
+    np.testing.assert_allclose(again, scores, atol=1e-3)
+    test = chroms == "chr1"
+    model = eval_crispr_links.fit_link_model(features[~test], labels[~test], names)
+    own = _link_model.link_logit(features[test], model)
+    np.testing.assert_allclose(scores[test] - own, (scores[test] - own)[0], atol=1e-9)
+
+
+def test_links_from_tables_in_other_naming_conventions(setting):
+    """Ensembl chromosome names in the gene table (peaks as 10x names them): the same links,
+    distances and evidence as from consistent tables, with one warning per call."""
+    model, genes, peaks, _ = setting
+    ensembl = genes.assign(chrom=genes["chrom"].str.removeprefix("chr").replace({"M": "MT"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FactVAEWarning)
+        expected = model.regulatory_links("window", gene_table=genes, peak_table=peaks)
+        prior_links = model.regulatory_links(gene_table=genes, peak_table=peaks)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        links = model.regulatory_links("window", gene_table=ensembl, peak_table=peaks)
+    renamed = [w for w in caught if "name chromosomes differently" in str(w.message)]
+    assert len(renamed) == 1 and "gene_table and peak_table" in str(renamed[0].message)
+    pd.testing.assert_frame_equal(links, expected)
+    assert len(links) > 0 and links["distance"].notna().all()
+    with pytest.warns(FactVAEWarning, match="name chromosomes differently"):
+        pd.testing.assert_frame_equal(
+            model.regulatory_links(gene_table=ensembl, peak_table=peaks), prior_links
+        )
+
+
+def test_links_that_find_no_pair_are_never_silently_empty(setting):
+    model, genes, peaks, _ = setting
+    nothing = np.zeros((model.n_features_in_, model.n_peaks_in_), dtype=np.float32)
+    with pytest.raises(ValueError, match="No gene-peak pair among the candidates"):
+        model.regulatory_links(nothing, gene_table=genes, peak_table=peaks)
+    with pytest.warns(FactVAEWarning, match="No gene-peak pair .* for the genes asked for"):
+        assert len(model.regulatory_links(nothing, genes=[0, 1], score="cosine")) == 0
+    # Tables that share no chromosome: the error names both and the fix.
+    other = peaks.assign(chrom=peaks["chrom"] + "_alt")
+    with pytest.raises(ValueError, match="gene_table and peak_table share no chromosome"):
+        model.regulatory_links(gene_table=genes, peak_table=other)
+    # Genes chosen by a name that repeats: ambiguous, said so.
+    repeated = genes.assign(gene=genes["gene"].where(genes.index != 5, genes["gene"][4]))
+    with pytest.raises(ValueError, match=r"gene names repeat \(e.g. \['"):
+        with pytest.warns(FactVAEWarning, match="repeat"):
+            model.regulatory_links(genes=[genes["gene"][4]], gene_table=repeated, peak_table=peaks)

@@ -1,15 +1,18 @@
 """Tests of the gene-peak prior: gene body + upstream overlap and TSS window with decay."""
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import FAST
 
-from factvae_sk import build_gene_peak_prior
-from factvae_sk.prior import gene_peak_prior, parse_peak_names
+from factvae_sk import FactVAE, build_gene_peak_prior
+from factvae_sk.exceptions import FactVAEWarning
+from factvae_sk.prior import gene_peak_prior, parse_peak_names, tss_distance
 
 DATA = Path(__file__).resolve().parent.parent / "factvae_sk" / "data" / "snare_cellline"
 
@@ -128,10 +131,16 @@ def test_names_select_and_order(toy):
 def test_no_shared_chromosome_and_empty():
     genes = pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [10], "strand": ["+"]})
     peaks = pd.DataFrame({"chrom": ["chr2"], "start": [0], "end": [10]})
-    prior = gene_peak_prior(genes, peaks)
-    assert prior.shape == (1, 1) and prior.nnz == 0 and prior.dtype == np.float32
+    # An empty prior is never returned silently: the error says why and what to do.
+    with pytest.raises(ValueError, match="genes and peaks share no chromosome.*'chr1'.*'chr2'"):
+        gene_peak_prior(genes, peaks)
+    far = peaks.assign(chrom="chr1", start=10_000, end=10_010)
+    with pytest.raises(ValueError, match="No peak of peaks lies near a gene of genes"):
+        gene_peak_prior(genes, far)
+    assert gene_peak_prior(genes, far, mode="tss_window").nnz == 1
+    # No gene at all: nothing to link, an empty (0, n_peaks) matrix.
     empty = gene_peak_prior(genes.iloc[:0], peaks)
-    assert empty.shape == (0, 1) and empty.nnz == 0
+    assert empty.shape == (0, 1) and empty.nnz == 0 and empty.dtype == np.float32
 
 
 def test_upstream_monotone(toy):
@@ -184,7 +193,7 @@ def test_bad_upstream_type(toy, upstream):
 def test_duplicate_names_rejected(toy):
     genes, peaks = toy
     doubled = pd.concat([genes, genes.iloc[:1]])
-    with pytest.raises(ValueError, match="duplicate"):
+    with pytest.raises(ValueError, match=r"genes column 'gene' repeats names \(e.g. \['gplus'\]\)"):
         gene_peak_prior(doubled, peaks, gene_names=["gplus"])
 
 
@@ -399,8 +408,9 @@ def test_minus_strand_upstream_extends_to_the_right():
     prior = build_gene_peak_prior(genes, [left, right]).toarray()
     np.testing.assert_array_equal(prior, [[1, 0], [0, 1]])
     # Touching the 2 kb promoter's outer end is no overlap: [7900, 8000) and [22000, 22100).
-    prior = build_gene_peak_prior(genes, ["c:7900-8000", "c:22000-22100"])
-    assert prior.nnz == 0
+    # (No link at all is an error: an empty prior is never returned silently.)
+    with pytest.raises(ValueError, match="the prior links nothing"):
+        build_gene_peak_prior(genes, ["c:7900-8000", "c:22000-22100"])
     prior = build_gene_peak_prior(genes, ["c:7900-8001", "c:21999-22100"]).toarray()
     np.testing.assert_array_equal(prior, [[1, 0], [0, 1]])
 
@@ -456,3 +466,235 @@ def test_bad_mode_and_window(toy):
         build_gene_peak_prior(genes, {"a": 1})
     with pytest.raises(TypeError, match="got str"):
         build_gene_peak_prior(genes, "chr1:1-2")
+
+
+# ------------------------------------------- real users' tables: never a silent empty prior
+# Each class of problem is either handled (the same prior as from consistent tables, with a
+# warning that says what was done) or an error naming the table, the problem and the fix.
+
+
+def _ensembl(chrom):
+    """UCSC chromosome names as Ensembl writes them: chr1 -> 1, chrM -> MT."""
+    return chrom.str.removeprefix("chr").replace({"M": "MT"})
+
+
+@pytest.fixture(scope="module")
+def consistent(real):
+    """The HVG table and peaks with the same naming, and their prior."""
+    hvg, peaks = real
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FactVAEWarning)  # 4 genes without coordinates
+        return hvg, peaks, gene_peak_prior(hvg, peaks)
+
+
+def _mixed(table, every):
+    """Every ``every``-th row's chromosome in Ensembl's naming, the others in UCSC's."""
+    return table.assign(
+        chrom=table["chrom"].where(table.index % every > 0, _ensembl(table["chrom"]))
+    )
+
+
+def _same(prior, expected):
+    assert prior.shape == expected.shape and (prior != expected).nnz == 0
+
+
+@pytest.mark.parametrize(
+    "rename",
+    [
+        pytest.param(lambda g, p: (g.assign(chrom=_ensembl(g["chrom"])), p), id="genes Ensembl"),
+        pytest.param(lambda g, p: (g, p.assign(chrom=_ensembl(p["chrom"]))), id="peaks Ensembl"),
+        pytest.param(lambda g, p: (_mixed(g, 2), p), id="genes mixed"),
+        pytest.param(lambda g, p: (g, _mixed(p, 3)), id="peaks mixed"),
+    ],
+)  # fmt: skip
+def test_chromosome_naming_conventions_give_the_same_prior(consistent, rename):
+    hvg, peaks, expected = consistent
+    genes, renamed_peaks = rename(hvg, peaks)
+    before = genes.copy(deep=True), renamed_peaks.copy(deep=True)
+    with pytest.warns(FactVAEWarning, match=r"name chromosomes differently; read '\w+' as '\w+'"):
+        prior = gene_peak_prior(genes, renamed_peaks)
+    _same(prior, expected)
+    for mode in ("tss_window",):
+        with pytest.warns(FactVAEWarning, match="name chromosomes differently"):
+            window = gene_peak_prior(genes, renamed_peaks, mode=mode)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FactVAEWarning)
+            _same(window, gene_peak_prior(hvg, peaks, mode=mode))
+    # Distances too; and the caller's tables are left as they were.
+    rows, cols = sp.find(expected)[:2]
+    with pytest.warns(FactVAEWarning, match="name chromosomes differently"):
+        distance = tss_distance(genes, renamed_peaks, rows, cols)
+    np.testing.assert_array_equal(distance, tss_distance(hvg, peaks, rows, cols))
+    assert np.isfinite(distance).all()
+    pd.testing.assert_frame_equal(genes, before[0])
+    pd.testing.assert_frame_equal(renamed_peaks, before[1])
+
+
+def test_numeric_chromosome_column_read_as_float(consistent):
+    """Ensembl autosomes in a column pandas read as float (a missing value among numbers)."""
+    hvg, peaks, expected = consistent
+    autosomes = hvg["chrom"].str.fullmatch(r"chr\d+").fillna(False).to_numpy()
+    genes = hvg[autosomes].assign(chrom=hvg["chrom"][autosomes].str[3:].astype(float))
+    genes.iloc[0, genes.columns.get_loc("chrom")] = np.nan
+    assert genes["chrom"].dtype == np.float64
+    with pytest.warns(FactVAEWarning, match=r"read '1\.0' as 'chr1'|read '\d+\.0' as 'chr\d+'"):
+        prior = gene_peak_prior(genes, peaks)
+    _same(prior[1:], expected[np.flatnonzero(autosomes)[1:]])
+
+
+def test_mitochondria_sex_chromosomes_and_contigs_are_matched():
+    genes = pd.DataFrame(
+        {
+            "gene": ["MT-ND1", "XIST", "ACTB", "KI_gene", "GL_gene"],
+            "chrom": ["MT", "X", "7", "KI270742.1", "GL000009.2"],
+            "start": [3306, 73820650, 5527147, 100, 5000],
+            "end": [4262, 73852753, 5563902, 900, 6000],
+            "strand": ["+", "-", "-", "+", "+"],
+        }
+    )
+    peaks = [
+        "chrM:3000-3400", "chrX:73852000-73852500", "chr7:5563000-5563500",
+        "chrUn_KI270742v1:200-300", "chr14_GL000009v2_random:5500-5600", "chr2:1-100",
+    ]  # fmt: skip
+    with pytest.warns(FactVAEWarning, match="read 'MT' as 'chrM', 'X' as 'chrX'") as caught:
+        prior = gene_peak_prior(genes, peaks).toarray()
+    assert "'KI270742.1' as 'chrUn_KI270742v1'" in str(caught[0].message)
+    np.testing.assert_array_equal(prior, np.eye(5, 6))
+    # M and chrMT are chrM too.
+    for name in ("M", "chrMT"):
+        with pytest.warns(FactVAEWarning, match=f"read '{name}' as 'chrM'"):
+            assert gene_peak_prior(genes.assign(chrom=name).iloc[:1], peaks).nnz == 1
+
+
+def test_genes_without_coordinates_are_counted_and_unlinked(consistent):
+    hvg, peaks, expected = consistent
+    located = np.flatnonzero(hvg["start"].notna())
+    lost = located[:: len(located) // 10][:10]
+    genes = hvg.copy()
+    genes.loc[lost[:5], ["start", "end"]] = np.nan
+    genes.loc[lost[5:], "chrom"] = None
+    n_missing = int(hvg["start"].isna().sum()) + 10
+    match = f"genes: {n_missing} of 2000 genes have no coordinates .* linked to nothing"
+    with pytest.warns(FactVAEWarning, match=match):
+        prior = gene_peak_prior(genes, peaks)
+    keep = np.ones(2000, dtype=bool)
+    keep[lost] = False
+    _same(prior[keep], expected[keep])
+    assert prior[lost].nnz == 0 and expected[lost].nnz > 0
+    # Every gene without coordinates: an error naming the table and the fix.
+    nothing = hvg.assign(start=np.nan, end=np.nan)
+    with pytest.raises(ValueError, match="genes: none of the 2000 genes has coordinates.*GTF"):
+        gene_peak_prior(nothing, peaks)
+    with pytest.raises(ValueError, match="peaks: none of the 3 peaks has coordinates"):
+        gene_peak_prior(hvg, peaks.iloc[:3].assign(start=np.nan))
+
+
+def test_repeated_names_warn_and_link_by_position(consistent):
+    hvg, peaks, expected = consistent
+    genes = hvg.assign(gene=hvg["gene"].where(hvg.index != 7, hvg["gene"][3]))
+    with pytest.warns(
+        FactVAEWarning, match=rf"genes: 1 gene name\(s\) repeat, e.g. '{hvg.gene[3]}'"
+    ):
+        _same(gene_peak_prior(genes, peaks), expected)
+    # The same peak twice (two samples' peak sets concatenated): both columns are linked.
+    doubled = pd.concat([peaks, peaks.iloc[:100]], ignore_index=True)
+    with pytest.warns(FactVAEWarning, match=r"peaks: 100 peak name\(s\) repeat"):
+        prior = gene_peak_prior(hvg, doubled)
+    _same(prior[:, : len(peaks)], expected)
+    _same(prior[:, len(peaks) :], expected[:, :100])
+    with pytest.raises(ValueError, match="repeats names .* make the names unique"):
+        gene_peak_prior(genes, peaks, gene_names=["A2M"])
+
+
+def test_peaks_mostly_on_contigs_without_genes_are_reported(consistent):
+    hvg, peaks, expected = consistent
+    contigs = pd.DataFrame(
+        {
+            "peak": [f"chrUn_KI2707{i % 90 + 10}v1:{i}-{i + 50}" for i in range(len(peaks) + 1)],
+            "chrom": [f"chrUn_KI2707{i % 90 + 10}v1" for i in range(len(peaks) + 1)],
+            "start": np.arange(len(peaks) + 1),
+            "end": np.arange(len(peaks) + 1) + 50,
+        }
+    )
+    with pytest.warns(FactVAEWarning, match=r"27400 of 54799 peaks of peaks lie on .*'chrUn_KI"):
+        prior = gene_peak_prior(hvg, pd.concat([peaks, contigs], ignore_index=True))
+    _same(prior[:, : len(peaks)], expected)
+    assert prior[:, len(peaks) :].nnz == 0
+    # A few such peaks, as real peak sets have, are not worth a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FactVAEWarning)
+        gene_peak_prior(hvg.dropna(), pd.concat([peaks, contigs[:100]], ignore_index=True))
+
+
+def test_empty_prior_is_an_error_and_fit_warns_on_one(small, one_thread):
+    genes = pd.DataFrame({"chrom": ["chr1"], "start": [10**6], "end": [10**6 + 10]})
+    genes["strand"] = "+"
+    with pytest.raises(ValueError, match="genes and peaks share no chromosome.*'chr1'.*'chr2'"):
+        gene_peak_prior(genes, ["chr2:1-100", "chr2:500-600"])
+    with pytest.raises(ValueError, match="No peak of peaks lies near a gene of genes.*prior=None"):
+        gene_peak_prior(genes, ["chr1:1-100"])
+    # A prior with no entry turns the prior term off: fit says so.
+    empty = sp.csr_matrix(small["prior"].shape, dtype=np.float32)
+    model = FactVAE(**{**FAST, "max_epochs": 1}, random_state=0)
+    with pytest.warns(FactVAEWarning, match="prior has no non-zero entry.*prior term is off"):
+        model.fit(small["rna"], small["atac"], prior=empty)
+    assert model.net_.criterion_.has_prior is False
+
+
+def test_nearly_empty_prior_warns(consistent):
+    hvg, peaks, expected = consistent
+    # One linked peak for 2000 genes on every chromosome, the others far away: a handful of
+    # genes linked.
+    one = peaks.iloc[sp.find(expected)[1][:1]]
+    others = peaks[peaks["chrom"] != "chr1"].assign(start=10**9, end=10**9 + 100)
+    with pytest.warns(FactVAEWarning, match=r"The prior links only \d of the 1996 genes"):
+        gene_peak_prior(hvg.dropna(), pd.concat([one, others]))
+
+
+_PYRANGES = {"chrom": "Chromosome", "start": "Start", "end": "End", "strand": "Strand"}
+_BIOMART = {"chrom": "chromosome_name", "start": "start_position", "end": "end_position"}
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        pytest.param(lambda g: g.rename(columns=_PYRANGES), id="pyranges"),
+        pytest.param(
+            lambda g: g.rename(columns=_BIOMART).assign(
+                strand=g["strand"].map({"+": 1, "-": -1}), chromosome_name=_ensembl(g["chrom"])
+            ),
+            id="BioMart",
+        ),
+        pytest.param(lambda g: g.rename(columns={"chrom": "seqnames"}), id="GenomicRanges"),
+    ],
+)
+def test_other_tools_gene_tables(consistent, convert):
+    hvg, peaks, expected = consistent
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FactVAEWarning)
+        _same(gene_peak_prior(convert(hvg), peaks), expected)
+    # Peaks as pyranges or UCSC name them, too.
+    ucsc = peaks.rename(columns={"chrom": "Chromosome", "start": "chromStart", "end": "chromEnd"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FactVAEWarning)
+        _same(gene_peak_prior(convert(hvg), ucsc), expected)
+
+
+def test_ensembl_strands_and_ambiguous_columns(consistent):
+    hvg, peaks, expected = consistent
+    ensembl = hvg.assign(strand=hvg["strand"].map({"+": "1", "-": "-1"}))
+    with pytest.warns(FactVAEWarning, match=r"genes: read the strands 1/-1 of 1996 genes as"):
+        _same(gene_peak_prior(ensembl, peaks), expected)
+    both = hvg.assign(chromosome=hvg["chrom"]).rename(columns={"chrom": "chr"})
+    with pytest.raises(ValueError, match=r"genes has several columns that could be 'chrom'"):
+        gene_peak_prior(both, peaks)
+
+
+def test_motif_genome_with_other_chromosome_names():
+    from factvae_sk.motifs import peak_sequences
+
+    genome = {"1": "ACGTACGTAA", "MT": "GGGCCC"}
+    with pytest.warns(FactVAEWarning, match="read 'chr1' as '1', 'chrM' as 'MT' in peaks"):
+        assert peak_sequences(["chr1:2-6", "chrM:0-3"], genome) == ["GTAC", "GGG"]
+    with pytest.raises(ValueError, match="None of the 1 peaks of peaks lies on a sequence"):
+        peak_sequences(["chr5:0-3"], genome)

@@ -194,16 +194,18 @@ CASES = {
     "gene end < start": (_table("genes.tsv", _at("end", 3, 5)), None, "genes.tsv", r"1 row\(s\) have end < start \(lines 5\)"),
     "gene start text": (_table("genes.tsv", _at("start", 0, "one")), None, "genes.tsv", "column 'start' are not numbers, e.g. 'one' \\(lines 2\\)"),
     "gene start negative": (_table("genes.tsv", _at("start", 1, -10)), None, "genes.tsv", "'start' are negative"),
-    "gene strand 1/-1": (_table("genes.tsv", _at("strand", 0, "1")), None, "genes.tsv", "strand must be '\\+', '-' or '.'"),
+    "gene strand a word": (_table("genes.tsv", _at("strand", 0, "forward")), None, "genes.tsv", "strand must be '\\+', '-' or '.'"),
     "peak end < start": (_table("peaks.tsv", _peaks_as_names(["chr1:500-100"])), None, "peaks.tsv", "end < start"),
     "peak name malformed": (_table("peaks.tsv", _peaks_as_names(["chr1:5", "x"])), None, "peaks.tsv", "not of the form 'chrom:start-end'"),
     "peak fractional": (_table("peaks.tsv", _at("start", 2, 10.5)), None, "peaks.tsv", "not whole numbers"),
     "peak infinite": (_table("peaks.tsv", _at("end", 2, "inf")), None, "peaks.tsv", "are infinite"),
-    # duplicated names
-    "genes duplicated": (_table("genes.tsv", _at("gene", [1, 2], "GENE_A")), None, "genes.tsv", "duplicated gene"),
+    # missing or duplicated names (repeated gene and peak names are made unique, with a warning)
     "gene name missing": (_table("genes.tsv", _at("gene", 4, None)), None, "genes.tsv", r"1 row\(s\) have no gene \(lines 6\)"),
-    "peaks duplicated": (_table("peaks.tsv", lambda t: t.assign(peak=t["peak"].where(t.index != 1, t["peak"][0]))), None, "peaks.tsv", "duplicated peak"),
     "barcodes duplicated": (_table("cells.tsv", _at("barcode", [7, 8], "dup")), None, "cells.tsv", "duplicated barcode"),
+    # genes and peaks that cannot be linked: never a silently empty prior
+    "genes without coordinates": (_table("genes.tsv", lambda t: t.assign(chrom=np.nan, start=np.nan, end=np.nan)), None, "genes.tsv", "none of the 300 genes has coordinates .* --gtf"),
+    "no shared chromosome": (_table("peaks.tsv", lambda t: t.assign(chrom="chr" + t["chrom"].str.removeprefix("chr") + "_alt")), None, "genes.tsv", "share no chromosome.* genes.tsv has 'chr\\w+'.* peaks.tsv has 'chr\\w+_alt'"),
+    "peaks far from genes": (_table("peaks.tsv", lambda t: t.assign(start=t["start"] + 10**9, end=t["end"] + 10**9)), None, "genes.tsv", "No peak of the peak table peaks.tsv lies near a gene of the 300 selected genes of genes.tsv"),
     # counts that are not counts
     "rna negative": (_counts("rna.npz", lambda m: -m), None, "rna.npz", "Negative values"),
     "rna NaN": (_counts("rna.npz", _set(0, 0, np.nan)), None, "rna.npz", "NaN"),

@@ -10,8 +10,12 @@ default), one block of cells at a time, never densifying cells x peaks:
 
 - ``activity``: the peak's mean denoised accessibility (calibrated decoder, counts per
   million) over the group; ``expression`` the same for the gene on the RNA decoder;
-- ``correlation``: the model correlation (``_link_scores.score_factors``) over the group's codes;
+- ``correlation``: the model correlation (``_link_scores.score_factors``) over every
+  training cell (``group_correlation``: over the group's codes; within one cell line the
+  co-variation is noise on the K562 screens, so the score keeps the all-cells one);
   ``cosine``: the embeddings' cosine (no group);
+- the genomic context (``_link_context``): TSSs and peaks between the peak and the gene's
+  TSS, peaks near the peak, the promoter's accessibility, expressed in every group;
 - ``contact``: a power law of the distance, ``5 kb / max(d, 5 kb)`` (ABC's kernel, gamma 1);
 - ``abc``: ABC's score, activity x contact over the sum of activity x contact of every peak
   within :data:`ABC_WINDOW` of the gene's TSS (so scale-free within a gene).
@@ -31,8 +35,9 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import rankdata
+from sklearn.cluster import KMeans
 
-from . import _link_scores
+from . import _link_context, _link_scores
 from ._accessibility import BLOCK_ENTRIES
 
 DISTANCE_SCORES = ("logistic", "abc", "abc_correlation")
@@ -49,12 +54,14 @@ CORRELATION_WEIGHT = 2.0
 # with the power-law contact's exponent fixed (a prior, as ABC's; not fitted) and the few
 # evidence coefficients fitted on the whole K562 CRISPRi table (all-cells features of a
 # default FactVAE on the SNARE-seq mixture) by benchmarks/eval_crispr_links.py
-# (fit_link_model); the form (which features) chosen there by leave-chromosomes-out CV.
+# (fit_link_model); the form (which features) chosen there by leave-chromosomes-out CV among
+# 14 candidates, scE2G's multiome set among them (issue 32). ``tss_between`` is
+# log1p(other genes' TSSs between the peak and the gene's TSS).
 # tests/test_crispr_links.py checks that the benchmark's code reproduces these numbers.
 LINK_MODEL = {
-    "features": ("correlation", "cosine"),
-    "coef": (4.6629, 1.8446),
-    "intercept": -0.5486,
+    "features": ("tss_between", "correlation", "cosine"),
+    "coef": (-0.7878, 3.7807, 0.996),
+    "intercept": 0.0693,
     "contact_exponent": 1.0,
 }
 FEATURES = (
@@ -65,6 +72,11 @@ FEATURES = (
     "cosine",
     "specificity",
     "log_abc",
+    "tss_between",
+    "peaks_between",
+    "peaks_near",
+    "promoter",
+    "expressed_everywhere",
 )
 
 
@@ -123,7 +135,7 @@ def abc_denominator(activity, rows, cols, distance, n_genes):
     return np.bincount(rows, weights=weight, minlength=n_genes)
 
 
-def link_features(evidence, rows, cols, distance, pair_values=None):
+def link_features(evidence, rows, cols, distance, pair_values=None, context=None):
     """The features of the pairs ``(rows[i], cols[i])`` as a DataFrame (one row per pair).
 
     Parameters
@@ -131,29 +143,42 @@ def link_features(evidence, rows, cols, distance, pair_values=None):
     evidence : dict
         From ``FactVAEAnalysisMixin._link_evidence``: ``activity`` and ``activity_all``
         (per peak, CPM), ``expression`` (per gene, CPM), the correlation and cosine factors
-        ``correlation`` and ``cosine`` (pairs of matrices), ``abc_total`` (per gene).
+        ``correlation`` and ``cosine`` (pairs of matrices), ``abc_total`` (per gene); and
+        optionally ``promoter`` (per gene, CPM: ``_link_context.promoter_activity``) and
+        ``expressed_everywhere`` (per gene, 0/1).
     rows, cols : ndarray of int
     distance : ndarray of float
         Distance from the gene's TSS to the peak in bp (NaN: not on one chromosome).
     pair_values : dict, default=None
         Per-pair ``correlation``/``cosine`` arrays to use instead of the factors (e.g.
         the counts' pseudobulk correlation, for ablations).
+    context : DataFrame, default=None
+        ``_link_context.genomic_context`` of the pairs (TSSs and peaks around them).
 
     Returns
     -------
     DataFrame
-        ``distance``, ``activity_cpm``, ``expression_cpm`` (evidence, raw units) and the
+        ``distance``, ``activity_cpm``, ``expression_cpm``, ``group_correlation`` (NaN
+        without a group's factors) (evidence, raw units) and the
         model's features :data:`FEATURES`: ``log_distance`` (``log10(d + 5 kb)``),
         ``activity`` and ``expression`` (quantiles among all peaks and genes of the
         group), ``correlation``, ``cosine``, ``specificity`` (log2 of the group's activity
-        over all cells', clipped to +-5) and ``log_abc`` (``log10(abc + 1e-3)``), ``abc``.
+        over all cells', clipped to +-5) and ``log_abc`` (``log10(abc + 1e-3)``), ``abc``;
+        with ``context`` ``tss_between``, ``peaks_between``, ``peaks_near`` as
+        ``log1p(count)``; with the evidence's ``promoter`` ``promoter_cpm`` and ``promoter``
+        (its quantile among the genes), with ``expressed_everywhere`` that flag. Features
+        not computed are NaN.
     """
     distance = np.asarray(distance, dtype=np.float64)
     activity = evidence["activity"]
     tiny = 1e-3 * activity.mean()
     abc = activity[cols] * contact(distance) / np.maximum(evidence["abc_total"][rows], tiny)
     specificity = np.log2((activity[cols] + tiny) / (evidence["activity_all"][cols] + tiny))
-    return pd.DataFrame(
+    n = len(rows)
+    context = {} if context is None else context
+    promoter = evidence.get("promoter")
+    everywhere = evidence.get("expressed_everywhere")
+    table = pd.DataFrame(
         {
             "distance": distance,
             "activity_cpm": activity[cols],
@@ -163,11 +188,27 @@ def link_features(evidence, rows, cols, distance, pair_values=None):
             "expression": evidence["expression_quantile"][rows],
             "correlation": _pair_values(evidence, "correlation", rows, cols, pair_values),
             "cosine": _pair_values(evidence, "cosine", rows, cols, pair_values),
+            "group_correlation": _pair_values(
+                evidence, "group_correlation", rows, cols, pair_values
+            ),
             "specificity": np.clip(specificity, -5.0, 5.0),
             "abc": abc,
             "log_abc": np.log10(abc + 1e-3),
+            "promoter_cpm": _per_gene(promoter, rows, n),
+            "promoter": _per_gene(None if promoter is None else quantile(promoter), rows, n),
+            "expressed_everywhere": _per_gene(everywhere, rows, n),
         }
     )
+    for name in _link_context.CONTEXT_FEATURES:
+        present = name in context
+        table[name] = np.log1p(np.asarray(context[name], float)) if present else np.nan
+    return table
+
+
+def _per_gene(values, rows, n):
+    if values is None:
+        return np.full(n, np.nan)
+    return np.asarray(values, dtype=np.float64)[rows]
 
 
 def _pair_values(evidence, name, rows, cols, pair_values):
@@ -234,7 +275,22 @@ def group_cells(groups, group, n_cells):
     return cells
 
 
-def link_evidence(codes, cells, embeddings, biases, factors):
+def cell_partition(codes, groups=None):
+    """Groups of the training cells for ``expressed_everywhere``: the caller's labels (when
+    there are at least two), else k-means clusters of the RNA codes (one per 100 cells, 2 to
+    10; seeded, so fixed)."""
+    if groups is not None:
+        labels, codes_of = np.unique(np.asarray(groups), return_inverse=True)
+        if len(labels) >= 2:
+            return codes_of
+    d = codes.shape[1] // 2
+    n_clusters = int(np.clip(len(codes) // 100, 2, 10))
+    if len(codes) <= n_clusters:
+        return np.zeros(len(codes), dtype=np.int64)
+    return KMeans(n_clusters, n_init=3, random_state=0).fit_predict(codes[:, :d])
+
+
+def link_evidence(codes, cells, embeddings, biases, factors, partition=None):
     """Per-feature evidence over the training cells ``cells``: see :func:`link_features`.
 
     Parameters
@@ -249,7 +305,11 @@ def link_evidence(codes, cells, embeddings, biases, factors):
         Per-gene and per-peak logit offsets of the decoders.
     factors : dict
         ``{"correlation": (left, right), "cosine": (left, right)}``: the two scores' factor
-        matrices (``_link_scores.score_factors``), the correlation's over the group's cells.
+        matrices (``_link_scores.score_factors``), optionally ``"group_correlation"``, the
+        correlation's over the group's cells.
+    partition : ndarray of int, default=None
+        A group per training cell (:func:`cell_partition`): a gene expressed above the
+        average gene in each is ``expressed_everywhere``. ``None`` leaves the flag out.
     """
     d = codes.shape[1] // 2
     w_r, w_a = embeddings
@@ -260,7 +320,15 @@ def link_evidence(codes, cells, embeddings, biases, factors):
     else:
         activity_all = mean_profile(codes[:, d:], w_a, biases[1])
     expression = mean_profile(group[:, :d], w_r, biases[0])
+    everywhere = None
+    if partition is not None:
+        by_group = [
+            mean_profile(codes[partition == label, :d], w_r, biases[0])
+            for label in np.unique(partition)
+        ]
+        everywhere = _link_context.expressed_everywhere(np.vstack(by_group))
     return {
+        "expressed_everywhere": everywhere,
         "activity": activity,
         "activity_all": activity_all,
         "activity_quantile": quantile(activity),
@@ -268,4 +336,5 @@ def link_evidence(codes, cells, embeddings, biases, factors):
         "expression_quantile": quantile(expression),
         "correlation": factors["correlation"],
         "cosine": factors["cosine"],
+        "group_correlation": factors.get("group_correlation"),
     }

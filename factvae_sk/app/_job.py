@@ -6,6 +6,8 @@ genes, build the gene-peak prior, fit, cluster, score against known labels, writ
 
 import json
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +19,14 @@ from sklearn.utils import Bunch
 
 from ..analysis._link_model import DEFAULT_DISTANCE_SCORE as LINK_SCORE
 from ..analysis._link_model import combine as combine_link_features
+from ..exceptions import FactVAEWarning
 from ..model._estimator import FactVAE
 from ..model._training_setup import auto_epochs
 from ..motifs import differential_motifs, motif_matches
 from ..prior import build_gene_peak_prior
 from ..utils._atomic import staged_files
 from ._cell_map import MAX_TSNE_CELLS, cell_map
+from ._peak_filter import MIN_PEAK_CELLS, informative_peaks
 from ._plots import have_matplotlib, plot_cell_map, plot_links, plot_losses, plot_motif_heatmap
 from ._scores import cluster_scores
 from ._tables import write_csv
@@ -61,6 +65,15 @@ LINKS_PLOT_TOP_K = 10
 
 
 _MAP_NAMES = {"umap": "UMAP", "opentsne": "t-SNE (openTSNE)", "tsne": "t-SNE"}
+
+
+@contextmanager
+def _tables_checked():
+    """The job's calls on the gene and peak tables stay quiet: their warnings (genes without
+    coordinates, chromosome names matched, ...) were given once, when the tables were read."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FactVAEWarning)
+        yield
 
 
 def _variable_genes(rna, genes, peaks, n):
@@ -107,6 +120,9 @@ class JobSettings:
         peaks need no coordinates then).
     upstream, window
         Passed to :func:`build_gene_peak_prior`.
+    min_peak_cells : int, default=MIN_PEAK_CELLS
+        Peaks detected (counts > 0) in fewer cells are dropped before anything else; 0 keeps
+        every peak. ``summary.json`` reports how many were dropped.
     n_links : int, default=1000
         How many of the best-scored prior pairs ``top_links.csv`` lists.
     map_method : {"auto", "umap", "opentsne", "tsne"}, default="auto"
@@ -129,6 +145,7 @@ class JobSettings:
     prior_mode: str | None = "body_upstream"
     upstream: int = 2000
     window: int = 150_000
+    min_peak_cells: int = MIN_PEAK_CELLS
     n_links: int = 1000
     map_method: str = "auto"
     map_max_cells: int = MAX_TSNE_CELLS
@@ -175,7 +192,21 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     hvg = np.asarray(hvg, dtype=bool)
     rna, atac = data.rna[:, hvg], data.atac
     genes = data.genes[hvg].reset_index(drop=True)
-    peaks, cells = data.peaks, data.cells.reset_index(drop=True)
+    peaks, cells = data.peaks.reset_index(drop=True), data.cells.reset_index(drop=True)
+    # Peaks seen in almost no cell carry no information (benchmarks: "Dropping rare peaks").
+    keep_peaks = informative_peaks(atac, settings.min_peak_cells)
+    n_peaks_dropped = int((~keep_peaks).sum())
+    if n_peaks_dropped == len(keep_peaks):
+        raise ValueError(
+            f"every one of the {len(keep_peaks)} peaks is detected in fewer than "
+            f"min_peak_cells={settings.min_peak_cells} cells; lower it (--min-peak-cells)"
+        )
+    if n_peaks_dropped:
+        log(
+            f"dropped {n_peaks_dropped} of {len(keep_peaks)} peaks detected in fewer than "
+            f"{settings.min_peak_cells} cells"
+        )
+        atac, peaks = atac[:, keep_peaks], peaks[keep_peaks].reset_index(drop=True)
     # A cell without counts in the selected genes (or without ATAC counts) has no library
     # size: it cannot be modelled, so it is left out of every output.
     has_counts = (rna.getnnz(axis=1) > 0) & (atac.getnnz(axis=1) > 0)
@@ -204,19 +235,19 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
             "gene-peak links are not learned from a prior"
         )
     else:
-        prior = build_gene_peak_prior(
-            genes,
-            peaks,
-            mode=settings.prior_mode,
-            upstream=settings.upstream,
-            window=settings.window,
-        )
+        # Raises, naming the problem, rather than fit with a prior that links nothing.
+        with _tables_checked():
+            prior = build_gene_peak_prior(
+                genes,
+                peaks,
+                mode=settings.prior_mode,
+                upstream=settings.upstream,
+                window=settings.window,
+            )
         log(
             f"{rna.shape[0]} cells, {rna.shape[1]} genes, {peaks.shape[0]} peaks; "
             f"prior ({settings.prior_mode}): {prior.nnz} gene-peak links"
         )
-        if prior.nnz == 0:
-            log("no gene-peak links (check chromosome names and coordinates): prior term off")
 
     params = {"random_state": settings.random_state, "verbose": 1, "embedding": "joint"}
     if settings.max_epochs is not None:
@@ -285,9 +316,13 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     # Positions, not names: gene names from a GTF may repeat. The score is regulatory_links'
     # default with coordinates (distance and the model's evidence), the evidence beside it.
     pairs = sp.coo_matrix(prior)
-    columns = ["distance", "activity_cpm", "expression_cpm", "correlation", "cosine"]
+    columns = ["distance", "activity_cpm", "expression_cpm", "correlation", "cosine", "tss_between"]
     if pairs.nnz:
-        features = model.link_features(pairs.row, pairs.col, genes, peaks)
+        # Every annotated gene, not only the modelled ones, counts for the TSSs between.
+        with _tables_checked():
+            features = model.link_features(
+                pairs.row, pairs.col, genes, peaks, annotation=data.genes
+            )
         link_scores = combine_link_features(features, LINK_SCORE)
     else:
         features = pd.DataFrame({name: np.zeros(0) for name in columns})
@@ -303,6 +338,8 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
             "expression": features["expression_cpm"].to_numpy(),
             "correlation": features["correlation"].to_numpy(),
             "cosine": features["cosine"].to_numpy(),
+            # The link model reads log1p of this count of other genes' TSSs in between.
+            "tss_between": np.rint(np.expm1(features["tss_between"].to_numpy())).astype(int),
         }
     )
     links = links.sort_values("score", ascending=False, kind="stable").head(settings.n_links)
@@ -335,16 +372,18 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
         if settings.prior_mode is None:
             log("no gene or peak coordinates (no prior): links.png not drawn")
         else:
-            if plot_genes is None:
-                plot_genes = _variable_genes(rna, genes, peaks, 4)
-            shown = model.regulatory_links(
-                "window",
-                genes=np.flatnonzero(genes["gene"].isin(plot_genes).to_numpy()),
-                top_k=LINKS_PLOT_TOP_K,
-                gene_table=genes,
-                peak_table=peaks,
-                window=LINKS_PLOT_WINDOW,
-            )
+            with _tables_checked():
+                if plot_genes is None:
+                    plot_genes = _variable_genes(rna, genes, peaks, 4)
+                shown = model.regulatory_links(
+                    "window",
+                    genes=np.flatnonzero(genes["gene"].isin(plot_genes).to_numpy()),
+                    top_k=LINKS_PLOT_TOP_K,
+                    gene_table=genes,
+                    peak_table=peaks,
+                    window=LINKS_PLOT_WINDOW,
+                    annotation=data.genes,
+                )
             plot_links(
                 shown,
                 genes,
@@ -366,6 +405,8 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
         "n_cells": int(n_cells),
         "n_genes": int(rna.shape[1]),
         "n_peaks": int(peaks.shape[0]),
+        "min_peak_cells": settings.min_peak_cells,
+        "n_peaks_dropped": n_peaks_dropped,
         "prior_mode": settings.prior_mode,
         "n_prior_links": int(prior.nnz),
         # Without prior links the embeddings were not tied to known regulation.

@@ -22,7 +22,7 @@ _ROUTING_HINT = (
 # Harmony on the trained codes after a fit with batch (the integrated embedding of
 # transform): settings chosen on semi-synthetic samples of both bundled datasets
 # (benchmarks/README.md, "Several samples, integrated by default").
-CODE_HARMONY = {"theta": 2.0}
+CODE_HARMONY = {"theta": 0.0}
 
 
 def _labels(batch, n_cells, name="batch"):

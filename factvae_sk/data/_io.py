@@ -20,6 +20,13 @@ from sklearn.utils import Bunch
 from ..exceptions import FactVAEWarning, InputFileError
 from ..gtf import read_gtf_genes
 from ..prior import parse_peak_names
+from ._coordinates import (
+    check_gene_peak_tables,
+    make_names_unique,
+    standard_columns,
+    standard_strands,
+    warn,
+)
 from ._validation import check_counts
 
 __all__ = [
@@ -32,7 +39,7 @@ __all__ = [
 ]
 
 _COORDINATES = ["chrom", "start", "end", "strand"]
-_STRANDS = {"+", "-", "."}
+_STRANDS = {"+", "-", ".", "*"}  # '.' and '*' (GenomicRanges): unknown
 
 
 def _one_line(text):
@@ -113,10 +120,25 @@ def read_counts(path, n_features, *, what, transpose=None, table=None):
     return _checked_counts(matrix, path, what)
 
 
-def _read_table(path, what):
+# A BED file's columns, for a peak table without a header row (peaks.bed of Cell Ranger ARC).
+_BED_COLUMNS = ["chrom", "start", "end", "name", "score", "strand"]
+
+
+def _read_table(path, what, bed=False):
+    """A table with a header row; with ``bed``, also a BED file without one (its first line
+    is data: a chromosome, then two whole numbers), which gets BED's column names and
+    ``attrs["first_line"] = 1``."""
     path = _existing(path, what)
+    sep = None if path.name.endswith(".csv") else "\t"
     with _reading(path, what):
-        table = pd.read_csv(path, sep=None if path.name.endswith(".csv") else "\t", engine="python")
+        table = pd.read_csv(path, sep=sep, engine="python")
+    header = [str(column) for column in table.columns]
+    if bed and len(header) >= 3 and header[1].isdigit() and header[2].isdigit():
+        with _reading(path, what):
+            table = pd.read_csv(path, sep=sep, engine="python", header=None)
+        extra = [f"column{i + 1}" for i in range(len(_BED_COLUMNS), table.shape[1])]
+        table.columns = (_BED_COLUMNS + extra)[: table.shape[1]]
+        table.attrs["first_line"] = 1
     if table.empty:
         raise InputFileError(path, f"{what} has a header but no rows")
     return table
@@ -158,22 +180,35 @@ def _check_coordinates(table, path, what, first_line):
             f"{what}: {reversed_.size} row(s) have end < start ({_rows(reversed_, first_line)})",
         )
     if "strand" in table.columns:
+        strand, message = standard_strands(table["strand"], f"{path}: {what}")
+        if message:
+            warn(message + ".")
+            table["strand"] = strand
         strand = table["strand"]
         bad = np.flatnonzero((strand.notna() & ~strand.astype(str).isin(_STRANDS)).to_numpy())
         if bad.size:
             raise InputFileError(
                 path,
-                f"{what}: strand must be '+', '-' or '.', got {strand.iloc[bad[0]]!r} "
-                f"({_rows(bad, first_line)}; write Ensembl's 1/-1 as +/-)",
+                f"{what}: strand must be '+', '-' or '.' (or 1/-1), got "
+                f"{strand.iloc[bad[0]]!r} ({_rows(bad, first_line)})",
             )
     return table
 
 
-def _name_column(table, name, path, what, first_line):
-    """``table`` with a ``name`` column of unique, non-missing strings (the given column, else
-    the first one)."""
+# Where a BED-like table (coordinates first) keeps its names: other tools' columns.
+_NAME_COLUMNS = {
+    "gene": ("gene_name", "gene_symbol", "symbol", "gene_id", "gene_ids", "name"),
+    "peak": ("name", "interval", "region", "peak_id"),
+}
+
+
+def _name_column(table, name, path, what, first_line, repeats=False):
+    """``table`` with a ``name`` column of non-missing strings: the given column, a column
+    other tools name so, names ``chrom:start-end`` made from a peak table's coordinates, else
+    the first column that is not a coordinate. Repeated names are an error unless
+    ``repeats`` (then :func:`finish_tables` makes them unique)."""
     if name not in table.columns:
-        table = table.rename(columns={table.columns[0]: name})
+        table = _find_names(table, name, path, what)
     table = table.reset_index(drop=True)
     missing = np.flatnonzero(table[name].isna().to_numpy())
     if missing.size:
@@ -182,12 +217,67 @@ def _name_column(table, name, path, what, first_line):
         )
     table[name] = table[name].astype(str)
     duplicated = table[name].duplicated()
-    if duplicated.any():
+    if duplicated.any() and not repeats:
         shown = table[name][duplicated].unique()[:3].tolist()
         raise InputFileError(
-            path, f"{what} has {int(duplicated.sum())} duplicated {name}(s), e.g. {shown}"
+            path,
+            f"{what} has {int(duplicated.sum())} duplicated {name}(s), e.g. {shown}; each "
+            "row must be a different one",
         )
     return table
+
+
+def _find_names(table, name, path, what):
+    """``table`` with its names as column ``name``: the first column, unless that is a
+    coordinate (a BED-like table); then a column other tools name so, names
+    ``chrom:start-end`` made from a peak table's coordinates, or the first other column."""
+    if name not in _NAME_COLUMNS:
+        return table.rename(columns={table.columns[0]: name})
+    coordinates = _standard_columns(table, _COORDINATES, path, what)
+    renamed = dict(zip(table.columns, coordinates.columns, strict=True))
+    if renamed[table.columns[0]] not in ("chrom", "start", "end", "strand"):
+        return table.rename(columns={table.columns[0]: name})
+    lower = {str(column).lower(): column for column in table.columns}
+    for alias in _NAME_COLUMNS[name]:
+        if alias in lower:
+            return table.rename(columns={lower[alias]: name})
+    if name == "peak" and {"chrom", "start", "end"} <= set(coordinates.columns):
+        # The names 10x and Signac use, chrom:start-end (missing where a coordinate is).
+        start, end = (pd.to_numeric(coordinates[c], errors="coerce") for c in ("start", "end"))
+        known = start.notna() & end.notna()
+        names = coordinates["chrom"].astype(str) + ":" + start.map("{:.0f}".format)
+        names = (names + "-" + end.map("{:.0f}".format)).where(known)
+        return pd.concat([names.rename(name), table], axis=1)
+    others = [c for c in table.columns if renamed[c] not in ("chrom", "start", "end", "strand")]
+    return table.rename(columns={(others or list(table.columns))[0]: name})
+
+
+def _gtf_coordinates(annotation, names):
+    """Coordinates of the genes ``names`` in a GTF's genes, looked up by gene_name, or by
+    gene_id (without its version: 10x lists ENSG00000243485, GENCODE ENSG00000243485.5),
+    whichever finds more."""
+
+    def unversioned(ids):
+        return (
+            pd.Series(np.asarray(ids, dtype=object))
+            .astype(str)
+            .str.replace(r"\.\d+(_PAR_Y)?$", "", regex=True)
+        )
+
+    by_name = annotation.drop_duplicates("gene").set_index("gene")[_COORDINATES]
+    ids = annotation.assign(gene_id=unversioned(annotation["gene_id"]).to_numpy())
+    by_id = ids.drop_duplicates("gene_id").set_index("gene_id")[_COORDINATES]
+    found = [by_name.reindex(names), by_id.reindex(unversioned(names))]
+    best = max(found, key=lambda coords: int(coords["chrom"].notna().sum()))
+    return best.reset_index(drop=True)
+
+
+def _standard_columns(table, columns, path, what):
+    """:func:`standard_columns`, its error naming the file."""
+    try:
+        return standard_columns(table, columns, what)
+    except ValueError as error:
+        raise InputFileError(path, _one_line(error)) from error
 
 
 def _gene_table(genes, path, gtf, coordinates, first_line):
@@ -199,17 +289,22 @@ def _gene_table(genes, path, gtf, coordinates, first_line):
     """
     if not coordinates:
         return genes, False
+    genes = _standard_columns(genes, _COORDINATES, path, "the gene table")
     if gtf is not None:
         gtf = _existing(gtf, "a GTF annotation")
         with _reading(gtf, "a GTF annotation"):
-            annotation = read_gtf_genes(gtf).drop_duplicates("gene").set_index("gene")
-        coords = annotation.reindex(genes["gene"])[_COORDINATES].reset_index(drop=True)
+            annotation = read_gtf_genes(gtf)
+        coords = _gtf_coordinates(annotation, genes["gene"])
         genes = pd.concat([genes.drop(columns=_COORDINATES, errors="ignore"), coords], axis=1)
         missing = int(coords["chrom"].isna().sum())
         if missing == len(genes):
-            raise InputFileError(gtf, f"none of the {len(genes)} genes of {path} is in it")
-        if missing:
-            print(f"{missing} of {len(genes)} genes are not in {gtf.name}: no prior links.")
+            raise InputFileError(
+                gtf,
+                f"none of the {len(genes)} genes of {path} is in it (e.g. "
+                f"{genes['gene'].head(3).tolist()}); give the GTF of the annotation the gene "
+                "names come from (symbols are matched to gene_name, IDs to gene_id)",
+            )
+        # Genes missing from the GTF are reported with the other tables' checks.
         return genes, True
     present = [column for column in _COORDINATES if column in genes.columns]
     if not present:
@@ -225,6 +320,7 @@ def _gene_table(genes, path, gtf, coordinates, first_line):
 
 def _peak_table(peaks, path, first_line):
     """Peaks with coordinates: the table's chrom/start/end, or parsed from the names."""
+    peaks = _standard_columns(peaks, ("chrom", "start", "end"), path, "the peak table")
     if {"chrom", "start", "end"} <= set(peaks.columns):
         return _check_coordinates(peaks, path, "the peak table", first_line)
     try:
@@ -237,6 +333,44 @@ def _peak_table(peaks, path, first_line):
         ) from error
     peaks = peaks.drop(columns=["chrom", "start", "end"], errors="ignore")
     return pd.concat([peaks, parsed.drop(columns="peak")], axis=1)
+
+
+def finish_tables(genes, peaks, located, sources, gtf=None, first_line=None):
+    """The gene and peak tables of a reader, ready for the job: peak coordinates, chromosome
+    names that agree between the tables, and unique names; ``(genes, peaks)``.
+
+    ``sources`` names the gene and the peak table (paths) in messages, ``first_line`` the
+    file line of the first row (None: not a text file). With coordinates
+    (``located``) the tables go through :func:`~factvae_sk.data._coordinates.
+    check_gene_peak_tables`: a warning for what it changes or leaves unlinked, an
+    :class:`InputFileError` naming the table when no link is possible. Repeated gene or peak
+    names are made unique as AnnData's ``var_names_make_unique`` does (``A``, ``A-1``),
+    with a warning: each row is still its own feature.
+    """
+    gene_source, peak_source = sources
+    if located:
+        peaks = _peak_table(peaks, peak_source, first_line)
+        # File names, not paths: the messages name both tables, and stay one short line.
+        gene_what = f"the gene table {Path(str(gene_source)).name}"
+        if gtf is not None:
+            gene_what += f" (coordinates from {Path(gtf).name})"
+        what = (gene_what, f"the peak table {Path(str(peak_source)).name}")
+        try:
+            genes, peaks = check_gene_peak_tables(genes, peaks, what)
+        except ValueError as error:
+            raise InputFileError(gene_source, _one_line(error)) from error
+    for kind, source in (("gene", gene_source), ("peak", peak_source)):
+        table = genes if kind == "gene" else peaks
+        names, repeated = make_names_unique(table[kind])
+        if repeated:
+            warn(
+                f"{source}: {len(repeated)} {kind} name(s) repeat, e.g. {repeated[:3]}; made "
+                f"them unique as AnnData's var_names_make_unique() does ('{repeated[0]}', "
+                f"'{repeated[0]}-1', ...) in the outputs. Give unique names to silence this."
+            )
+            table = table.assign(**{kind: names})
+            genes, peaks = (table, peaks) if kind == "gene" else (genes, table)
+    return genes, peaks
 
 
 def _paired(rna, atac, paths):
@@ -260,7 +394,7 @@ def read_paired_files(rna, atac, genes, peaks, *, cells=None, gtf=None, transpos
         unless ``gtf`` is given; names only: no prior (``located`` is False).
     peaks : path-like
         ``chrom``/``start``/``end`` columns or ``chrom:start-end`` names in a ``peak`` (else
-        the first) column.
+        the first) column; or a BED file without a header row.
     cells : path-like, optional
         A ``barcode`` (else the first) column and any annotation columns.
     gtf : path-like, optional
@@ -282,11 +416,11 @@ def read_paired_files(rna, atac, genes, peaks, *, cells=None, gtf=None, transpos
         Naming the file and the problem.
     """
     gene_table = _name_column(
-        _read_table(genes, "the gene table"), "gene", genes, "the gene table", 2
+        _read_table(genes, "the gene table"), "gene", genes, "the gene table", 2, repeats=True
     )
-    peak_table = _name_column(
-        _read_table(peaks, "the peak table"), "peak", peaks, "the peak table", 2
-    )
+    peak_table = _read_table(peaks, "the peak table", bed=True)
+    peak_first = peak_table.attrs.get("first_line", 2)
+    peak_table = _name_column(peak_table, "peak", peaks, "the peak table", peak_first, repeats=True)
     cell_table = None
     if cells is not None:
         cell_table = _name_column(
@@ -303,8 +437,9 @@ def read_paired_files(rna, atac, genes, peaks, *, cells=None, gtf=None, transpos
             f"{rna_counts.shape[0]} cells"
         )  # fmt: skip
     gene_table, located = _gene_table(gene_table, genes, gtf, prior, 2)
-    if located:
-        peak_table = _peak_table(peak_table, peaks, 2)
+    gene_table, peak_table = finish_tables(
+        gene_table, peak_table, located, (genes, peaks), gtf, first_line=peak_first
+    )
     return Bunch(
         rna=rna_counts,
         atac=atac_counts,
@@ -419,14 +554,17 @@ def paired_from_anndata(rna, atac, sources, *, layer=None, gtf=None, prior=True)
         for adata, path, what in zip(adatas, sources, ("RNA", "ATAC"), strict=True)
     ]
     rna_path, atac_path = sources
-    genes = _name_column(_index_as_column(rna.var, "gene"), "gene", rna_path, "var (genes)", None)
-    peaks = _name_column(_index_as_column(atac.var, "peak"), "peak", atac_path, "var (peaks)", None)
+    genes = _name_column(
+        _index_as_column(rna.var, "gene"), "gene", rna_path, "var (genes)", None, repeats=True
+    )
+    peaks = _name_column(
+        _index_as_column(atac.var, "peak"), "peak", atac_path, "var (peaks)", None, repeats=True
+    )
     cells = _name_column(
         _index_as_column(rna.obs, "barcode"), "barcode", rna_path, "obs (cells)", None
     )
     genes, located = _gene_table(genes, rna_path, gtf, prior, None)
-    if located:
-        peaks = _peak_table(peaks, atac_path, None)
+    genes, peaks = finish_tables(genes, peaks, located, sources, gtf)
     return Bunch(
         rna=counts[0], atac=counts[1], genes=genes, peaks=peaks, cells=cells, located=located
     )

@@ -221,6 +221,19 @@ def check_prior(prior, n_genes, n_peaks, n_cells=None):
     return coo.row[keep].astype(np.int64), coo.col[keep].astype(np.int64), coo.data[keep]
 
 
+def warn_empty_prior():
+    """A prior without a link turns the prior term off: say so, since it is rarely meant."""
+    warnings.warn(
+        "prior has no non-zero entry: it links no gene to any peak, so the prior term is "
+        "off (as with prior=None) and the embeddings are not tied to known regulation. If it "
+        "was built from coordinates, the gene and peak tables probably do not match "
+        "(chromosome names, genome assembly): build_gene_peak_prior says why. Pass "
+        "prior=None to fit without a prior on purpose.",
+        FactVAEWarning,
+        stacklevel=_user_stacklevel(),
+    )
+
+
 def _is_sparse_frame(X):
     """A DataFrame whose columns are all pandas sparse (densifying it could be huge)."""
     dtypes = getattr(X, "dtypes", None)

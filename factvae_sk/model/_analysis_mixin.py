@@ -20,14 +20,16 @@ from ..analysis import (
     _chromvar,
     _cross_modal,
     _differential,
+    _link_context,
     _link_model,
     _link_scores,
 )
 from ..data import _batches
+from ..data._coordinates import warn
 from ..data._dataset import PairedCountsDataset, log_library_size
 from ..data._row_blocks import RowBlockCounts
 from ..data._validation import check_counts, check_prior
-from ..prior import _as_peak_table, build_gene_peak_prior, tss_distance
+from ..prior import _check_tables, _prior_matrix, _tss_distance
 from ._cell_inputs import CellInputsMixin
 
 
@@ -403,17 +405,20 @@ class FactVAEAnalysisMixin(CellInputsMixin):
         background=None,
         groups=None,
         group=None,
+        annotation=None,
     ):
         """Gene-peak regulatory links as a table: gene, peak, score and the evidence.
 
         With gene and peak coordinates (``gene_table`` and ``peak_table``) the default score
-        is ``"logistic"``: distance to the TSS and the model's evidence together (a
-        power-law contact, the model correlation and the embeddings' cosine), a small
+        is ``"logistic"``: distance to the TSS, the genomic context and the model's
+        evidence together (a power-law contact, the number of other genes' TSSs between the
+        peak and the gene, the model correlation and the embeddings' cosine), a small
         logistic model shipped with the package, chosen and fitted on CRISPRi-validated
         enhancer-gene pairs in K562 (``benchmarks/README.md``): under
-        leave-chromosomes-out cross-validation on that table it ranks at least as well as
-        distance alone (AUPRC 0.45 vs 0.43, AUROC 0.909 vs 0.908), which no co-variation
-        score does. Without coordinates (or with
+        leave-chromosomes-out cross-validation on that table it ranks a little better than
+        distance alone (AUPRC 0.45 vs 0.43, AUROC 0.910 vs 0.908, and in each distance bin
+        with enough regulated pairs), which no co-variation score does. Without coordinates
+        (or with
         ``candidates="all"``, a search that ignores position) the default is the
         co-variation score ``"correlation"`` of :meth:`regulatory_scores`;
         ``attrs["score"]`` of the result always names the score used. Only the candidate
@@ -436,6 +441,9 @@ default="prior"
             One row per gene of ``fit``, with ``chrom``, ``start``, ``end``, ``strand``
             (0-based half-open); adds a ``distance`` column (bp from the TSS, 0 when the
             peak covers it). A ``gene`` column names the genes if the model has no names.
+            Chromosome names are matched to ``peak_table``'s as in
+            :func:`~factvae_sk.build_gene_peak_prior` (``1`` and ``chr1``, with a warning);
+            tables that share no chromosome, or candidates without any pair, are an error.
         peak_table : DataFrame or array-like of str, default=None
             One row per peak of ``fit`` with ``chrom``, ``start``, ``end``, or names like
             ``chr1:100-200``.
@@ -447,7 +455,7 @@ default="prior"
             Scores that use distance (need ``gene_table`` and ``peak_table``):
             ``"logistic"``, the probability of the shipped link model
             (``factvae_sk.analysis._link_model.LINK_MODEL``): log-odds ``b + log(5 kb / max(d,
-            5 kb)) + c1 * correlation + c2 * cosine``;
+            5 kb)) + c0 * log1p(TSSs between) + c1 * correlation + c2 * cosine``;
             ``"abc"``, the Activity-by-Contact score with the denoised accessibility as
             activity and a power-law contact ``5 kb / max(d, 5 kb)``, normalized over the
             gene's peaks within 1 Mb; ``"abc_correlation"``, ``abc * exp(2 * correlation)``.
@@ -460,9 +468,17 @@ default="prior"
         groups : array-like of shape (n_training_cells,), default=None
             A label per cell the model was fitted on, in the order of fit (e.g. cell
             types); with ``group``, the links of one group: activity, expression and
-            correlation are computed over that group's cells only. ``None``: all cells.
+            the promoter's accessibility are computed over that group's cells, and the
+            table gains ``group_correlation``, the model correlation over them; the score's
+            co-variation stays the one across all cells (within one cell line it is noise
+            on K562 CRISPRi screens, ``benchmarks/README.md``). ``None``: all cells.
         group : label, default=None
             Which label of ``groups`` (at least 3 cells).
+        annotation : DataFrame, default=None
+            Every gene of the genome (``chrom``, ``start``, ``end``, ``strand``, e.g. from
+            :func:`~factvae_sk.read_gtf_genes`), not only the modelled ones: the distance
+            scores count the other genes' TSSs between a peak and its gene from it.
+            ``None`` counts those of ``gene_table``.
 
         Returns
         -------
@@ -471,7 +487,8 @@ default="prior"
             ``gene``, ``peak``, ``score``; with coordinates ``distance`` (bp); with a
             distance score also the evidence: ``activity`` (the peak's mean denoised
             accessibility over the group, counts per million), ``expression`` (the gene's,
-            CPM), ``correlation`` and ``cosine``. ``attrs["score"]`` names the score.
+            CPM), ``correlation`` and ``cosine`` (with ``groups`` also
+            ``group_correlation``). ``attrs["score"]`` names the score.
 
         Examples
         --------
@@ -523,6 +540,11 @@ default="prior"
                 raise ValueError(
                     f"{what} needs one row per feature of fit ({n}); got {len(table)}."
                 )
+        if coordinates:
+            # Checked (and chromosome names matched) once here, with one warning each.
+            gene_table, peak_table = _check_tables(
+                gene_table, peak_table, what=("gene_table", "peak_table")
+            )
         if top_k is not None and not (isinstance(top_k, Integral) and top_k >= 1):
             raise ValueError(f"top_k must be a positive integer; got {top_k!r}.")
         gene_index = _positions(genes, self.n_features_in_, self._names("gene", gene_table), "gene")
@@ -542,9 +564,13 @@ default="prior"
         else:
             pattern = self._candidate_pattern(candidates, gene_table, peak_table, window)
             rows, cols = _link_scores.pattern_pairs(pattern, gene_index)
+            if len(rows) == 0:
+                _no_candidates(candidates, window, genes)
             evidence = None
             if gene_emb is None:
-                features = self.link_features(rows, cols, gene_table, peak_table, groups, group)
+                features = self._link_features(
+                    rows, cols, gene_table, peak_table, groups, group, annotation
+                )
                 scores = _link_model.combine(features, score).astype(np.float32)
                 # NaN (no distance) ranks last within its gene.
                 scores = np.where(np.isnan(scores), -np.inf, scores).astype(np.float32)
@@ -562,7 +588,7 @@ default="prior"
         if evidence is not None:  # the link features hold the pairs' distances already
             distance = evidence["distance"].to_numpy()
         elif coordinates:
-            distance = tss_distance(gene_table, peak_table, rows, cols)
+            distance = _tss_distance(gene_table, peak_table, rows, cols)
         extra = None
         if evidence is not None:
             extra = {
@@ -571,6 +597,8 @@ default="prior"
                 "correlation": evidence["correlation"].to_numpy(np.float32),
                 "cosine": evidence["cosine"].to_numpy(np.float32),
             }
+            if groups is not None:
+                extra["group_correlation"] = evidence["group_correlation"].to_numpy(np.float32)
         table = _link_scores.links_table(
             rows,
             cols,
@@ -585,7 +613,9 @@ default="prior"
             table.attrs["group"] = group
         return table
 
-    def link_features(self, rows, cols, gene_table, peak_table, groups=None, group=None):
+    def link_features(
+        self, rows, cols, gene_table, peak_table, groups=None, group=None, annotation=None
+    ):
         """Per-pair evidence and features of the distance-aware link scores.
 
         Parameters
@@ -596,12 +626,16 @@ default="prior"
             Coordinates of every gene and peak of ``fit`` (see :meth:`regulatory_links`).
         groups, group : optional
             One group of training cells (see :meth:`regulatory_links`).
+        annotation : DataFrame, default=None
+            Every gene of the genome (see :meth:`regulatory_links`), for ``tss_between``.
 
         Returns
         -------
         DataFrame
-            One row per pair: ``distance``, ``activity_cpm``, ``expression_cpm`` and the
-            link model's features (``factvae_sk.analysis._link_model.FEATURES``).
+            One row per pair: ``distance``, ``activity_cpm``, ``expression_cpm``,
+            ``promoter_cpm`` and the link model's features
+            (``factvae_sk.analysis._link_model.FEATURES``), the genomic context among them
+            (``factvae_sk.analysis._link_context``).
 
         Examples
         --------
@@ -614,6 +648,15 @@ default="prior"
         >>> model.link_features([0, 0], [5, 6], genes, data.peaks).shape[0]
         2
         """
+        gene_table, peak_table = _check_tables(
+            gene_table, peak_table, what=("gene_table", "peak_table")
+        )
+        return self._link_features(rows, cols, gene_table, peak_table, groups, group, annotation)
+
+    def _link_features(
+        self, rows, cols, gene_table, peak_table, groups=None, group=None, annotation=None
+    ):
+        """:meth:`link_features` of tables ``_check_tables`` returned."""
         rows = np.asarray(rows, dtype=np.int64)
         cols = np.asarray(cols, dtype=np.int64)
         for positions, n, what in [
@@ -623,19 +666,28 @@ default="prior"
             if len(positions) and (positions.min() < 0 or positions.max() >= n):
                 raise ValueError(f"{what} must be positions in 0..{n - 1}.")
         evidence = self._link_evidence(groups, group)
-        peak_table = _as_peak_table(peak_table)
-        near = build_gene_peak_prior(
+        if annotation is not None:
+            # Every annotated gene's TSS, its chromosomes named as the peaks' (quietly: the
+            # annotation is the user's full gene table, whose naming was reported with it).
+            annotation, _ = _check_tables(
+                annotation, peak_table, what=("annotation", "peak_table"), checked=True
+            )
+        evidence["promoter"] = _link_context.promoter_activity(
+            gene_table, peak_table, evidence["activity"]
+        )
+        context = _link_context.genomic_context(gene_table, peak_table, rows, cols, annotation)
+        near = _prior_matrix(
             gene_table, peak_table, mode="tss_window", window=_link_model.ABC_WINDOW
         ).tocoo()
         evidence["abc_total"] = _link_model.abc_denominator(
             evidence["activity"],
             near.row,
             near.col,
-            tss_distance(gene_table, peak_table, near.row, near.col),
+            _tss_distance(gene_table, peak_table, near.row, near.col),
             self.n_features_in_,
         )
-        distance = tss_distance(gene_table, peak_table, rows, cols)
-        return _link_model.link_features(evidence, rows, cols, distance)
+        distance = _tss_distance(gene_table, peak_table, rows, cols)
+        return _link_model.link_features(evidence, rows, cols, distance, context=context)
 
     def _training_codes(self):
         codes = getattr(self, "training_codes_", None)
@@ -673,15 +725,21 @@ default="prior"
         cosine = self._score_factors("cosine")  # checks the model is fitted, with X_atac
         codes = self._training_codes()
         cells = _link_model.group_cells(groups, group, len(codes))
-        # Over every cell this reads code_covariance_, learned at fit from the same codes.
-        correlation = self._score_factors("correlation", groups, group)
+        # The link model's co-variation is always over every cell (code_covariance_): the
+        # coupling signal is in the variation across cell states, and within one cell line
+        # it is noise on the K562 CRISPRi screens (benchmarks/README.md, issue 32). The
+        # group's own correlation is reported beside it.
+        factors = {"correlation": self._score_factors("correlation"), "cosine": cosine}
+        if groups is not None:
+            factors["group_correlation"] = self._score_factors("correlation", groups, group)
         module = self.net_.module_
         return _link_model.link_evidence(
             codes,
             cells,
             (module.decoder_rna.feature_embedding.detach(), self._peak_embedding_tensor()),
             (self._decoder_intercepts("rna"), self._peak_logit_bias(True)),
-            {"correlation": correlation, "cosine": cosine},
+            factors,
+            _link_model.cell_partition(codes, groups),
         )
 
     def _candidate_pattern(self, candidates, gene_table, peak_table, window):
@@ -698,7 +756,7 @@ default="prior"
         if isinstance(candidates, str) and candidates == "window":
             if gene_table is None or peak_table is None:
                 raise ValueError("candidates='window' needs gene_table and peak_table.")
-            return build_gene_peak_prior(gene_table, peak_table, mode="tss_window", window=window)
+            return _prior_matrix(gene_table, peak_table, mode="tss_window", window=window)
         if isinstance(candidates, str):
             raise ValueError(
                 f"candidates must be 'prior', 'window', 'all' or a genes x peaks matrix; got "
@@ -901,6 +959,17 @@ default="prior"
         return _chromvar.deviations_result(deviation, zscore, background, names, cell_names, keep)
 
 
+def _no_candidates(candidates, window, genes):
+    """No candidate pair: an error for every gene, a warning for a chosen few."""
+    which = f"candidates={candidates!r}" if isinstance(candidates, str) else "the candidates"
+    if isinstance(candidates, str) and candidates == "window":
+        which += f" (window={window} bp)"
+    fix = "widen the window or pass other candidates"
+    if genes is None:
+        raise ValueError(f"No gene-peak pair among {which}: nothing to score; {fix}.")
+    warn(f"No gene-peak pair among {which} for the genes asked for: the table is empty; {fix}.")
+
+
 def _positions(selection, n, names, kind):
     """Positions among ``n`` features of a selection by names, positions or boolean mask.
 
@@ -925,7 +994,15 @@ def _positions(selection, n, names, kind):
             f"The model has no {kind} names (fit it with DataFrames, or give a {kind} table): "
             f"select {kind}s by position or boolean mask."
         )
-    index = pd.Index(np.asarray(names, dtype=object)).get_indexer(selection.astype(object))
+    names = pd.Index(np.asarray(names, dtype=object))
+    if not names.is_unique:
+        repeated = names[names.duplicated()].unique()[:3].tolist()
+        raise ValueError(
+            f"The {kind} names repeat (e.g. {repeated}), so selecting {kind}s by name is "
+            f"ambiguous: select them by position or boolean mask, or make the names unique "
+            "(e.g. AnnData's var_names_make_unique()) before fit."
+        )
+    index = names.get_indexer(selection.astype(object))
     if (index < 0).any():
         raise ValueError(f"Unknown {kind} name(s): {list(selection[index < 0][:5])}.")
     return index

@@ -20,7 +20,7 @@ from ..analysis import _accessibility, _link_scores
 from ..data import _batches, _mosaic
 from ..data._preprocessing import ATACEncoderInput, RNAEncoderInput
 from ..data._row_blocks import RowBlockCounts
-from ..data._validation import check_prior
+from ..data._validation import check_prior, warn_empty_prior
 from ..exceptions import NonFiniteLossError
 from ..train import _distributed, _holdout
 from ..utils._device import cuda_devices, resolve_device
@@ -573,7 +573,9 @@ class FactVAE(
             A 1-D array (class labels a Pipeline passes to every step) is ignored.
         prior : {array-like, sparse matrix, GenePeakPrior} of shape (n_genes, n_peaks), default=None
             Known gene-peak links (see :func:`factvae_sk.gene_peak_prior`). Only its
-            non-zero entries are used. ``None`` turns the prior term off. In
+            non-zero entries are used. ``None`` turns the prior term off (so does a prior
+            without a non-zero entry, with a :class:`~factvae_sk.exceptions.FactVAEWarning`,
+            since it usually means tables that did not match). In
             cross-validation pass it wrapped as ``GenePeakPrior(prior)``: search tools
             split any fit parameter with one row per cell, and a prior that arrives split
             is refused.
@@ -633,6 +635,8 @@ class FactVAE(
             if prior is None
             else check_prior(prior, X_rna.shape[1], X_atac.shape[1], n_cells=X_rna.shape[0])
         )
+        if prior_entries is not None and len(prior_entries[0]) == 0:
+            warn_empty_prior()
         accelerator = None
         if self.distributed:
             # Joins the launch's process group (a one-process run outside a launch).
