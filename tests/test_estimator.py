@@ -180,3 +180,43 @@ def test_memory_does_not_grow_with_cells_times_features():
         file=sys.stderr,
     )
     assert large_peak - small_peak < dense_growth / 10
+
+
+@pytest.mark.parametrize("embedding", ["rna", "atac", "joint"])
+def test_fit_transform_is_fit_then_transform(small, embedding):
+    """fit_transform returns the codes fit computed: those transform gives, bit for bit."""
+    model = FactVAE(embedding=embedding, random_state=0, **FAST)
+    Z = model.fit_transform(small["rna"], small["atac"], prior=small["prior"])
+    assert np.array_equal(Z, model.transform(small["rna"], small["atac"]))
+    Z[:] = 0  # a copy: the model's training codes stay as they were
+    assert np.array_equal(
+        model.training_codes_,
+        model.set_params(embedding="joint").transform(small["rna"], small["atac"]),
+    )
+
+
+def test_auto_epochs_is_a_budget_of_steps():
+    from factvae_sk.model._training_setup import AUTO_MAX_EPOCHS, AUTO_STEPS, auto_epochs
+
+    # An epoch is n // batch steps; enough epochs for AUTO_STEPS steps, at most 300.
+    for n_cells, batch in [(1047, 128), (4749, 128), (12000, 128), (50, 128), (1579, 128)]:
+        steps = n_cells // min(batch, n_cells)
+        expected = min(AUTO_MAX_EPOCHS, int(np.ceil(AUTO_STEPS / steps)))
+        assert auto_epochs(n_cells, batch) == expected
+    # The bundled datasets: the cell lines keep the method's 300, the kidney trains 100.
+    assert auto_epochs(1047, 128) == 300 and auto_epochs(4749, 128) == 100
+    assert auto_epochs(12_000, 128) == 40
+
+
+def test_auto_epochs_trains_that_many_epochs(small, monkeypatch):
+    from factvae_sk.model import _training_setup
+
+    monkeypatch.setattr(_training_setup, "AUTO_STEPS", 7)
+    params = {**FAST, "max_epochs": "auto", "batch_size": 64}
+    # 200 cells: 3 steps an epoch, 3 epochs for 7 steps; 100 cells: 1 step, 7 epochs.
+    model = FactVAE(random_state=0, **params).fit(small["rna"][:200])
+    assert len(model.history_) == 3 and model.net_.max_epochs == 3
+    assert len(FactVAE(random_state=0, **params).fit(small["rna"][:100]).history_) == 7
+    # A validation split counts the training cells only: 180 cells train, 2 steps, 4 epochs.
+    split = FactVAE(random_state=0, validation_fraction=0.1, **params).fit(small["rna"][:200])
+    assert len(split.history_) == 4

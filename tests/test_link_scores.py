@@ -197,3 +197,30 @@ def test_simulator_links_are_recoverable_and_the_split_is_clean():
     scores = np.where(labels, 1.0, 0.0)
     scores[np.flatnonzero(labels)[0]] = np.nan
     assert simulate_links.ranking(labels, scores)[0] < 1.0
+
+
+def test_link_evidence_is_reused_until_the_weights_change(small):
+    """The evidence over all cells is computed once per set of weights: a second call gives
+    the same arrays, and training on (a warm start) or refitting gives fresh evidence, equal
+    to a direct computation."""
+    model = FactVAE(random_state=0, warm_start=True, **FAST)
+    model.fit(small["rna"], small["atac"], prior=small["prior"])
+
+    def assert_same(got, expected):
+        assert got.keys() == expected.keys()
+        for key, value in expected.items():
+            parts = value if isinstance(value, tuple) else (value,)
+            got_parts = got[key] if isinstance(value, tuple) else (got[key],)
+            for a, b in zip(got_parts, parts, strict=True):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=key)
+
+    first = model._link_evidence(None, None)
+    again = model._link_evidence(None, None)
+    assert again["activity"] is first["activity"]
+    assert_same(again, model._compute_link_evidence(None, None))
+    again["abc_total"] = 0  # a caller's additions stay its own
+    assert "abc_total" not in model._link_evidence(None, None)
+    model.set_params(max_epochs=1).fit(small["rna"], small["atac"], prior=small["prior"])
+    after = model._link_evidence(None, None)
+    assert not np.array_equal(after["activity"], first["activity"])
+    assert_same(after, model._compute_link_evidence(None, None))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
@@ -219,6 +220,26 @@ def test_pickle_round_trip_is_bit_identical(fitted, new_cells):
     assert np.array_equal(loaded.impute_atac(atac), fitted.impute_atac(atac))
     assert loaded.score(rna, atac) == fitted.score(rna, atac)
     assert np.array_equal(loaded.feature_embeddings_.atac, fitted.feature_embeddings_.atac)
+
+
+def test_pickle_stores_the_decoder_weights_once(fitted, new_cells):
+    """The feature embedding tables copy the decoders' weights: the pickle leaves them out
+    and loading rebuilds them, names and values, from the weights."""
+    state = fitted.__getstate__()
+    assert "feature_embeddings_" not in state and "feature_embeddings_" in vars(fitted)
+    blob = pickle.dumps(fitted)
+    with_tables = pickle.dumps({**state, "tables": fitted.feature_embeddings_})
+    assert len(blob) < len(with_tables) - fitted.feature_embeddings_.atac.to_numpy().nbytes
+    loaded = pickle.loads(blob)
+    for name in ("rna", "atac"):
+        pd.testing.assert_frame_equal(
+            loaded.feature_embeddings_[name], fitted.feature_embeddings_[name]
+        )
+    weights = fitted.net_.module_.decoder_atac.feature_embedding.detach().numpy().T
+    assert np.array_equal(loaded.feature_embeddings_.atac.to_numpy(), weights)
+    rna, atac = new_cells
+    assert np.array_equal(loaded.transform(rna, atac), fitted.transform(rna, atac))
+    assert np.array_equal(loaded.impute_atac(atac), fitted.impute_atac(atac))
 
 
 _LOAD_AND_RUN = """

@@ -21,6 +21,7 @@ from ..analysis._link_model import DEFAULT_DISTANCE_SCORE as LINK_SCORE
 from ..analysis._link_model import combine as combine_link_features
 from ..exceptions import FactVAEWarning
 from ..model._estimator import FactVAE
+from ..model._training_setup import auto_epochs
 from ..motifs import differential_motifs, motif_matches
 from ..prior import build_gene_peak_prior
 from ..utils._atomic import staged_files
@@ -28,6 +29,7 @@ from ._cell_map import MAX_TSNE_CELLS, cell_map
 from ._peak_filter import MIN_PEAK_CELLS, informative_peaks
 from ._plots import have_matplotlib, plot_cell_map, plot_links, plot_losses, plot_motif_heatmap
 from ._scores import cluster_scores
+from ._tables import write_csv
 
 OUTPUTS = {
     "cell_embeddings.csv": "cells: barcode, label, cluster, 2-D map, RNA and ATAC embeddings",
@@ -109,7 +111,8 @@ class JobSettings:
     n_clusters : int, optional
         KMeans clusters; by default the number of labels, or 8 without labels.
     max_epochs : int, optional
-        Training epochs; by default the estimator's (the method's 300).
+        Training epochs; by default the estimator's (``"auto"``: enough for 3,700 gradient
+        steps, at most the method's 300).
     random_state : int, default=0
         Seed of the fit, the clustering and the map.
     prior_mode : {"body_upstream", "tss_window"} or None, default="body_upstream"
@@ -250,7 +253,12 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     if settings.max_epochs is not None:
         params["max_epochs"] = settings.max_epochs
     model = FactVAE(**params)
-    log(f"fitting FactVAE for {model.max_epochs} epochs")
+    n_epochs = model.max_epochs
+    if n_epochs == "auto":
+        n_epochs = auto_epochs(rna.shape[0], model.batch_size)
+        log(f"fitting FactVAE for {n_epochs} epochs (max_epochs='auto')")
+    else:
+        log(f"fitting FactVAE for {n_epochs} epochs")
     start = time.perf_counter()
     Z = model.fit_transform(rna, atac, prior=prior if prior.nnz else None, batch=batch)
     fit_seconds = time.perf_counter() - start
@@ -296,12 +304,14 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     table[f"{cell_map_result.method}_2"] = coords[:, 1]
     table = pd.concat([table, pd.DataFrame(Z, columns=model.get_feature_names_out())], axis=1)
     # 6 significant digits: float32 values carry no more, and the files stay small.
-    table.to_csv(stage("cell_embeddings.csv"), index=False, float_format="%.6g")
-    _features_frame(genes["gene"], model.feature_embeddings_.rna, "gene").to_csv(
-        stage("gene_embeddings.csv"), index=False, float_format="%.6g"
+    write_csv(table, stage("cell_embeddings.csv"))
+    write_csv(
+        _features_frame(genes["gene"], model.feature_embeddings_.rna, "gene"),
+        stage("gene_embeddings.csv"),
     )
-    _features_frame(peaks["peak"], model.feature_embeddings_.atac, "peak").to_csv(
-        stage("peak_embeddings.csv"), index=False, float_format="%.6g"
+    write_csv(
+        _features_frame(peaks["peak"], model.feature_embeddings_.atac, "peak"),
+        stage("peak_embeddings.csv"),
     )
     # Positions, not names: gene names from a GTF may repeat. The score is regulatory_links'
     # default with coordinates (distance and the model's evidence), the evidence beside it.
@@ -402,7 +412,7 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
         # Without prior links the embeddings were not tied to known regulation.
         "links_from_prior": bool(prior.nnz),
         "link_score": LINK_SCORE,
-        "max_epochs": int(model.max_epochs),
+        "max_epochs": int(model.net_.max_epochs),
         "random_state": settings.random_state,
         "fit_seconds": round(fit_seconds, 1),
         "device": str(model.net_.device),

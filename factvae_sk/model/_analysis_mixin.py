@@ -700,7 +700,28 @@ default="prior"
         return codes
 
     def _link_evidence(self, groups, group):
-        """Activity, expression and co-variation factors over one group of training cells."""
+        """Activity, expression and co-variation factors over one group of training cells.
+
+        Over every cell (no ``groups``) the evidence is kept for the next call while the
+        weights stay the same (torch counts each tensor's in-place changes): it costs two
+        passes of every training cell through both decoders, and the main job asks twice.
+        """
+        codes = getattr(self, "training_codes_", None)
+        if groups is not None or group is not None or codes is None:
+            return self._compute_link_evidence(groups, group)
+        module = self.net_.module_
+        versions = [p._version for p in module.parameters()]
+        memo = getattr(self, "_evidence_memo", None)
+        if memo is None or memo[0] is not module or memo[1] is not codes or memo[2] != versions:
+            memo = self._evidence_memo = (
+                module,
+                codes,
+                versions,
+                self._compute_link_evidence(None, None),
+            )
+        return dict(memo[3])
+
+    def _compute_link_evidence(self, groups, group):
         cosine = self._score_factors("cosine")  # checks the model is fitted, with X_atac
         codes = self._training_codes()
         cells = _link_model.group_cells(groups, group, len(codes))
