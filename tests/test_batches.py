@@ -212,7 +212,9 @@ def test_transform_of_new_cells_from_a_known_sample(decoder_batched):
     model, rna, _, donor = decoder_batched
     every = model.transform(rna, batch=donor)
     few = model.transform(rna[[5, 17, 40]], batch=donor[[5, 17, 40]])
-    np.testing.assert_array_equal(few, every[[5, 17, 40]])
+    # Equal up to float32 rounding: the encoders' products of 3 rows and of 120 rows may
+    # round differently on some vector kernels.
+    np.testing.assert_allclose(few, every[[5, 17, 40]], rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match=r"not seen at fit: \['d7'\]"):
         model.transform(rna[:2], batch=["d1", "d7"])
     with pytest.raises(ValueError, match="fitted with batch"):
