@@ -113,8 +113,9 @@ def test_every_cell_gets_a_code(fitted, mosaic):
     # Paired cells: their own codes, whatever the map.
     paired = np.flatnonzero(mosaic["rna_observed"] & mosaic["atac_observed"])
     plain = fitted.transform(mosaic["rna"][paired], mosaic["atac"][paired])
-    np.testing.assert_allclose(Z[paired], plain, rtol=1e-6)
-    np.testing.assert_allclose(Z_nn[paired], plain, rtol=1e-6)
+    # Up to float32 rounding: products of other row counts may round differently.
+    np.testing.assert_allclose(Z[paired], plain, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(Z_nn[paired], plain, rtol=1e-5, atol=1e-6)
 
 
 def test_few_paired_cells_warn():
