@@ -220,17 +220,17 @@ class CellInputsMixin(FactVAEBase):
             self._batch_onehot(batch, n_cells, what)
         return None
 
-    def _fit_code_integration(self, dataset):
-        """After a fit with ``batch``: Harmony on the training cells' codes, one state per
-        modality (``batch_code_harmony_``), so that :meth:`transform` returns codes in which
-        the samples mix. Each modality's state is fitted on the cells that have it; without
+    def _fit_code_integration(self, dataset, codes):
+        """After a fit with ``batch``: Harmony on the training cells' codes (``codes``, the
+        posterior means of ``dataset``'s modalities side by side), one state per modality
+        (``batch_code_harmony_``), so that :meth:`transform` returns codes in which the
+        samples mix. Each modality's state is fitted on the cells that have it; without
         ``batch`` the attribute is None and the codes are returned as the encoders give
         them."""
         self.batch_code_harmony_ = None
         if dataset.batch is None:
             return
         blocks = tuple(dataset.modalities)
-        codes = self._codes(dataset, blocks)
         n = self.n_latent
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         self.batch_code_harmony_ = _batches.code_harmony(
@@ -244,9 +244,7 @@ class CellInputsMixin(FactVAEBase):
         """``codes`` (the ``blocks`` side by side) mapped through ``batch_code_harmony_``
         by each cell's sample (unchanged for a model fitted without ``batch``)."""
         states = getattr(self, "batch_code_harmony_", None)
-        if states is None:
-            if batch is not None:  # only checked: refused for a model fitted without
-                self._batch_onehot(batch, codes.shape[0], what)
+        if states is None:  # (a given batch was checked with the encoders' inputs)
             return codes
         onehot = self._batch_onehot(batch, codes.shape[0], what)
         n = self.n_latent

@@ -716,8 +716,12 @@ class FactVAE(
         self.feature_embeddings_ = Bunch(
             rna=self._embedding_table(module.decoder_rna, self._names("gene"), "gene")
         )
+        # The training cells' posterior means, computed once for what needs them below.
+        codes = None
+        if dataset is not None and (module.has_atac or dataset.batch is not None):
+            codes = self._codes(dataset, tuple(dataset.modalities))
         if dataset is not None:
-            self._fit_code_integration(dataset)
+            self._fit_code_integration(dataset, codes)
         if not module.has_atac:
             return self
         self.feature_embeddings_.atac = self._embedding_table(
@@ -730,7 +734,6 @@ class FactVAE(
         # ridge regression between the posterior means of the paired training cells. Much of
         # an ATAC code is noise that RNA cannot predict, so the penalty (chosen by efficient
         # leave-one-out) is often large: the grid reaches far.
-        codes = self._codes(dataset, ("rna", "atac"))
         _, counts, log_library = dataset.modalities["atac"]
         groups = None if dataset.batch is None else dataset.batch.argmax(1)
         atac_codes = codes[:, self.n_latent :]
