@@ -8,7 +8,8 @@ Both run the same job (:func:`factvae_sk.app._job.run_job`) and write the same o
         [--genome hg38.fa --motifs JASPAR2024.txt] --out results
     factvae-sk fit --rna-h5ad rna.h5ad --atac-h5ad atac.h5ad [--gtf ...] --out results
     factvae-sk fit --mudata multiome.h5mu [--layer counts] [--gtf ...] --out results
-    factvae-sk fit --10x filtered_feature_bc_matrix.h5 [--gtf genes.gtf.gz] --out results
+    factvae-sk fit --10x filtered_feature_bc_matrix.h5 [--gtf genes.gtf.gz] \\
+        [--cells annotation.csv --labels cell_type --batch sample] --out results
 
 Exit status: 0 on success, 2 on a usage error or a problem with an input file (one line on
 stderr naming the file and the problem), 1 on an unexpected failure, 130 on Ctrl-C, 143 on
@@ -186,7 +187,8 @@ def build_parser():
         "  --peaks  chrom, start, end columns, or 'chrom:start-end' names ('peak' or the\n"
         "           first column; chrom-start-end and chrom_start_end work too), or a\n"
         "           BED file without a header row (peaks.bed)\n"
-        "  --cells  a 'barcode' column (else the first) and annotations (see --labels)\n"
+        "  --cells  a 'barcode' column (else the first) and annotations (see --labels);\n"
+        "           with --10x it is joined by barcode, and only the cells it lists are kept\n"
         "chromosomes named 1 or chr1, MT or chrM (Ensembl or UCSC) are matched between the\n"
         "gene table, the GTF and the peaks, with a warning; repeated gene or peak names are\n"
         "made unique (A, A-1); tables that link no gene to a peak stop with an error",
@@ -210,7 +212,7 @@ def build_parser():
         metavar="PATH",
         help="filtered_feature_bc_matrix.h5 (needs h5py: the 'tenx' extra) or the "
         "filtered_feature_bc_matrix/ folder; genes and peaks split by feature type, gene "
-        "strands (and coordinates the file lacks) from --gtf",
+        "strands (and coordinates the file lacks) from --gtf, annotations from --cells",
     )
     h5ad = fit.add_argument_group("counts as AnnData (needs anndata)")
     h5ad.add_argument("--rna-h5ad", help="RNA AnnData, cells x genes")
@@ -244,11 +246,17 @@ def build_parser():
 def _load_user_data(args, parser):
     prior = not args.no_prior
     if args.tenx:
-        others = ["rna", "atac", "genes", "peaks", "cells", "rna_h5ad", "atac_h5ad", "mudata"]
+        others = ["rna", "atac", "genes", "peaks", "rna_h5ad", "atac_h5ad", "mudata"]
         given = [f"--{name.replace('_', '-')}" for name in others if getattr(args, name)]
         if given:
             parser.error(f"--10x holds the counts, features and barcodes: drop {', '.join(given)}")
-        data = read_10x_multiome(args.tenx, gtf=args.gtf if prior else None)
+        for option in ("labels", "batch"):
+            if getattr(args, option) is not None and args.cells is None:
+                parser.error(
+                    f"--{option} names a column of a cell table: give --cells, a table whose "
+                    "'barcode' column holds the 10x barcodes"
+                )
+        data = read_10x_multiome(args.tenx, gtf=args.gtf if prior else None, cells=args.cells)
         if prior and args.gtf is None and data.located:
             _warn(
                 f"{args.tenx} gives the genes no strand: the prior extends each gene on both "

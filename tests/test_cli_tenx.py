@@ -129,3 +129,33 @@ def test_10x_without_gtf_warns_of_unknown_strands(tmp_path, subset, one_thread, 
     keep = (atac[has_rna] > 0).sum(axis=0).A1 >= summary["min_peak_cells"]
     expected = build_gene_peak_prior(placed, peaks[keep].reset_index(drop=True))
     assert summary["n_prior_links"] == expected.nnz > 0
+
+
+def test_10x_with_a_cell_table_gives_labels_and_samples(tmp_path, subset, snare, one_thread):
+    pytest.importorskip("h5py")
+    rna, atac, genes, peaks, cells = (subset[k] for k in ("rna", "atac", "genes", "peaks", "cells"))
+    path = tmp_path / "matrix.h5"
+    write_10x_h5(path, rna, atac, features_frame(genes, peaks), cells["barcode"])
+    # An annotation of the first 200 cells, shuffled, with the cell lines and two samples.
+    lines = snare.cells.cell_line.to_numpy()[np.arange(0, 960, 4)]
+    table = pd.DataFrame(
+        {"barcode": cells["barcode"], "cell_line": lines, "sample": np.arange(len(cells)) % 2}
+    ).iloc[np.random.default_rng(0).permutation(200)]
+    table.to_csv(tmp_path / "annotation.csv", index=False)
+    args = ["fit", "--10x", str(path), "--no-prior", "--epochs", "1", "--n-top-genes", "300"]
+    args += ["--map", "tsne", "--cells", str(tmp_path / "annotation.csv")]
+    out = ["--labels", "cell_line", "--batch", "sample", "--out", str(tmp_path / "o")]
+    assert main([*args, *out]) == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["n_samples"] == 2 and summary["batch_column"] == "sample"
+    # The annotated cells in the file's order (less any without counts in the selected genes).
+    written = pd.read_csv(tmp_path / "o" / "cell_embeddings.csv")
+    annotated = cells["barcode"][:200]
+    assert written["barcode"].tolist() == annotated[annotated.isin(written["barcode"])].tolist()
+    assert len(written) == summary["n_cells"] > 190
+    expected = pd.Series(lines[:200], index=annotated)[written["barcode"]]
+    assert (written["cell_line"].to_numpy() == expected.to_numpy()).all()
+    position = pd.Series(np.arange(len(cells)), index=cells["barcode"])[written["barcode"]]
+    assert (written["sample"].to_numpy() == position.to_numpy() % 2).all()
+    # Labels without a table are a usage error naming the fix.
+    assert main([*args[:-2], "--labels", "cell_line", "--out", str(tmp_path / "p")]) == 2

@@ -217,3 +217,42 @@ def test_bad_files_are_clear_errors(tmp_path, tiny, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_h5py)
     with pytest.raises(InputFileError, match=r"needs h5py: pip install 'factvae_sk\[tenx\]'"):
         read_10x_multiome(tmp_path / "fake.h5")
+
+
+@pytest.mark.parametrize("form", ["h5", "folder"])
+def test_a_cell_table_is_joined_by_barcode(tmp_path, tiny, form):
+    rna, atac, genes, peaks, barcodes = tiny
+    path = _write(form, tmp_path, rna, atac, features_frame(genes, peaks), barcodes)
+    # Another tool's annotation, in its own order: two of the three cells and one the
+    # counts lack; a column named like the reader's is kept from the reader.
+    table = pd.DataFrame(
+        {"barcode": ["TTTC-1", "GGGG-1", "AAAC-1"], "cell_type": ["T", "B", "NK"], "n": [3, 2, 1]}
+    )
+    table.to_csv(tmp_path / "annotation.csv", index=False)
+    with pytest.warns(FactVAEWarning) as caught:
+        data = read_10x_multiome(path, cells=tmp_path / "annotation.csv")
+    said = " ".join(str(w.message) for w in caught)
+    assert "2 cells are annotated and kept; 1 of the counts' barcodes" in said
+    assert "1 of the table's are not among the counts" in said
+    # The counts' order, only the annotated cells, their rows of the counts.
+    assert data.cells["barcode"].tolist() == ["AAAC-1", "TTTC-1"]
+    assert data.cells["cell_type"].tolist() == ["NK", "T"]
+    assert data.cells["n"].tolist() == [1, 3]
+    np.testing.assert_array_equal(data.rna.toarray(), rna.toarray()[[0, 2]])
+    np.testing.assert_array_equal(data.atac.toarray(), atac.toarray()[[0, 2]])
+
+
+def test_a_cell_table_that_matches_nothing_or_repeats_is_a_clear_error(tmp_path, tiny):
+    rna, atac, genes, peaks, barcodes = tiny
+    path = _write("folder", tmp_path, rna, atac, features_frame(genes, peaks), barcodes)
+    other = tmp_path / "other.tsv"
+    pd.DataFrame({"barcode": ["sample1_AAAC", "sample1_TTTC"]}).to_csv(other, sep="\t", index=False)
+    with pytest.warns(FactVAEWarning), pytest.raises(InputFileError) as error:
+        read_10x_multiome(path, cells=other)
+    message = str(error.value)
+    assert "none of the cell table's 2 barcodes" in message
+    assert "sample1_AAAC" in message and "AAAC-1" in message
+    twice = tmp_path / "twice.tsv"
+    pd.DataFrame({"barcode": ["AAAC-1", "AAAC-1"]}).to_csv(twice, sep="\t", index=False)
+    with pytest.warns(FactVAEWarning), pytest.raises(InputFileError, match="1 duplicated barcode"):
+        read_10x_multiome(path, cells=twice)

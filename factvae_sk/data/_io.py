@@ -450,6 +450,65 @@ def read_paired_files(rna, atac, genes, peaks, *, cells=None, gtf=None, transpos
     )
 
 
+def annotate_cells(data, cells):
+    """``data`` with its cell table joined, by barcode, to the annotation table ``cells``.
+
+    For counts that carry their own barcodes (Cell Ranger ARC's matrix): the annotation
+    (cell types, samples) usually comes from another tool, after its own quality control, so
+    it may cover fewer cells, or name a few the counts lack. The cells of both are kept, in
+    the counts' order, and what is left out on either side is said in a warning; barcodes
+    that match nothing are an error that shows both sides' barcodes.
+
+    Parameters
+    ----------
+    data : Bunch
+        ``rna``, ``atac`` (cells x features) and ``cells`` (a ``barcode`` column), as the
+        readers return them.
+    cells : path-like
+        A TSV/CSV table with a header row: a ``barcode`` column (else the first) and the
+        annotation columns.
+
+    Returns
+    -------
+    data : Bunch
+        A new bundle (``data`` is not modified) whose ``cells`` has the table's columns, and
+        whose counts keep only the annotated cells.
+
+    Raises
+    ------
+    InputFileError
+        When the table repeats a barcode, or none of its barcodes is among the counts'.
+    """
+    table = _name_column(
+        _read_table(cells, "the cell table"), "barcode", cells, "the cell table", 2
+    )
+    barcodes = data.cells["barcode"].astype(str)
+    found = barcodes.isin(table["barcode"]).to_numpy()
+    if not found.any():
+        raise InputFileError(
+            cells,
+            f"none of the cell table's {len(table)} barcodes is among the counts' "
+            f"{len(barcodes)} (e.g. the table's {table['barcode'].iloc[:2].tolist()}, the "
+            f"counts' {barcodes.iloc[:2].tolist()}); the 'barcode' column (else the first) "
+            "must hold the barcodes as the counts name them",
+        )
+    unknown = int((~table["barcode"].isin(barcodes)).sum())
+    if not found.all() or unknown:
+        warnings.warn(
+            f"{cells}: {int(found.sum())} cells are annotated and kept; "
+            f"{int((~found).sum())} of the counts' barcodes are not in the table and are left "
+            f"out, and {unknown} of the table's are not among the counts",
+            FactVAEWarning,
+            stacklevel=2,
+        )
+    extra = table.drop(columns=[c for c in data.cells.columns if c != "barcode"], errors="ignore")
+    joined = data.cells[found].merge(extra, on="barcode", how="left", validate="one_to_one")
+    keep = np.flatnonzero(found)
+    out = Bunch(**data)
+    out.update(rna=data.rna[keep], atac=data.atac[keep], cells=joined.reset_index(drop=True))
+    return out
+
+
 def _index_as_column(frame, name):
     """The frame with its index as column ``name``, unless it already has such a column."""
     if name in frame.columns:

@@ -32,6 +32,7 @@ from ._io import (
     _existing,
     _name_column,
     _reading,
+    annotate_cells,
     finish_tables,
 )
 
@@ -43,7 +44,7 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _FOLDER_FILES = ("matrix.mtx", "features.tsv", "barcodes.tsv")
 
 
-def read_10x_multiome(path, gtf=None):
+def read_10x_multiome(path, gtf=None, cells=None):
     """Read Cell Ranger ARC's feature-barcode matrix: paired RNA and ATAC counts of a 10x Multiome.
 
     Genes and peaks share one matrix in Cell Ranger ARC's output; they are split by their
@@ -65,6 +66,11 @@ def read_10x_multiome(path, gtf=None):
         feature id; version suffixes ignored), else by name. It gives every gene its strand,
         and its coordinates where the file has none. Without it a gene's strand is unknown
         ('.'), which the prior treats by extending the gene on both sides.
+    cells : path-like, optional
+        A cell annotation table (TSV/CSV with a header row: a ``barcode`` column, else the
+        first, and e.g. cell types or samples from another tool), joined by barcode: only
+        the annotated cells are kept, in the matrix's order (what either side lacks is said
+        in a warning).
 
     Returns
     -------
@@ -76,7 +82,8 @@ def read_10x_multiome(path, gtf=None):
           ``chrom``, ``start``, ``end`` (0-based half-open; NaN where unknown) and ``strand``.
         - ``peaks``: DataFrame with ``peak`` (its name, ``chr1:100-200``), ``chrom``,
           ``start``, ``end``.
-        - ``cells``: DataFrame with ``barcode`` (those with counts in both modalities).
+        - ``cells``: DataFrame with ``barcode`` (those with counts in both modalities) and
+          the columns of ``cells``.
         - ``located``: whether any gene has coordinates (needed for a gene-peak prior).
 
     Raises
@@ -112,9 +119,11 @@ def read_10x_multiome(path, gtf=None):
                     "or the filtered_feature_bc_matrix/ folder",
                 )
         matrix, features, barcodes = _read_h5(source)
+    annotation = cells
     split, cells = _split_by_type(matrix, features, barcodes, source)
     del matrix  # from here on only the two halves are held, never the whole matrix as well
-    return _paired_bundle(split, cells, source, gtf)
+    data = _paired_bundle(split, cells, source, gtf)
+    return data if annotation is None else annotate_cells(data, annotation)
 
 
 def _import_h5py(path):
