@@ -7,7 +7,9 @@ The truth: ``shared/data/crispri_k562`` (ENCODE-rE2G's training_K562 table). A t
 element-gene pair is scored through the SNARE-seq peaks that overlap its element (max over
 them); pairs no peak covers are counted, not scored. FactVAE is fitted once (cached) on the
 SNARE-seq mixture: 2000 HVG plus every tested gene detected in >= 10 cells, the default
-gene-body prior.
+gene-body prior. The annotation (every gene, for the TSSs between an element and its gene and the
+expressed genes closer to it) carries ``expressed``: detected in >= 1% of the cells
+(``factvae_sk.links.expressed_genes``).
 """
 
 import argparse
@@ -24,7 +26,7 @@ from scipy.stats import kendalltau, rankdata
 from benchmarks.harness.models import load_or_fit, model_path
 from factvae_sk import PAPER_SETTINGS, FactVAE, gene_peak_prior, load_snare_cellline
 from factvae_sk.analysis import _link_context, _link_model
-from factvae_sk.links import peak_gene_correlation
+from factvae_sk.links import expressed_genes, peak_gene_correlation
 from factvae_sk.prior import build_gene_peak_prior, tss_distance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,16 +48,20 @@ BINS = (("0-10 kb", 0, 10_000), ("10-100 kb", 10_000, 100_000), (">100 kb", 100_
 # feature is one regulatory_links computes from the fitted model and the coordinates: the
 # genomic context (TSSs and peaks between, peaks near: ``_link_context``), scE2G's multiome
 # set (ABC, promoter accessibility, expressed everywhere, co-variation) and the model's own
-# terms (correlation, cosine, denoised activity). ``log_distance`` frees the contact's
-# exponent (ENCODE-rE2G fits distance freely).
+# terms (correlation, cosine, denoised activity); ``expressed_closer`` (expressed genes whose
+# TSS is closer to the element than the gene's: ABC's "closer active genes"). ``log_distance``
+# frees the contact's exponent (ENCODE-rE2G fits distance freely).
 CONTEXT = ("tss_between", "peaks_between", "peaks_near")
 SCE2G = CONTEXT + ("log_abc", "promoter", "expressed_everywhere")
 FORMS = {
     "contact": (),
     "+corr+cos": ("correlation", "cosine"),
     "+tss": ("tss_between",),
+    "+closer": ("expressed_closer",),
     "+context": CONTEXT,
     "+tss+corr+cos": ("tss_between", "correlation", "cosine"),
+    "+closer+corr+cos": ("expressed_closer", "correlation", "cosine"),
+    "+closer+tss+corr+cos": ("expressed_closer", "tss_between", "correlation", "cosine"),
     "+tss+corr+cos+act": ("tss_between", "correlation", "cosine", "activity"),
     "+tss+corr+cos+promoter": ("tss_between", "correlation", "cosine", "promoter"),
     "+context+abc": CONTEXT + ("log_abc",),
@@ -85,8 +91,11 @@ def load_truth(path=TRUTH):
 def load_data(truth, min_cells=10):
     """SNARE-seq: 2000 HVG plus every tested gene detected in >= ``min_cells`` cells."""
     data = load_snare_cellline()
-    # Every annotated gene counts for the TSSs between an element and its gene.
-    data.annotation = data.genes[data.genes.chrom.notna()].reset_index(drop=True)
+    # Every annotated gene counts for the TSSs between an element and its gene, and the
+    # expressed ones (detected in >= 1% of the cells) for the expressed genes closer to it.
+    located = data.genes.chrom.notna().to_numpy()
+    data.annotation = data.genes[located].reset_index(drop=True)
+    data.annotation["expressed"] = expressed_genes(data.rna)[located]
     detected = np.asarray((data.rna > 0).sum(axis=0)).ravel() >= min_cells
     tested = data.genes.gene.isin(set(truth.measuredGeneSymbol)).to_numpy()
     keep = data.genes.highly_variable.to_numpy() | (tested & detected)
@@ -393,6 +402,16 @@ def feature_table(model, data, truth, overlaps, fit_file):
     for label, prefix in [(None, "all_"), ("K562", "k562_")]:
         fitted, raw = evidence_features(model, data, overlaps, label)
         parts += [fitted.add_prefix(prefix), raw.add_prefix("raw_" + prefix)]
+    # Ablation: the annotation without its expressed column (the modelled genes above the
+    # average gene's share of the model's expression count as expressed, the others all do).
+    fallback = model.link_features(
+        overlaps.gene.to_numpy(),
+        overlaps.peak.to_numpy(),
+        data.genes,
+        data.peaks,
+        annotation=data.annotation.drop(columns="expressed"),
+    )
+    parts.append(fallback[["expressed_closer"]].add_prefix("all_fallback_"))
     table = pd.concat([part.reset_index(drop=True) for part in parts], axis=1)
     table["label"] = truth.Regulated.to_numpy()[table.pair]
     table["chrom"] = truth.chrom.to_numpy()[table.pair]
@@ -535,6 +554,14 @@ def main():
     for name in ("+tss+corr+cos+act", "+tss+corr+cos+promoter"):
         scores[f"K562 cells: logistic [{name}], LOCO"] = loco(fk, FORMS[name])
         scores[f"all cells: logistic [{name}], LOCO"] = loco(fa, FORMS[name])
+    # expressed_closer without the annotation's expressed column (regulatory_links' fallback:
+    # the model's expression), each form that reads it.
+    fallback = fa.assign(expressed_closer=fa.fallback_expressed_closer)
+    for name, columns in FORMS.items():
+        if "expressed_closer" in columns:
+            scores[f"all cells: logistic [{name}] without the expressed column, LOCO"] = loco(
+                fallback, columns
+            )
     # Ablation (issue 32): distance; + genomic context; + raw-count evidence (scE2G's
     # multiome set from the counts of the K562 cells: ABC, promoter accessibility, expressed
     # everywhere, Kendall; + the metacell Pearson); + FactVAE's evidence on top.

@@ -4,9 +4,11 @@ Signac's ``LinkPeaks`` and ArchR's ``peak2gene`` link a peak to a gene when the 
 accessibility and the gene's expression rise and fall together across cells or groups of
 cells. :func:`peak_gene_correlation` computes that correlation on the raw counts, pooled
 into groups (known labels, or k-means metacells), with no model at all.
+:func:`expressed_genes` flags the genes a sample expresses, for the ``expressed`` column of
+the ``annotation`` of :meth:`~factvae_sk.FactVAE.regulatory_links`.
 """
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -86,6 +88,48 @@ def peak_gene_correlation(
     values /= genes.shape[0]
     shape = (X_rna.shape[1], X_atac.shape[1])
     return sp.csr_matrix((values.astype(np.float32), (rows, cols)), shape=shape)
+
+
+def expressed_genes(X_rna, *, min_fraction=0.01):
+    """Genes detected (a non-zero count) in at least ``min_fraction`` of the cells.
+
+    The ``expressed`` flags of a gene table: :meth:`~factvae_sk.FactVAE.regulatory_links`
+    counts, for each gene-peak pair, the expressed genes whose TSS is closer to the peak
+    than the gene's (``expressed_closer``, ABC's "closer active genes"). A detection rate
+    is scale-free: it does not change when the counts are scaled (depth normalization) nor
+    with how many genes the matrix holds (a gene above the average gene's share of the
+    counts depends on both: removing unexpressed genes raises the average). 1% of the cells
+    is a dozen cells of a thousand; on the bundled SNARE-seq mixture (about 500 RNA counts
+    per cell) it flags 8,882 of 18,666 genes, close to the 10,000-12,000 genes a bulk
+    RNA-seq library of one cell line expresses at TPM >= 1 (ABC's rule).
+
+    Parameters
+    ----------
+    X_rna : {array-like, sparse matrix} of shape (n_cells, n_genes)
+        Raw RNA counts of the cells of interest (e.g. one cell type's, or every cell's).
+    min_fraction : float, default=0.01
+        The smallest fraction of the cells, in (0, 1], a gene must be detected in.
+
+    Returns
+    -------
+    ndarray of bool of shape (n_genes,)
+
+    Examples
+    --------
+    >>> from factvae_sk import load_snare_cellline
+    >>> from factvae_sk.links import expressed_genes
+    >>> data = load_snare_cellline()
+    >>> annotation = data.genes.assign(expressed=expressed_genes(data.rna))
+    >>> int(annotation.expressed.sum())
+    8882
+    """
+    if not (isinstance(min_fraction, Real) and 0 < min_fraction <= 1):
+        raise ValueError(f"min_fraction must be a number in (0, 1]; got {min_fraction!r}.")
+    X_rna = check_counts(
+        X_rna, what="X_rna", estimator_name="expressed_genes", ensure_min_samples=1
+    )
+    detected = np.asarray((X_rna != 0).sum(axis=0)).ravel()
+    return detected >= min_fraction * X_rna.shape[0]
 
 
 def _pair_positions(pairs, n_genes, n_peaks):

@@ -20,7 +20,7 @@ PUBLIC = {
     "factvae_sk.prior": ["build_gene_peak_prior", "gene_peak_prior", "tss_distance"],
     "factvae_sk.gtf": ["read_gtf_genes"],
     "factvae_sk.datasets": ["load_snare_cellline", "load_scicar_kidney", "read_10x_multiome"],
-    "factvae_sk.links": ["peak_gene_correlation"],
+    "factvae_sk.links": ["peak_gene_correlation", "expressed_genes"],
     "factvae_sk.exceptions": [
         "FactVAEWarning",
         "InputFileError",

@@ -75,6 +75,7 @@ FEATURES = (
     "tss_between",
     "peaks_between",
     "peaks_near",
+    "expressed_closer",
     "promoter",
     "expressed_everywhere",
 )
@@ -164,10 +165,10 @@ def link_features(evidence, rows, cols, distance, pair_values=None, context=None
         ``activity`` and ``expression`` (quantiles among all peaks and genes of the
         group), ``correlation``, ``cosine``, ``specificity`` (log2 of the group's activity
         over all cells', clipped to +-5) and ``log_abc`` (``log10(abc + 1e-3)``), ``abc``;
-        with ``context`` ``tss_between``, ``peaks_between``, ``peaks_near`` as
-        ``log1p(count)``; with the evidence's ``promoter`` ``promoter_cpm`` and ``promoter``
-        (its quantile among the genes), with ``expressed_everywhere`` that flag. Features
-        not computed are NaN.
+        with ``context`` ``tss_between``, ``peaks_between``, ``peaks_near`` and
+        ``expressed_closer`` (where the context has it) as ``log1p(count)``; with the
+        evidence's ``promoter`` ``promoter_cpm`` and ``promoter`` (its quantile among the
+        genes), with ``expressed_everywhere`` that flag. Features not computed are NaN.
     """
     distance = np.asarray(distance, dtype=np.float64)
     activity = evidence["activity"]

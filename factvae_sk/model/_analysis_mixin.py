@@ -675,7 +675,15 @@ default="prior"
         evidence["promoter"] = _link_context.promoter_activity(
             gene_table, peak_table, evidence["activity"]
         )
-        context = _link_context.genomic_context(gene_table, peak_table, rows, cols, annotation)
+        # Which genes count for expressed_closer: the annotation's (or gene_table's)
+        # ``expressed`` column, else the modelled genes above the average gene's share of
+        # the group's expression (annotation genes not modelled count as expressed).
+        expressed = _link_context.expressed_sites(
+            gene_table, annotation, _link_context.above_average(evidence["expression"])
+        )
+        context = _link_context.genomic_context(
+            gene_table, peak_table, rows, cols, annotation, expressed
+        )
         near = _prior_matrix(
             gene_table, peak_table, mode="tss_window", window=_link_model.ABC_WINDOW
         ).tocoo()
