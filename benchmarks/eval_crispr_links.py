@@ -8,8 +8,8 @@ element-gene pair is scored through the SNARE-seq peaks that overlap its element
 them); pairs no peak covers are counted, not scored. FactVAE is fitted once (cached) on the
 SNARE-seq mixture: 2000 HVG plus every tested gene detected in >= 10 cells, the default
 gene-body prior. The annotation (every gene, for the TSSs between an element and its gene and the
-expressed genes closer to it) carries ``expressed``: detected in >= 1% of the cells
-(``factvae_sk.links.expressed_genes``).
+expressed genes closer to it) carries ``expressed``: a share of all the cells' counts at least the
+average gene's (``factvae_sk.links.expressed_genes``).
 """
 
 import argparse
@@ -42,6 +42,14 @@ TRUTH = next(
 # Per (tested pair, overlapping peak) features of the cached fit: enough to refit the shipped
 # link model without a FactVAE fit (tests/test_crispr_links.py).
 FEATURES_FILE = ROOT / "tests/data/crispr_k562_features.csv.gz"
+# Other rules for the annotation's expressed column (sensitivity rows; load_data's columns),
+# and None: no column (regulatory_links' fallback on the model's expression).
+EXPRESSED_RULES = {
+    "fallback": None,
+    "detected_all": "expressed_detected_all",
+    "detected_k562": "expressed_detected_k562",
+    "share_k562": "expressed_share_k562",
+}
 BINS = (("0-10 kb", 0, 10_000), ("10-100 kb", 10_000, 100_000), (">100 kb", 100_000, np.inf))
 # Candidate forms of the link model (issue 32): evidence features beside the fixed power-law
 # contact offset, smallest first, chosen by leave-one-chromosome-out held-out log-loss. Every
@@ -92,10 +100,18 @@ def load_data(truth, min_cells=10):
     """SNARE-seq: 2000 HVG plus every tested gene detected in >= ``min_cells`` cells."""
     data = load_snare_cellline()
     # Every annotated gene counts for the TSSs between an element and its gene, and the
-    # expressed ones (detected in >= 1% of the cells) for the expressed genes closer to it.
+    # expressed ones (a share of all the cells' counts at least the average gene's) for the
+    # expressed genes closer to it.
     located = data.genes.chrom.notna().to_numpy()
     data.annotation = data.genes[located].reset_index(drop=True)
     data.annotation["expressed"] = expressed_genes(data.rna)[located]
+    # Other rules, for a sensitivity check (EXPRESSED_RULES): detected in >= 1% of the cells
+    # (all of them, or the K562 ones); the same share over the K562 cells.
+    k562 = data.cells.cell_line.to_numpy() == "K562"
+    for name, cells in (("all", slice(None)), ("k562", k562)):
+        detected = np.asarray((data.rna[cells] > 0).mean(axis=0)).ravel() >= 0.01
+        data.annotation[f"expressed_detected_{name}"] = detected[located]
+    data.annotation["expressed_share_k562"] = expressed_genes(data.rna[k562])[located]
     detected = np.asarray((data.rna > 0).sum(axis=0)).ravel() >= min_cells
     tested = data.genes.gene.isin(set(truth.measuredGeneSymbol)).to_numpy()
     keep = data.genes.highly_variable.to_numpy() | (tested & detected)
@@ -403,15 +419,20 @@ def feature_table(model, data, truth, overlaps, fit_file):
         fitted, raw = evidence_features(model, data, overlaps, label)
         parts += [fitted.add_prefix(prefix), raw.add_prefix("raw_" + prefix)]
     # Ablation: the annotation without its expressed column (the modelled genes above the
-    # average gene's share of the model's expression count as expressed, the others all do).
-    fallback = model.link_features(
-        overlaps.gene.to_numpy(),
-        overlaps.peak.to_numpy(),
-        data.genes,
-        data.peaks,
-        annotation=data.annotation.drop(columns="expressed"),
-    )
-    parts.append(fallback[["expressed_closer"]].add_prefix("all_fallback_"))
+    # average gene's share of the model's expression count as expressed, the others all do),
+    # and with the other rules of load_data in it.
+    for name, column in EXPRESSED_RULES.items():
+        annotation = data.annotation.drop(columns="expressed")
+        if column is not None:
+            annotation["expressed"] = annotation[column]
+        other = model.link_features(
+            overlaps.gene.to_numpy(),
+            overlaps.peak.to_numpy(),
+            data.genes,
+            data.peaks,
+            annotation=annotation,
+        )
+        parts.append(other[["expressed_closer"]].add_prefix(f"all_{name}_"))
     table = pd.concat([part.reset_index(drop=True) for part in parts], axis=1)
     table["label"] = truth.Regulated.to_numpy()[table.pair]
     table["chrom"] = truth.chrom.to_numpy()[table.pair]
@@ -562,6 +583,28 @@ def main():
             scores[f"all cells: logistic [{name}] without the expressed column, LOCO"] = loco(
                 fallback, columns
             )
+    # Sensitivity to the expressed rule (with its held-out log-loss, the choosing criterion).
+    rule_losses = {
+        rule: cv_predictions(
+            fa.assign(expressed_closer=fa[f"{rule}_expressed_closer"]),
+            labels,
+            chroms,
+            FORMS["+closer+corr+cos"],
+        )[1]
+        for rule in EXPRESSED_RULES
+    }
+    rule_losses["shipped (the share rule)"] = losses["+closer+corr+cos"]
+    print("\n### +closer+corr+cos by expressed rule, LOCO held-out log-loss per row\n")
+    print(pd.Series(rule_losses, name="log-loss").to_frame().to_markdown(floatfmt=".5f"))
+    labels_of = {
+        "detected_all": "detected in >= 1% of all cells",
+        "detected_k562": "detected in >= 1% of K562 cells",
+        "share_k562": "the share rule over K562 cells",
+    }
+    for rule, label in labels_of.items():
+        other = fa.assign(expressed_closer=fa[f"{rule}_expressed_closer"])
+        for name in ("+closer", "+closer+corr+cos"):
+            scores[f"expressed = {label}: logistic [{name}], LOCO"] = loco(other, FORMS[name])
     # Ablation (issue 32): distance; + genomic context; + raw-count evidence (scE2G's
     # multiome set from the counts of the K562 cells: ABC, promoter accessibility, expressed
     # everywhere, Kendall; + the metacell Pearson); + FactVAE's evidence on top.

@@ -72,7 +72,7 @@ def _check_outputs(out, n_cells, genes, peaks, label_column=None):
     links = pd.read_csv(out / "top_links.csv")
     assert list(links.columns) == [
         "gene", "peak", "prior_weight", "score", "distance",
-        "activity", "expression", "correlation", "cosine", "tss_between",
+        "activity", "expression", "correlation", "cosine", "expressed_closer",
     ]  # fmt: skip
     assert len(links) > 0 and links["score"].is_monotonic_decreasing
     assert set(links["gene"]) <= set(genes) and set(links["peak"]) <= set(peaks)
@@ -86,7 +86,9 @@ def _check_outputs(out, n_cells, genes, peaks, label_column=None):
     for score in ("correlation", "cosine"):
         dense = model.regulatory_scores(score=score)
         np.testing.assert_allclose(links[score], dense[gene_pos, peak_pos], atol=1e-4)
-    features = links.astype({"distance": float}).assign(tss_between=np.log1p(links.tss_between))
+    features = links.astype({"distance": float}).assign(
+        expressed_closer=np.log1p(links.expressed_closer)
+    )
     expected = _link_model.logistic(features)
     np.testing.assert_allclose(links["score"], expected, rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(

@@ -78,11 +78,15 @@ def test_link_scores_against_a_dense_computation(setting, group):
 
     # The link model: sigmoid(intercept + log(5 kb / max(d, 5 kb)) + coef . features).
     shipped = _link_model.LINK_MODEL
-    context = _link_context.genomic_context(genes, peaks, gene_pos, peak_pos)
+    # Without an annotation's expressed column: the genes above the average gene's share of
+    # the group's expression are the expressed ones.
+    expressed = expression >= expression.mean()
+    context = _link_context.genomic_context(genes, peaks, gene_pos, peak_pos, expressed=expressed)
     features = {
         "correlation": r_all,
         "cosine": cosine,
         "tss_between": np.log1p(context.tss_between.to_numpy()),
+        "expressed_closer": np.log1p(context.expressed_closer.to_numpy()),
     }
     logit = shipped["intercept"] + np.log(5000 / np.maximum(distance, 5000))
     for name, coef in zip(shipped["features"], shipped["coef"], strict=True):
@@ -142,6 +146,42 @@ def test_promoter_and_expressed_everywhere_from_dense_profiles(setting):
     # Genes within float error of the threshold may fall either way.
     assert (features.expressed_everywhere.to_numpy() == everywhere).mean() > 0.99
     assert 0 < everywhere.sum() < len(genes)
+
+
+@pytest.mark.parametrize("group", [None, "K562"])
+def test_expressed_closer_from_the_annotation_or_the_models_expression(setting, snare, group):
+    """expressed_closer counts the annotation's ``expressed`` genes; without that column, the
+    modelled genes above the average gene's share of the group's dense expression (and every
+    annotated gene that is not modelled)."""
+    from factvae_sk.links import expressed_genes
+
+    model, genes, peaks, labels = setting
+    groups = None if group is None else labels
+    cells = np.arange(len(labels)) if group is None else np.flatnonzero(labels == group)
+    _, expression, _, _ = _dense_evidence(model, cells)
+    modelled = expression >= expression.mean()
+    pairs = model.regulatory_links("window", gene_table=genes, peak_table=peaks)
+    rows = pd.Index(genes.gene).get_indexer(pairs.gene)
+    cols = pd.Index(peaks.peak).get_indexer(pairs.peak)
+
+    def closer(**kwargs):
+        features = model.link_features(rows, cols, genes, peaks, groups, group, **kwargs)
+        return np.rint(np.expm1(features.expressed_closer.to_numpy())).astype(int)
+
+    own = _link_context.genomic_context(genes, peaks, rows, cols, expressed=modelled)
+    np.testing.assert_array_equal(closer(), own.expressed_closer)
+    annotation = snare.genes[snare.genes.chrom.notna()].reset_index(drop=True)
+    is_modelled = annotation.gene.isin(genes.gene).to_numpy()
+    flags = pd.Series(modelled, index=genes.gene).reindex(annotation.gene).to_numpy()
+    flags = np.where(is_modelled, flags, True).astype(bool)
+    every = _link_context.genomic_context(genes, peaks, rows, cols, annotation, flags)
+    np.testing.assert_array_equal(closer(annotation=annotation), every.expressed_closer)
+    located = snare.genes.chrom.notna().to_numpy()
+    given = annotation.assign(expressed=expressed_genes(snare.rna)[located])
+    column = _link_context.genomic_context(genes, peaks, rows, cols, given)
+    np.testing.assert_array_equal(closer(annotation=given), column.expressed_closer)
+    assert column.expressed_closer.sum() < every.expressed_closer.sum()
+    assert (column.expressed_closer > 0).any()
 
 
 def test_group_of_every_cell_equals_all_cells(setting):

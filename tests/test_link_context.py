@@ -302,3 +302,24 @@ def test_expressed_sites_falls_back_on_the_modelled_genes():
     np.testing.assert_array_equal(
         _link_context.above_average([1.0, 2.0, 3.0, 6.0]), [False, False, True, True]
     )
+
+
+def test_expressed_genes_are_above_the_average_genes_share():
+    import scipy.sparse as sp
+
+    from factvae_sk.links import expressed_genes
+
+    rng = np.random.default_rng(7)
+    counts = rng.poisson(rng.gamma(0.3, 2.0, 50), (120, 50)).astype(float)
+    counts[:10] = 0  # cells without counts are allowed: they add nothing
+    totals = counts.sum(0)
+    expected = [totals[g] >= totals.mean() for g in range(50)]
+    assert 0 < sum(expected) < 50
+    np.testing.assert_array_equal(expressed_genes(counts), expected)
+    # Sparse or dense, scaled or not (the share is scale-free): the same.
+    np.testing.assert_array_equal(expressed_genes(sp.csr_matrix(counts) * 0.1), expected)
+    np.testing.assert_array_equal(expressed_genes(sp.csc_matrix(counts * 7)), expected)
+    with pytest.raises(ValueError, match="sums to 0"):
+        expressed_genes(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="Negative values"):
+        expressed_genes(-counts)

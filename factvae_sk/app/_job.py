@@ -20,6 +20,7 @@ from sklearn.utils import Bunch
 from ..analysis._link_model import DEFAULT_DISTANCE_SCORE as LINK_SCORE
 from ..analysis._link_model import combine as combine_link_features
 from ..exceptions import FactVAEWarning
+from ..links import expressed_genes
 from ..model._estimator import FactVAE
 from ..model._training_setup import auto_epochs
 from ..motifs import differential_motifs, motif_matches
@@ -214,6 +215,12 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
         log(f"left out {(~has_counts).sum()} cell(s) with no counts in the selected features")
         rna, atac = rna[has_counts], atac[has_counts]
         cells = cells[has_counts].reset_index(drop=True)
+    # Every annotated gene, not only the modelled ones, counts for the link model's genomic
+    # context; the expressed ones (a share of every gene's counts at least the average
+    # gene's: expressed_genes) for the expressed genes closer to a peak than its gene.
+    annotation = data.genes.reset_index(drop=True).assign(
+        expressed=expressed_genes(data.rna[has_counts])
+    )
     labels = (
         None
         if settings.label_column is None
@@ -316,12 +323,18 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
     # Positions, not names: gene names from a GTF may repeat. The score is regulatory_links'
     # default with coordinates (distance and the model's evidence), the evidence beside it.
     pairs = sp.coo_matrix(prior)
-    columns = ["distance", "activity_cpm", "expression_cpm", "correlation", "cosine", "tss_between"]
+    columns = [
+        "distance",
+        "activity_cpm",
+        "expression_cpm",
+        "correlation",
+        "cosine",
+        "expressed_closer",
+    ]
     if pairs.nnz:
-        # Every annotated gene, not only the modelled ones, counts for the TSSs between.
         with _tables_checked():
             features = model.link_features(
-                pairs.row, pairs.col, genes, peaks, annotation=data.genes
+                pairs.row, pairs.col, genes, peaks, annotation=annotation
             )
         link_scores = combine_link_features(features, LINK_SCORE)
     else:
@@ -338,8 +351,9 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
             "expression": features["expression_cpm"].to_numpy(),
             "correlation": features["correlation"].to_numpy(),
             "cosine": features["cosine"].to_numpy(),
-            # The link model reads log1p of this count of other genes' TSSs in between.
-            "tss_between": np.rint(np.expm1(features["tss_between"].to_numpy())).astype(int),
+            # The link model reads log1p of this count of expressed genes whose TSS is closer
+            # to the peak than the gene's.
+            "expressed_closer": np.rint(np.expm1(features["expressed_closer"])).astype(int),
         }
     )
     links = links.sort_values("score", ascending=False, kind="stable").head(settings.n_links)
@@ -382,7 +396,7 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
                     gene_table=genes,
                     peak_table=peaks,
                     window=LINKS_PLOT_WINDOW,
-                    annotation=data.genes,
+                    annotation=annotation,
                 )
             plot_links(
                 shown,
