@@ -15,7 +15,8 @@ alone, the baseline that link predictors are measured against on these screens.
 Distance alone is a strong ranking here, and co-variation alone is far below it. The
 default, which weighs the model's co-variation and the genomic context with distance, ranks
 level with distance, a little above it (leave-chromosomes-out cross-validation, 100 epochs:
-AUPRC 0.433 against 0.425, AUROC 0.911 against 0.908; ``benchmarks/README.md``). The model
+AUPRC 0.452 against 0.425, AUROC 0.924 against 0.908, inside the bootstrap intervals;
+``benchmarks/README.md``). The model
 was fitted on this same table (under cross-validation for the numbers above), so the
 in-sample curve drawn here is a picture of what the score does, not a held-out measurement.
 
