@@ -16,6 +16,7 @@ from sklearn.cluster import KMeans
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_non_negative
 
+from .analysis._link_context import above_average
 from .data._preprocessing import RNAEncoderInput
 from .data._validation import (
     SPARSE_FORMATS,
@@ -145,7 +146,7 @@ def expressed_genes(X_rna):
     totals = np.asarray(X_rna.sum(axis=0, dtype=np.float64)).ravel()
     if not totals.sum() > 0:
         raise ValueError("expressed_genes needs counts: X_rna sums to 0.")
-    return totals >= totals.sum() / len(totals)
+    return above_average(totals)
 
 
 def _pair_positions(pairs, n_genes, n_peaks):

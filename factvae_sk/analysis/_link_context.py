@@ -67,21 +67,8 @@ def count_between(chrom, low, high, site_chrom, site_position):
     ``low[i]`` and ``high[i]`` (order of the two ends free; NaN ends count 0)."""
     low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
     low, high = np.minimum(low, high), np.maximum(low, high)
-    counts = np.zeros(len(low), dtype=np.int64)
-    sites = _by_chrom(site_chrom)
-    for name, queries in _by_chrom(chrom).items():
-        where = sites.get(name)
-        if where is None:
-            continue
-        positions = np.unique(site_position[where])
-        positions = positions[np.isfinite(positions)]
-        lo, hi = low[queries], high[queries]
-        known = np.isfinite(lo) & np.isfinite(hi)
-        n = np.searchsorted(positions, hi, side="left") - np.searchsorted(
-            positions, lo, side="right"
-        )
-        counts[queries] = np.where(known, np.maximum(n, 0), 0)
-    return counts
+    known = np.isfinite(low) & np.isfinite(high)
+    return _count_inside(chrom, low, high, known, site_chrom, site_position, distinct=True)
 
 
 def count_closer(chrom, position, distance, site_chrom, site_position):
@@ -90,20 +77,35 @@ def count_closer(chrom, position, distance, site_chrom, site_position):
     counted, repeated positions as often as they occur; NaN positions or distances count 0)."""
     position = np.asarray(position, dtype=np.float64)
     distance = np.asarray(distance, dtype=np.float64)
-    counts = np.zeros(len(position), dtype=np.int64)
+    known = np.isfinite(position) & np.isfinite(distance)
+    return _count_inside(
+        chrom,
+        position - distance,
+        position + distance,
+        known,
+        site_chrom,
+        site_position,
+        distinct=False,
+    )
+
+
+def _count_inside(chrom, low, high, known, site_chrom, site_position, distinct):
+    """Per query ``i``, the sites on ``chrom[i]`` with ``low[i] < site < high[i]`` (0 where
+    ``known[i]`` is false); ``distinct``: a repeated position counts once. Sorted positions
+    per chromosome and ``searchsorted``."""
+    counts = np.zeros(len(low), dtype=np.int64)
     sites = _by_chrom(site_chrom)
     for name, queries in _by_chrom(chrom).items():
         where = sites.get(name)
         if where is None:
             continue
-        positions = np.sort(site_position[where])
+        positions = site_position[where]
+        positions = np.unique(positions) if distinct else np.sort(positions)
         positions = positions[np.isfinite(positions)]
-        p, d = position[queries], distance[queries]
-        known = np.isfinite(p) & np.isfinite(d)
-        n = np.searchsorted(positions, p + d, side="left") - np.searchsorted(
-            positions, p - d, side="right"
+        n = np.searchsorted(positions, high[queries], side="left") - np.searchsorted(
+            positions, low[queries], side="right"
         )
-        counts[queries] = np.where(known, np.maximum(n, 0), 0)
+        counts[queries] = np.where(known[queries], np.maximum(n, 0), 0)
     return counts
 
 
