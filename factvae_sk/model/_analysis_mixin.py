@@ -416,7 +416,7 @@ class FactVAEAnalysisMixin(CellInputsMixin):
         cosine), a small logistic model shipped with the package, chosen and fitted on
         CRISPRi-validated enhancer-gene pairs in K562 (``benchmarks/README.md``): under
         leave-chromosomes-out cross-validation on that table it ranks a little better than
-        distance alone (AUPRC 0.44 vs 0.43, AUROC 0.916 vs 0.908, and in each distance bin
+        distance alone (AUPRC 0.45 vs 0.43, AUROC 0.924 vs 0.908, and in each distance bin
         with enough regulated pairs; within the bootstrap intervals), which no co-variation
         score does. Without coordinates
         (or with
