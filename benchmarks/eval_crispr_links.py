@@ -80,6 +80,14 @@ FORMS = {
     "scE2G-like+cos+act": SCE2G + ("correlation", "cosine", "activity"),
     "scE2G-like+cos, free exponent": SCE2G + ("correlation", "cosine", "log_distance"),
 }
+# One group of cells (regulatory_links(groups=, group=), GROUP_LINK_MODEL): the all-cells
+# model's log-odds plus one term of the group's own evidence (its coefficient fitted with the
+# all-cells model as an offset, so that a group of every cell ranks as all cells), chosen
+# the same way on the group's features (the K562 cells'); "specificity" is log2 of the
+# peak's activity over the group against all cells' (0 over all cells).
+GROUP_EVIDENCE = ("specificity", "activity", "expression", "promoter", "log_abc")
+
+
 # Forms within this held-out log-loss (per row) of the best count as tied: the smallest wins.
 LOSS_TOLERANCE = 2e-4
 # The L2 penalty of the evidence coefficients (not the intercept).
@@ -304,30 +312,43 @@ def loco_folds(chroms):
         yield np.flatnonzero(~test), np.flatnonzero(test)
 
 
-def fit_link_model(features, labels, names, penalty=PENALTY):
+def fit_link_model(features, labels, names, penalty=PENALTY, base=None):
     """The link model (a dict like ``_link_model.LINK_MODEL``) fitted by maximum likelihood.
 
     Logistic regression of ``labels`` on the named feature columns with the log power-law
     contact as a fixed offset (exponent 1) and a small L2 penalty on the coefficients;
-    L-BFGS from zero, deterministic. Coefficients rounded to 4 decimals.
+    L-BFGS from zero, deterministic. Coefficients rounded to 4 decimals. With ``base`` (a
+    fitted model), its log-odds is the offset and only the coefficients of ``names`` are
+    fitted (no intercept): the result is ``base`` with those terms added.
     """
-    X = np.column_stack(
-        [np.ones(len(features))] + [features[name].to_numpy(np.float64) for name in names]
-    )
+    columns = [features[name].to_numpy(np.float64) for name in names]
     y = np.asarray(labels, dtype=np.float64)
-    offset = np.log(_link_model.contact(features["distance"].to_numpy()))
+    if base is None:
+        X = np.column_stack([np.ones(len(features))] + columns)
+        offset = np.log(_link_model.contact(features["distance"].to_numpy()))
+        penalized = np.r_[0.0, np.ones(len(names))]
+    else:
+        X = np.column_stack(columns)
+        offset = model_logit(features, base)
+        penalized = np.ones(len(names))
 
     def loss(beta):
         z = offset + X @ beta
-        ridge = penalty * np.sum(beta[1:] ** 2)
-        grad = X.T @ (1.0 / (1.0 + np.exp(-z)) - y)
-        grad[1:] += 2 * penalty * beta[1:]
+        ridge = penalty * np.sum(penalized * beta**2)
+        grad = X.T @ (1.0 / (1.0 + np.exp(-z)) - y) + 2 * penalty * penalized * beta
         return np.sum(np.logaddexp(0.0, z) - y * z) + ridge, grad
 
     beta = minimize(loss, np.zeros(X.shape[1]), jac=True, method="L-BFGS-B").x
+    coef = tuple(round(float(c), 4) for c in beta[-len(names) :]) if names else ()
+    if base is not None:
+        return {
+            **base,
+            "features": tuple(base["features"]) + tuple(names),
+            "coef": tuple(base["coef"]) + coef,
+        }
     return {
         "features": tuple(names),
-        "coef": tuple(round(float(c), 4) for c in beta[1:]),
+        "coef": coef,
         "intercept": round(float(beta[0]), 4),
         "contact_exponent": 1.0,
     }
@@ -379,14 +400,45 @@ def cv_predictions(features, labels, chroms, names, apply_to=None):
     return out, float(np.nanmean(loss))
 
 
-def choose_form(features, labels, chroms):
-    """The smallest form within ``LOSS_TOLERANCE`` of the lowest leave-one-chromosome-out
-    held-out log-loss; returns ``(form, losses)``."""
+def group_cv_predictions(features, group_features, labels, chroms, names, term):
+    """:func:`cv_predictions` of one group's link model: in each fold the all-cells model of
+    ``names`` fitted on ``features``, then the group's ``term`` (a feature name, or None)
+    fitted on ``group_features`` with it as the offset; applied to the group's features."""
+    chroms = np.asarray(chroms)
+    out = np.full(len(features), np.nan)
+    loss = np.full(len(features), np.nan)
+    for train, test in loco_folds(chroms):
+        if labels[train].any():
+            model = fit_link_model(features.iloc[train], labels[train], names)
+            if term is not None:
+                model = fit_link_model(
+                    group_features.iloc[train], labels[train], (term,), base=model
+                )
+            logit = model_logit(group_features.iloc[test], model)
+            out[test] = pooled(logit, model, group_features.iloc[train])
+            loss[test] = np.logaddexp(0.0, logit) - labels[test] * logit
+    return out, float(np.nanmean(loss))
+
+
+def choose_group_term(features, group_features, labels, chroms, names):
+    """One group's term (None: none) within ``LOSS_TOLERANCE`` of the lowest held-out
+    log-loss, no term first; returns ``(term, losses)``."""
     losses = {
-        name: cv_predictions(features, labels, chroms, names)[1] for name, names in FORMS.items()
+        term: group_cv_predictions(features, group_features, labels, chroms, names, term)[1]
+        for term in (None,) + GROUP_EVIDENCE
     }
     best = min(losses.values())
-    smallest = sorted(FORMS, key=lambda name: len(FORMS[name]))
+    return next(term for term, value in losses.items() if value <= best + LOSS_TOLERANCE), losses
+
+
+def choose_form(features, labels, chroms, forms=FORMS):
+    """The smallest of ``forms`` within ``LOSS_TOLERANCE`` of the lowest
+    leave-one-chromosome-out held-out log-loss; returns ``(form, losses)``."""
+    losses = {
+        name: cv_predictions(features, labels, chroms, names)[1] for name, names in forms.items()
+    }
+    best = min(losses.values())
+    smallest = sorted(forms, key=lambda name: len(forms[name]))
     return next(name for name in smallest if losses[name] <= best + LOSS_TOLERANCE), losses
 
 
@@ -405,6 +457,19 @@ def shipped_model(path=FEATURES_FILE):
     labels, chroms = table.label.to_numpy(bool), table.chrom.to_numpy()
     form, _ = choose_form(features, labels, chroms)
     return fit_link_model(features, labels, FORMS[form])
+
+
+def shipped_group_model(path=FEATURES_FILE):
+    """One group's link model refitted from the cached feature table: the all-cells model of
+    the shipped form (:func:`shipped_model` reproduces its choice) plus the group's term
+    chosen on the K562 cells' features (:func:`choose_group_term`), fitted on every row."""
+    table = pd.read_csv(path)
+    labels, chroms = table.label.to_numpy(bool), table.chrom.to_numpy()
+    features, group = features_of(table, "all_"), features_of(table, "k562_")
+    names = _link_model.LINK_MODEL["features"]
+    term, _ = choose_group_term(features, group, labels, chroms, names)
+    base = fit_link_model(features, labels, names)
+    return base if term is None else fit_link_model(group, labels, (term,), base=base)
 
 
 def feature_table(model, data, truth, overlaps, fit_file):
@@ -442,9 +507,11 @@ def feature_table(model, data, truth, overlaps, fit_file):
 
 
 def write_feature_file(table, path=FEATURES_FILE):
-    """The few columns the shipped model's test needs (all-cells FactVAE features)."""
-    columns = ["pair", "chrom", "label", "all_distance"]
-    columns += [f"all_{name}" for name in _link_model.FEATURES]
+    """The few columns the shipped models' test needs (FactVAE's features over all cells and
+    over the K562 cells)."""
+    columns = ["pair", "chrom", "label"]
+    for prefix in ("all_", "k562_"):
+        columns += [f"{prefix}{name}" for name in ("distance",) + _link_model.FEATURES]
     table[columns].to_csv(
         path, index=False, float_format="%.6g", compression={"method": "gzip", "mtime": 0}
     )
@@ -456,7 +523,28 @@ def features_of(table, prefix):
     return part
 
 
-def nested_cv(features, labels, chroms):
+def nested_group_cv(features, group_features, labels, chroms, names):
+    """:func:`nested_cv` of one group's term (chosen inside each training fold; the
+    all-cells form fixed to ``names``)."""
+    chroms = np.asarray(chroms)
+    out = np.full(len(features), np.nan)
+    chosen = []
+    for train, test in loco_folds(chroms):
+        if not labels[train].any():
+            continue
+        inner, inner_group = (
+            part.iloc[train].reset_index(drop=True) for part in (features, group_features)
+        )
+        term, _ = choose_group_term(inner, inner_group, labels[train], chroms[train], names)
+        chosen.append(str(term))
+        model = fit_link_model(inner, labels[train], names)
+        if term is not None:
+            model = fit_link_model(inner_group, labels[train], (term,), base=model)
+        out[test] = pooled(model_logit(group_features.iloc[test], model), model, inner_group)
+    return out, chosen
+
+
+def nested_cv(features, labels, chroms, forms=FORMS):
     """Leave-one-chromosome-out with the form chosen inside each training fold (itself by
     leave-one-chromosome-out over the training chromosomes): the honest estimate."""
     chroms = np.asarray(chroms)
@@ -466,9 +554,9 @@ def nested_cv(features, labels, chroms):
         if not labels[train].any():
             continue
         inner = features.iloc[train].reset_index(drop=True)
-        form, _ = choose_form(inner, labels[train], chroms[train])
+        form, _ = choose_form(inner, labels[train], chroms[train], forms)
         chosen.append(form)
-        model = fit_link_model(inner, labels[train], FORMS[form])
+        model = fit_link_model(inner, labels[train], forms[form])
         out[test] = pooled(model_logit(features.iloc[test], model), model, inner)
     return out, chosen
 
@@ -566,8 +654,30 @@ def main():
     # One group of cells: every feature over the K562 line's cells, the same form; and the
     # shipped coefficients applied to them (what regulatory_links(groups=, group=) ranks).
     scores[f"K562 cells: logistic [{chosen}], LOCO"] = loco(fk, names)
-    scores["K562 cells: shipped coefficients (in-sample, not CV)"] = pm(
-        _link_model.combine(fk, _link_model.DEFAULT_DISTANCE_SCORE)
+    # The group's own link model: the all-cells form plus one piece of the group's evidence,
+    # chosen by the same rule on the K562 cells' features (GROUP_LINK_MODEL).
+    term, group_losses = choose_group_term(fa, fk, labels, chroms, names)
+    print("\n### One group's term (K562 cells' features), LOCO held-out log-loss per row\n")
+    print(
+        pd.Series({str(k): v for k, v in group_losses.items()}, name="log-loss")
+        .to_frame()
+        .to_markdown(floatfmt=".5f")
+    )
+    print(f"\nchosen term for one group: {term}")
+    for name in GROUP_EVIDENCE:
+        tag = " (chosen: the group default)" if name == term else ""
+        scores[f"K562 cells: logistic [{chosen}] + {name}, LOCO{tag}"] = pm(
+            group_cv_predictions(fa, fk, labels, chroms, names, name)[0]
+        )
+    for name in GROUP_EVIDENCE[:1]:
+        scores[f"K562 cells: logistic [{chosen}+{name}], all refitted, LOCO"] = loco(
+            fk, names + (name,)
+        )
+    nested, picked = nested_group_cv(fa, fk, labels, chroms, names)
+    scores["K562 cells: group term chosen inside each fold (nested LOCO)"] = pm(nested)
+    print("group terms chosen inside the folds:", pd.Series(picked).value_counts().to_dict())
+    scores["K562 cells: shipped group model (in-sample, not CV)"] = pm(
+        _link_model.combine(fk, _link_model.DEFAULT_DISTANCE_SCORE, group=True)
     )
     # The group's own co-variation (over the K562 cells only) in place of the all-cells one.
     own = fk.assign(correlation=fk.group_correlation)
@@ -636,6 +746,11 @@ def main():
     shipped = fit_link_model(fa, labels, names)
     print("link model fitted on every scored (pair, peak) row, all-cells features:", shipped)
     print("shipped in factvae_sk.analysis._link_model.LINK_MODEL:", _link_model.LINK_MODEL)
+    group_model = shipped if term is None else fit_link_model(fk, labels, (term,), base=shipped)
+    print("one group's link model fitted on every row, K562 cells' features:", group_model)
+    print(
+        "shipped in factvae_sk.analysis._link_model.GROUP_LINK_MODEL:", _link_model.GROUP_LINK_MODEL
+    )
 
 
 if __name__ == "__main__":

@@ -76,8 +76,12 @@ def test_link_scores_against_a_dense_computation(setting, group):
     cosine = (w_r * w_a).sum(1) / np.linalg.norm(w_r, axis=1) / np.linalg.norm(w_a, axis=1)
     np.testing.assert_allclose(links.cosine, cosine, atol=1e-5)
 
-    # The link model: sigmoid(intercept + log(5 kb / max(d, 5 kb)) + coef . features).
-    shipped = _link_model.LINK_MODEL
+    # The link model: sigmoid(intercept + log(5 kb / max(d, 5 kb)) + coef . features); one
+    # group's links are scored by the group's model, which adds the peak's specificity.
+    shipped = _link_model.LINK_MODEL if group is None else _link_model.GROUP_LINK_MODEL
+    activity_all = _dense_evidence(model, np.arange(len(labels)))[0]
+    tiny = 1e-3 * activity.mean()
+    specificity = np.log2((activity[peak_pos] + tiny) / (activity_all[peak_pos] + tiny))
     # Without an annotation's expressed column: the genes above the average gene's share of
     # the group's expression are the expressed ones.
     expressed = expression >= expression.mean()
@@ -87,7 +91,10 @@ def test_link_scores_against_a_dense_computation(setting, group):
         "cosine": cosine,
         "tss_between": np.log1p(context.tss_between.to_numpy()),
         "expressed_closer": np.log1p(context.expressed_closer.to_numpy()),
+        "specificity": np.clip(specificity, -5.0, 5.0),
     }
+    if group is None:
+        np.testing.assert_allclose(features["specificity"], 0.0, atol=1e-5)
     logit = shipped["intercept"] + np.log(5000 / np.maximum(distance, 5000))
     for name, coef in zip(shipped["features"], shipped["coef"], strict=True):
         logit = logit + coef * features[name]
@@ -253,6 +260,18 @@ def test_shipped_link_model_is_reproduced_by_the_benchmark():
     assert refitted["contact_exponent"] == shipped["contact_exponent"]
     np.testing.assert_allclose(refitted["coef"], shipped["coef"], atol=2e-4)
     assert refitted["intercept"] == pytest.approx(shipped["intercept"], abs=2e-4)
+
+
+def test_shipped_group_link_model_is_reproduced_by_the_benchmark():
+    """One group's link model: the benchmark's choice of the group's term on the K562 cells'
+    cached features, and its fit with the all-cells model as the offset, give the shipped
+    GROUP_LINK_MODEL: the all-cells model with one term added (0 over every cell)."""
+    refitted = eval_crispr_links.shipped_group_model(eval_crispr_links.FEATURES_FILE)
+    shipped, base = _link_model.GROUP_LINK_MODEL, _link_model.LINK_MODEL
+    assert refitted["features"] == shipped["features"] == base["features"] + ("specificity",)
+    np.testing.assert_allclose(refitted["coef"], shipped["coef"], atol=2e-4)
+    assert refitted["intercept"] == pytest.approx(shipped["intercept"], abs=2e-4)
+    assert shipped["coef"][:-1] == base["coef"] and shipped["intercept"] == base["intercept"]
 
 
 def test_pooled_loco_scores_ignore_a_features_offset():

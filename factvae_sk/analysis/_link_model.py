@@ -29,7 +29,8 @@ Scores (``score=`` of ``regulatory_links``):
   log power-law contact (exponent fixed, a prior) plus a few scale-free evidence features
   (:data:`LINK_MODEL`), its form chosen by leave-chromosomes-out cross-validation on the K562
   CRISPRi table and its coefficients then fitted on the whole table
-  (``benchmarks/eval_crispr_links.py`` reproduces them).
+  (``benchmarks/eval_crispr_links.py`` reproduces them); the links of one group of cells
+  add the peak's specificity to the group (:data:`GROUP_LINK_MODEL`).
 """
 
 import numpy as np
@@ -68,6 +69,20 @@ LINK_MODEL = {
     "coef": (-1.2667, 3.6029, 1.0539),
     "intercept": 0.0244,
     "contact_exponent": 1.0,
+}
+# The link model of one group of cells (``regulatory_links(groups=, group=)``): the
+# all-cells model's log-odds plus one term of the group's own evidence, ``specificity``
+# (log2 of the peak's denoised accessibility over the group's cells against all cells'; 0
+# over all cells, so a group of every cell ranks as all cells), its coefficient fitted with
+# LINK_MODEL as the offset on the K562 cells' features of the same table and the term
+# chosen the same way among the group's specificity, activity, expression, promoter and ABC
+# (issue 32, third pass): an element opened in the cell type more than elsewhere is likelier
+# to act on its genes there.
+GROUP_SPECIFICITY_COEF = 0.4515
+GROUP_LINK_MODEL = {
+    **LINK_MODEL,
+    "features": LINK_MODEL["features"] + ("specificity",),
+    "coef": LINK_MODEL["coef"] + (GROUP_SPECIFICITY_COEF,),
 }
 FEATURES = (
     "log_distance",
@@ -244,8 +259,9 @@ def logistic(features, model=None):
     return 1.0 / (1.0 + np.exp(-link_logit(features, model)))
 
 
-def combine(features, score):
-    """One score per pair from :func:`link_features` (NaN where the distance is unknown)."""
+def combine(features, score, group=False):
+    """One score per pair from :func:`link_features` (NaN where the distance is unknown);
+    ``group``: the features are one group of cells', scored by :data:`GROUP_LINK_MODEL`."""
     if score == "abc":
         values = features["abc"].to_numpy()
     elif score == "abc_correlation":
@@ -253,7 +269,7 @@ def combine(features, score):
             CORRELATION_WEIGHT * features["correlation"].to_numpy(np.float64)
         )
     elif score == "logistic":
-        values = logistic(features)
+        values = logistic(features, GROUP_LINK_MODEL if group else LINK_MODEL)
     else:
         raise ValueError(f"score must be one of {DISTANCE_SCORES}; got {score!r}.")
     return np.where(np.isfinite(features["distance"].to_numpy()), values, np.nan)

@@ -470,9 +470,13 @@ default="prior"
             A label per cell the model was fitted on, in the order of fit (e.g. cell
             types); with ``group``, the links of one group: activity, expression and
             the promoter's accessibility are computed over that group's cells, and the
-            table gains ``group_correlation``, the model correlation over them; the score's
+            table gains ``group_correlation``, the model correlation over them. The
+            ``"logistic"`` score adds the peak's specificity to the group
+            (``factvae_sk.analysis._link_model.GROUP_LINK_MODEL``: ``+ 0.45 * log2`` of
+            its denoised accessibility over the group against all cells, 0 for a group of
+            every cell), which ranks distal elements of the K562 screens better; its
             co-variation stays the one across all cells (within one cell line it is noise
-            on K562 CRISPRi screens, ``benchmarks/README.md``). ``None``: all cells.
+            on those screens, ``benchmarks/README.md``). ``None``: all cells.
         group : label, default=None
             Which label of ``groups`` (at least 3 cells).
         annotation : DataFrame, default=None
@@ -579,7 +583,7 @@ default="prior"
                 features = self._link_features(
                     rows, cols, gene_table, peak_table, groups, group, annotation
                 )
-                scores = _link_model.combine(features, score).astype(np.float32)
+                scores = _link_model.combine(features, score, groups is not None).astype(np.float32)
                 # NaN (no distance) ranks last within its gene.
                 scores = np.where(np.isnan(scores), -np.inf, scores).astype(np.float32)
                 evidence = features
