@@ -707,6 +707,11 @@ default="prior"
             _tss_distance(gene_table, peak_table, near.row, near.col),
             self.n_features_in_,
         )
+        # Every near pair's correlation, for the pair's rank among its gene's peaks.
+        evidence["near_correlation"] = (
+            near.row,
+            _link_scores.score_pairs(*evidence["correlation"], near.row, near.col),
+        )
         distance = _tss_distance(gene_table, peak_table, rows, cols)
         return _link_model.link_features(evidence, rows, cols, distance, context=context)
 
