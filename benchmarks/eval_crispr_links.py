@@ -57,9 +57,7 @@ BINS = (("0-10 kb", 0, 10_000), ("10-100 kb", 10_000, 100_000), (">100 kb", 100_
 # genomic context (TSSs and peaks between, peaks near: ``_link_context``), scE2G's multiome
 # set (ABC, promoter accessibility, expressed everywhere, co-variation) and the model's own
 # terms (correlation, cosine, denoised activity); ``expressed_closer`` (expressed genes whose
-# TSS is closer to the element than the gene's: ABC's "closer active genes");
-# ``correlation_rank`` (the correlation's quantile among the gene's peaks within 1 Mb, the
-# third pass: scale-free as ABC's share). ``log_distance``
+# TSS is closer to the element than the gene's: ABC's "closer active genes"). ``log_distance``
 # frees the contact's exponent (ENCODE-rE2G fits distance freely).
 CONTEXT = ("tss_between", "peaks_between", "peaks_near")
 SCE2G = CONTEXT + ("log_abc", "promoter", "expressed_everywhere")
@@ -72,8 +70,6 @@ FORMS = {
     "+tss+corr+cos": ("tss_between", "correlation", "cosine"),
     "+closer+corr+cos": ("expressed_closer", "correlation", "cosine"),
     "+closer+tss+corr+cos": ("expressed_closer", "tss_between", "correlation", "cosine"),
-    "+closer+rank+cos": ("expressed_closer", "correlation_rank", "cosine"),
-    "+closer+corr+rank+cos": ("expressed_closer", "correlation", "correlation_rank", "cosine"),
     "+tss+corr+cos+act": ("tss_between", "correlation", "cosine", "activity"),
     "+tss+corr+cos+promoter": ("tss_between", "correlation", "cosine", "promoter"),
     "+context+abc": CONTEXT + ("log_abc",),

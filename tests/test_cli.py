@@ -72,8 +72,7 @@ def _check_outputs(out, n_cells, genes, peaks, label_column=None):
     links = pd.read_csv(out / "top_links.csv")
     assert list(links.columns) == [
         "gene", "peak", "prior_weight", "score", "distance",
-        "activity", "expression", "correlation", "correlation_rank", "cosine",
-        "expressed_closer",
+        "activity", "expression", "correlation", "cosine", "expressed_closer",
     ]  # fmt: skip
     assert len(links) > 0 and links["score"].is_monotonic_decreasing
     assert set(links["gene"]) <= set(genes) and set(links["peak"]) <= set(peaks)

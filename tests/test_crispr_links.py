@@ -46,36 +46,6 @@ def _corr(a, b):
     return (a * b).mean(0)
 
 
-def test_correlation_rank_against_a_dense_computation(setting):
-    """``correlation_rank``: the pair's model correlation as a mid-rank quantile among every
-    peak within 1 Mb of the gene's TSS, from the dense correlations of a few genes."""
-    model, genes, peaks, labels = setting
-    _, _, logits_r, logits_a = _dense_evidence(model, np.arange(len(labels)))
-    rng = np.random.default_rng(0)
-    picked = np.sort(rng.choice(len(genes), 12, replace=False))
-    all_rows = np.repeat(picked, len(peaks))
-    all_cols = np.tile(np.arange(len(peaks)), len(picked))
-    d = tss_distance(genes, peaks, all_rows, all_cols).reshape(len(picked), len(peaks))
-    r = np.stack([_corr(logits_r[:, [g] * len(peaks)], logits_a) for g in picked])
-    # Pairs near and far (the rank is among the near peaks either way).
-    near_g, near_p = np.nonzero(d <= 1_000_000)
-    far_g, far_p = np.nonzero(d > 1_000_000)
-    take = rng.choice(len(near_g), 40, replace=False)
-    gi = np.r_[near_g[take], far_g[:5]]
-    pi = np.r_[near_p[take], far_p[:5]]
-    features = model.link_features(picked[gi], pi, genes, peaks)
-    expected = []
-    for g, value in zip(gi, features.correlation.to_numpy(np.float64), strict=True):
-        near = r[g][d[g] <= 1_000_000]
-        ties = np.abs(near - value) <= 5e-4  # the float32 factors' error
-        expected.append(
-            ((near < value).sum() - (ties & (near < value)).sum() + ties.sum() / 2) / len(near)
-        )
-    np.testing.assert_allclose(features.correlation, r[gi, pi], atol=2e-4)
-    np.testing.assert_allclose(features.correlation_rank, expected, atol=0.02)
-    assert features.correlation_rank.between(0, 1).all()
-
-
 @pytest.mark.parametrize("group", [None, "K562"])
 def test_link_scores_against_a_dense_computation(setting, group):
     model, genes, peaks, labels = setting
@@ -116,11 +86,8 @@ def test_link_scores_against_a_dense_computation(setting, group):
     # the group's expression are the expressed ones.
     expressed = expression >= expression.mean()
     context = _link_context.genomic_context(genes, peaks, gene_pos, peak_pos, expressed=expressed)
-    # correlation_rank is checked against dense correlations in its own test.
-    ranks = model.link_features(gene_pos, peak_pos, genes, peaks, groups, group).correlation_rank
     features = {
         "correlation": r_all,
-        "correlation_rank": ranks.to_numpy(),
         "cosine": cosine,
         "tss_between": np.log1p(context.tss_between.to_numpy()),
         "expressed_closer": np.log1p(context.expressed_closer.to_numpy()),

@@ -57,19 +57,17 @@ CORRELATION_WEIGHT = 2.0
 # evidence coefficients fitted on the whole K562 CRISPRi table (all-cells features of a
 # default FactVAE on the SNARE-seq mixture) by benchmarks/eval_crispr_links.py
 # (fit_link_model); the form (which features) chosen there by leave-chromosomes-out CV among
-# 19 candidates, scE2G's multiome set among them (issue 32). ``expressed_closer`` is
+# 17 candidates, scE2G's multiome set among them (issue 32). ``expressed_closer`` is
 # log1p(expressed genes whose TSS is closer to the peak than the gene's: ABC's "closer
 # active genes"; the benchmark's annotation flags the genes whose share of all the cells'
 # counts is at least the average gene's, factvae_sk.links.expressed_genes). It replaced
 # ``tss_between`` (other genes' TSSs between the peak and the gene's TSS) in the second pass
-# of issue 32; ``correlation_rank`` (the model correlation's quantile among the gene's peaks
-# within ABC_WINDOW: scale-free, so its weight does not depend on how strongly a data set's
-# genes and peaks co-vary) replaced the correlation itself in the third.
+# of issue 32.
 # tests/test_crispr_links.py checks that the benchmark's code reproduces these numbers.
 LINK_MODEL = {
-    "features": ("expressed_closer", "correlation_rank", "cosine"),
-    "coef": (-1.3313, 1.6427, 1.085),
-    "intercept": -0.7469,
+    "features": ("expressed_closer", "correlation", "cosine"),
+    "coef": (-1.2667, 3.6029, 1.0539),
+    "intercept": 0.0244,
     "contact_exponent": 1.0,
 }
 # The link model of one group of cells (``regulatory_links(groups=, group=)``): the
@@ -80,7 +78,7 @@ LINK_MODEL = {
 # chosen the same way among the group's specificity, activity, expression, promoter and ABC
 # (issue 32, third pass): an element opened in the cell type more than elsewhere is likelier
 # to act on its genes there.
-GROUP_SPECIFICITY_COEF = 0.516
+GROUP_SPECIFICITY_COEF = 0.4515
 GROUP_LINK_MODEL = {
     **LINK_MODEL,
     "features": LINK_MODEL["features"] + ("specificity",),
@@ -91,7 +89,6 @@ FEATURES = (
     "activity",
     "expression",
     "correlation",
-    "correlation_rank",
     "cosine",
     "specificity",
     "log_abc",
@@ -159,26 +156,6 @@ def abc_denominator(activity, rows, cols, distance, n_genes):
     return np.bincount(rows, weights=weight, minlength=n_genes)
 
 
-def within_gene_quantile(values, rows, near_rows, near_values, n_genes):
-    """Mid-rank quantile of ``values[i]`` among ``near_values`` of gene ``rows[i]``.
-
-    ``(near_rows, near_values)`` hold one value per pair of a gene and a peak near it (ties
-    count half; 0.5 for a gene without any). Values lie in [-1, 1] (correlations): the genes'
-    values are sorted once on the key ``4 * gene + value + 1``, and each query is found in
-    its gene's run by ``searchsorted``.
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    near_rows = np.asarray(near_rows, dtype=np.int64)
-    counts = np.bincount(near_rows, minlength=n_genes)
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
-    key = np.sort(4.0 * near_rows + np.asarray(near_values, dtype=np.float64) + 1.0)
-    query = 4.0 * rows + np.asarray(values, dtype=np.float64) + 1.0
-    below = np.searchsorted(key, query, side="left") - starts[rows]
-    up_to = np.searchsorted(key, query, side="right") - starts[rows]
-    n = counts[rows]
-    return np.where(n > 0, (below + up_to) / (2.0 * np.maximum(n, 1)), 0.5)
-
-
 def link_features(evidence, rows, cols, distance, pair_values=None, context=None):
     """The features of the pairs ``(rows[i], cols[i])`` as a DataFrame (one row per pair).
 
@@ -188,9 +165,8 @@ def link_features(evidence, rows, cols, distance, pair_values=None, context=None
         From ``FactVAEAnalysisMixin._link_evidence``: ``activity`` and ``activity_all``
         (per peak, CPM), ``expression`` (per gene, CPM), the correlation and cosine factors
         ``correlation`` and ``cosine`` (pairs of matrices), ``abc_total`` (per gene); and
-        optionally ``promoter`` (per gene, CPM: ``_link_context.promoter_activity``),
-        ``expressed_everywhere`` (per gene, 0/1) and ``near_correlation`` (``(genes,
-        correlations)`` of every pair within :data:`ABC_WINDOW`, for ``correlation_rank``).
+        optionally ``promoter`` (per gene, CPM: ``_link_context.promoter_activity``) and
+        ``expressed_everywhere`` (per gene, 0/1).
     rows, cols : ndarray of int
     distance : ndarray of float
         Distance from the gene's TSS to the peak in bp (NaN: not on one chromosome).
@@ -207,9 +183,7 @@ def link_features(evidence, rows, cols, distance, pair_values=None, context=None
         without a group's factors) (evidence, raw units) and the
         model's features :data:`FEATURES`: ``log_distance`` (``log10(d + 5 kb)``),
         ``activity`` and ``expression`` (quantiles among all peaks and genes of the
-        group), ``correlation``, ``correlation_rank`` (the correlation's mid-rank quantile
-        among the gene's peaks within :data:`ABC_WINDOW`: scale-free, as ABC's share),
-        ``cosine``, ``specificity`` (log2 of the group's activity
+        group), ``correlation``, ``cosine``, ``specificity`` (log2 of the group's activity
         over all cells', clipped to +-5) and ``log_abc`` (``log10(abc + 1e-3)``), ``abc``;
         with ``context`` ``tss_between``, ``peaks_between``, ``peaks_near`` and
         ``expressed_closer`` (where the context has it) as ``log1p(count)``; with the
@@ -225,13 +199,6 @@ def link_features(evidence, rows, cols, distance, pair_values=None, context=None
     context = {} if context is None else context
     promoter = evidence.get("promoter")
     everywhere = evidence.get("expressed_everywhere")
-    correlation = _pair_values(evidence, "correlation", rows, cols, pair_values)
-    rank = np.full(n, np.nan)
-    own = "correlation" not in (pair_values or {})  # not the counts' (ablations)
-    if evidence.get("near_correlation") is not None and own:
-        near_rows, near_values = evidence["near_correlation"]
-        n_genes = len(evidence["expression"])
-        rank = within_gene_quantile(correlation, rows, near_rows, near_values, n_genes)
     table = pd.DataFrame(
         {
             "distance": distance,
@@ -240,8 +207,7 @@ def link_features(evidence, rows, cols, distance, pair_values=None, context=None
             "log_distance": np.log10(distance + CONTACT_FLOOR),
             "activity": evidence["activity_quantile"][cols],
             "expression": evidence["expression_quantile"][rows],
-            "correlation": correlation,
-            "correlation_rank": rank,
+            "correlation": _pair_values(evidence, "correlation", rows, cols, pair_values),
             "cosine": _pair_values(evidence, "cosine", rows, cols, pair_values),
             "group_correlation": _pair_values(
                 evidence, "group_correlation", rows, cols, pair_values

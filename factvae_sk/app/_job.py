@@ -328,7 +328,6 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
         "activity_cpm",
         "expression_cpm",
         "correlation",
-        "correlation_rank",
         "cosine",
         "expressed_closer",
     ]
@@ -351,8 +350,6 @@ def _fit_and_write(data, stage, settings, *, out, hvg, log):
             "activity": features["activity_cpm"].to_numpy(),
             "expression": features["expression_cpm"].to_numpy(),
             "correlation": features["correlation"].to_numpy(),
-            # The link model reads the correlation's quantile among the gene's peaks.
-            "correlation_rank": features["correlation_rank"].to_numpy(),
             "cosine": features["cosine"].to_numpy(),
             # The link model reads log1p of this count of expressed genes whose TSS is closer
             # to the peak than the gene's.

@@ -412,14 +412,13 @@ class FactVAEAnalysisMixin(CellInputsMixin):
         With gene and peak coordinates (``gene_table`` and ``peak_table``) the default score
         is ``"logistic"``: distance to the TSS, the genomic context and the model's
         evidence together (a power-law contact, the number of expressed genes whose TSS is
-        closer to the peak than the gene's, the rank of the model correlation among the
-        gene's peaks within 1 Mb and the embeddings' cosine), a small logistic model
-        shipped with the package, chosen and fitted on CRISPRi-validated enhancer-gene
-        pairs in K562 (``benchmarks/README.md``): under leave-chromosomes-out
-        cross-validation on that table it ranks a little better than distance alone
-        (AUPRC 0.45 and 0.44 on two fits vs 0.43, AUROC 0.927 and 0.932 vs 0.908, and in
-        each distance bin with enough regulated pairs; within the bootstrap intervals),
-        which no co-variation score does. Without coordinates
+        closer to the peak than the gene's, the model correlation and the embeddings'
+        cosine), a small logistic model shipped with the package, chosen and fitted on
+        CRISPRi-validated enhancer-gene pairs in K562 (``benchmarks/README.md``): under
+        leave-chromosomes-out cross-validation on that table it ranks a little better than
+        distance alone (AUPRC 0.45 and 0.44 on two fits vs 0.43, AUROC 0.924 and 0.928 vs
+        0.908, and in each distance bin with enough regulated pairs; within the bootstrap
+        intervals), which no co-variation score does. Without coordinates
         (or with
         ``candidates="all"``, a search that ignores position) the default is the
         co-variation score ``"correlation"`` of :meth:`regulatory_scores`;
@@ -457,9 +456,7 @@ default="prior"
             Scores that use distance (need ``gene_table`` and ``peak_table``):
             ``"logistic"``, the probability of the shipped link model
             (``factvae_sk.analysis._link_model.LINK_MODEL``): log-odds ``b + log(5 kb / max(d,
-            5 kb)) + c0 * log1p(expressed genes closer) + c1 * correlation_rank + c2 *
-            cosine`` (``correlation_rank``: the correlation's quantile among the gene's
-            peaks within 1 Mb);
+            5 kb)) + c0 * log1p(expressed genes closer) + c1 * correlation + c2 * cosine``;
             ``"abc"``, the Activity-by-Contact score with the denoised accessibility as
             activity and a power-law contact ``5 kb / max(d, 5 kb)``, normalized over the
             gene's peaks within 1 Mb; ``"abc_correlation"``, ``abc * exp(2 * correlation)``.
@@ -475,7 +472,7 @@ default="prior"
             the promoter's accessibility are computed over that group's cells, and the
             table gains ``group_correlation``, the model correlation over them. The
             ``"logistic"`` score adds the peak's specificity to the group
-            (``factvae_sk.analysis._link_model.GROUP_LINK_MODEL``: ``+ 0.516 * log2`` of
+            (``factvae_sk.analysis._link_model.GROUP_LINK_MODEL``: ``+ 0.45 * log2`` of
             its denoised accessibility over the group against all cells, 0 for a group of
             every cell), which ranks distal elements of the K562 screens better; its
             co-variation stays the one across all cells (within one cell line it is noise
@@ -709,11 +706,6 @@ default="prior"
             near.col,
             _tss_distance(gene_table, peak_table, near.row, near.col),
             self.n_features_in_,
-        )
-        # Every near pair's correlation, for the pair's rank among its gene's peaks.
-        evidence["near_correlation"] = (
-            near.row,
-            _link_scores.score_pairs(*evidence["correlation"], near.row, near.col),
         )
         distance = _tss_distance(gene_table, peak_table, rows, cols)
         return _link_model.link_features(evidence, rows, cols, distance, context=context)
