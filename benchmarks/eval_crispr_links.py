@@ -400,6 +400,14 @@ def cv_predictions(features, labels, chroms, names, apply_to=None):
     return out, float(np.nanmean(loss))
 
 
+def fit_group_model(features, group_features, labels, names, term):
+    """One group's link model: the all-cells model of ``names`` fitted on ``features``, plus
+    the group's ``term`` (a feature name, or None: no term) fitted on ``group_features``
+    with it as the offset."""
+    model = fit_link_model(features, labels, names)
+    return model if term is None else fit_link_model(group_features, labels, (term,), base=model)
+
+
 def group_cv_predictions(features, group_features, labels, chroms, names, term):
     """:func:`cv_predictions` of one group's link model: in each fold the all-cells model of
     ``names`` fitted on ``features``, then the group's ``term`` (a feature name, or None)
@@ -409,11 +417,9 @@ def group_cv_predictions(features, group_features, labels, chroms, names, term):
     loss = np.full(len(features), np.nan)
     for train, test in loco_folds(chroms):
         if labels[train].any():
-            model = fit_link_model(features.iloc[train], labels[train], names)
-            if term is not None:
-                model = fit_link_model(
-                    group_features.iloc[train], labels[train], (term,), base=model
-                )
+            model = fit_group_model(
+                features.iloc[train], group_features.iloc[train], labels[train], names, term
+            )
             logit = model_logit(group_features.iloc[test], model)
             out[test] = pooled(logit, model, group_features.iloc[train])
             loss[test] = np.logaddexp(0.0, logit) - labels[test] * logit
@@ -468,8 +474,7 @@ def shipped_group_model(path=FEATURES_FILE):
     features, group = features_of(table, "all_"), features_of(table, "k562_")
     names = _link_model.LINK_MODEL["features"]
     term, _ = choose_group_term(features, group, labels, chroms, names)
-    base = fit_link_model(features, labels, names)
-    return base if term is None else fit_link_model(group, labels, (term,), base=base)
+    return fit_group_model(features, group, labels, names, term)
 
 
 def feature_table(model, data, truth, overlaps, fit_file):
@@ -537,9 +542,7 @@ def nested_group_cv(features, group_features, labels, chroms, names):
         )
         term, _ = choose_group_term(inner, inner_group, labels[train], chroms[train], names)
         chosen.append(str(term))
-        model = fit_link_model(inner, labels[train], names)
-        if term is not None:
-            model = fit_link_model(inner_group, labels[train], (term,), base=model)
+        model = fit_group_model(inner, inner_group, labels[train], names, term)
         out[test] = pooled(model_logit(group_features.iloc[test], model), model, inner_group)
     return out, chosen
 
@@ -669,10 +672,9 @@ def main():
         scores[f"K562 cells: logistic [{chosen}] + {name}, LOCO{tag}"] = pm(
             group_cv_predictions(fa, fk, labels, chroms, names, name)[0]
         )
-    for name in GROUP_EVIDENCE[:1]:
-        scores[f"K562 cells: logistic [{chosen}+{name}], all refitted, LOCO"] = loco(
-            fk, names + (name,)
-        )
+    scores[f"K562 cells: logistic [{chosen}+specificity], all refitted, LOCO"] = loco(
+        fk, names + ("specificity",)
+    )
     nested, picked = nested_group_cv(fa, fk, labels, chroms, names)
     scores["K562 cells: group term chosen inside each fold (nested LOCO)"] = pm(nested)
     print("group terms chosen inside the folds:", pd.Series(picked).value_counts().to_dict())
@@ -746,7 +748,7 @@ def main():
     shipped = fit_link_model(fa, labels, names)
     print("link model fitted on every scored (pair, peak) row, all-cells features:", shipped)
     print("shipped in factvae_sk.analysis._link_model.LINK_MODEL:", _link_model.LINK_MODEL)
-    group_model = shipped if term is None else fit_link_model(fk, labels, (term,), base=shipped)
+    group_model = fit_group_model(fa, fk, labels, names, term)
     print("one group's link model fitted on every row, K562 cells' features:", group_model)
     print(
         "shipped in factvae_sk.analysis._link_model.GROUP_LINK_MODEL:", _link_model.GROUP_LINK_MODEL
