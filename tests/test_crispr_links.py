@@ -64,7 +64,7 @@ def test_link_scores_against_a_dense_computation(setting, group):
     np.testing.assert_allclose(links.expression, expression[gene_pos], rtol=1e-4)
     r = _corr(logits_r[:, gene_pos], logits_a[:, peak_pos])
     # The score's co-variation is across every cell; a group's own is reported beside it.
-    _, _, all_r, all_a = _dense_evidence(model, np.arange(len(labels)))
+    activity_all, _, all_r, all_a = _dense_evidence(model, np.arange(len(labels)))
     r_all = _corr(all_r[:, gene_pos], all_a[:, peak_pos])
     np.testing.assert_allclose(links.correlation, r_all, atol=2e-4)
     if group is None:
@@ -79,7 +79,6 @@ def test_link_scores_against_a_dense_computation(setting, group):
     # The link model: sigmoid(intercept + log(5 kb / max(d, 5 kb)) + coef . features); one
     # group's links are scored by the group's model, which adds the peak's specificity.
     shipped = _link_model.LINK_MODEL if group is None else _link_model.GROUP_LINK_MODEL
-    activity_all = _dense_evidence(model, np.arange(len(labels)))[0]
     tiny = 1e-3 * activity.mean()
     specificity = np.log2((activity[peak_pos] + tiny) / (activity_all[peak_pos] + tiny))
     # Without an annotation's expressed column: the genes above the average gene's share of
